@@ -1,0 +1,1 @@
+//! ocipush-registry

@@ -1,0 +1,92 @@
+//! Errors raised while opening and reading local images, with the context a user needs to act.
+
+use std::io;
+use std::path::PathBuf;
+
+use ocipush_oci::{DigestError, DocumentError, VerifyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} does not exist")]
+    NotFound { path: PathBuf },
+    #[error("{path} is not an image: {reason}")]
+    NotAnImage { path: PathBuf, reason: String },
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("{path} has no entry `{entry}`")]
+    MissingEntry { path: PathBuf, entry: String },
+    #[error("{path}: {source}")]
+    Document {
+        path: PathBuf,
+        #[source]
+        source: DocumentError,
+    },
+    #[error("{path}: {source}")]
+    Digest {
+        path: PathBuf,
+        #[source]
+        source: DigestError,
+    },
+    #[error("{path}: {source}")]
+    Verify {
+        path: PathBuf,
+        #[source]
+        source: VerifyError,
+    },
+    #[error("{path} has no image named `{wanted}`")]
+    UnknownRef {
+        path: PathBuf,
+        wanted: String,
+        available: Vec<String>,
+    },
+    #[error("invalid source `{arg}`: {reason}")]
+    InvalidSpec { arg: String, reason: String },
+    #[error("{what} is not supported yet")]
+    Unsupported { what: String },
+}
+
+impl SourceError {
+    /// A suggestion for the user, where one helps.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            SourceError::NotFound { .. } => Some(
+                "give a path to an OCI layout directory, an oci-archive or a `docker save` tarball"
+                    .into(),
+            ),
+            SourceError::NotAnImage { .. } => Some(
+                "ocipush reads OCI layouts (index.json + oci-layout), oci-archives and `docker save` tarballs".into(),
+            ),
+            SourceError::Corrupt { .. } | SourceError::Verify { .. } => {
+                Some("the file was probably truncated or modified; export the image again".into())
+            }
+            SourceError::UnknownRef { available, .. } if available.is_empty() => {
+                Some("the source names none of its images; drop the `:REF` suffix".into())
+            }
+            SourceError::UnknownRef { available, .. } => {
+                Some(format!("available: {}", available.join(", ")))
+            }
+            SourceError::InvalidSpec { .. } => Some(
+                "use a path, or TRANSPORT:PATH[:REF] with oci, oci-archive or docker-archive".into(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Is this a verification failure (bad digest or size) of a blob's content?
+    pub fn is_verify(&self) -> bool {
+        matches!(self, SourceError::Verify { .. })
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        SourceError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

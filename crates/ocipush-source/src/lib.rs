@@ -1,0 +1,124 @@
+//! Local image sources: OCI layout directories, oci-archive tarballs and `docker save` tarballs
+//! (plain or gzipped, legacy and Docker 25+ layouts), read in place.
+//!
+//! A [`Source`] lists the [`LocalImage`]s it holds and hands out re-openable readers for their
+//! blobs through a [`BlobReader`], so the engine can stream, verify and retry without this crate
+//! ever extracting an archive to disk or holding a layer in memory.
+
+mod docker_archive;
+mod error;
+mod name;
+mod oci_layout;
+mod spec;
+mod store;
+mod tar_index;
+
+use std::io::Read;
+use std::path::Path;
+use std::sync::Arc;
+
+use ocipush_oci::{Compression, Digest, Document};
+
+pub use error::SourceError;
+pub use name::ImageName;
+pub use spec::{SourceKind, SourceSpec};
+pub use store::BlobReader;
+
+/// An opened source: its images and the way to read their blobs.
+#[derive(Clone)]
+pub struct Source {
+    pub spec: SourceSpec,
+    pub kind: SourceKind,
+    pub images: Vec<LocalImage>,
+    pub blobs: Arc<dyn BlobReader>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("spec", &self.spec)
+            .field("kind", &self.kind)
+            .field("images", &self.images.len())
+            .finish()
+    }
+}
+
+/// One image found in a source.
+#[derive(Debug, Clone)]
+pub struct LocalImage {
+    /// Names and tags the source carries for it (RepoTags, ref.name annotations), most specific first.
+    pub names: Vec<ImageName>,
+    /// A short label for messages: `oci:build/app:1.0`, `docker-archive:app.tar:myapp:1.0`.
+    pub label: String,
+    pub content: ImageContent,
+}
+
+/// What must be pushed for an image.
+#[derive(Debug, Clone)]
+pub enum ImageContent {
+    /// The source stores manifests (OCI layout, oci-archive): they are pushed byte for byte, so the
+    /// pushed digest equals the source's. `children` are the manifests of an index, in index order.
+    Stored {
+        root: Document,
+        children: Vec<Document>,
+        /// Where each blob lives in the source, keyed by digest.
+        blob_paths: Vec<(Digest, String)>,
+    },
+    /// A `docker save` image: config and layers; the manifest is written after the layers are
+    /// compressed, since their compressed digests are only known then.
+    Assembled(AssembledImage),
+}
+
+/// A docker-archive image, before its manifest exists.
+#[derive(Debug, Clone)]
+pub struct AssembledImage {
+    pub config: Vec<u8>,
+    pub config_digest: Digest,
+    pub layers: Vec<LayerFile>,
+}
+
+/// One layer file of a docker archive.
+#[derive(Debug, Clone)]
+pub struct LayerFile {
+    /// The entry inside the archive.
+    pub path: String,
+    /// The digest of the uncompressed tar, from the image config.
+    pub diff_id: Digest,
+    /// How the file is stored, sniffed from its first bytes.
+    pub compression: Compression,
+    /// Size of the stored file.
+    pub size: u64,
+}
+
+impl Source {
+    /// Opens a source named on the command line (`oci:DIR:REF`, a path, …).
+    pub fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
+        spec::open(spec)
+    }
+
+    /// Opens a blob of this source for reading, from its start.
+    pub fn open_blob(&self, path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
+        self.blobs.open(path)
+    }
+}
+
+/// Convenience: parse and open a source argument.
+pub fn open_path(arg: &str) -> Result<Source, SourceError> {
+    Source::open(&SourceSpec::parse(arg)?)
+}
+
+/// The file name of a path without archive extensions: `build/app.tar.gz` -> `app`.
+pub(crate) fn stem_of(path: &Path) -> String {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut stem = name.as_str();
+    for ext in [".tar.gz", ".tgz", ".tar", ".oci", ".gz"] {
+        if let Some(s) = stem.strip_suffix(ext) {
+            stem = s;
+            break;
+        }
+    }
+    stem.to_string()
+}

@@ -1,0 +1,271 @@
+//! Source arguments as users type them — a path, or `TRANSPORT:PATH[:REF]` in skopeo's style —
+//! parsed into a [`SourceSpec`], and opened by detecting what the path holds.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::docker_archive::read_docker_archive;
+use crate::error::SourceError;
+use crate::oci_layout::read_layout;
+use crate::store::{ArchiveStore, BlobReader, DirStore};
+use crate::tar_index::TarIndex;
+use crate::{stem_of, Source};
+
+/// What a source is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    OciLayout,
+    OciArchive,
+    DockerArchive,
+    Daemon,
+}
+
+impl SourceKind {
+    pub fn transport(self) -> &'static str {
+        match self {
+            SourceKind::OciLayout => "oci",
+            SourceKind::OciArchive => "oci-archive",
+            SourceKind::DockerArchive => "docker-archive",
+            SourceKind::Daemon => "daemon",
+        }
+    }
+}
+
+/// A parsed source argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceSpec {
+    /// The argument as given.
+    pub original: String,
+    /// The transport the user named, if any; otherwise detected on open.
+    pub transport: Option<SourceKind>,
+    pub path: PathBuf,
+    /// Which image inside the source (`:REF`), if the user said.
+    pub reference: Option<String>,
+}
+
+const TRANSPORTS: [(&str, SourceKind); 5] = [
+    ("oci-archive:", SourceKind::OciArchive),
+    ("oci:", SourceKind::OciLayout),
+    ("docker-archive:", SourceKind::DockerArchive),
+    ("docker-daemon:", SourceKind::Daemon),
+    ("daemon:", SourceKind::Daemon),
+];
+
+impl SourceSpec {
+    pub fn parse(arg: &str) -> Result<SourceSpec, SourceError> {
+        let invalid = |reason: &str| SourceError::InvalidSpec {
+            arg: arg.to_string(),
+            reason: reason.to_string(),
+        };
+        if arg.trim().is_empty() {
+            return Err(invalid("empty"));
+        }
+        for (prefix, kind) in TRANSPORTS {
+            if let Some(rest) = arg.strip_prefix(prefix) {
+                if rest.is_empty() {
+                    return Err(invalid("nothing after the transport"));
+                }
+                if kind == SourceKind::Daemon {
+                    return Ok(SourceSpec {
+                        original: arg.to_string(),
+                        transport: Some(kind),
+                        path: PathBuf::new(),
+                        reference: Some(rest.to_string()),
+                    });
+                }
+                let (path, reference) = split_path_ref(rest);
+                return Ok(SourceSpec {
+                    original: arg.to_string(),
+                    transport: Some(kind),
+                    path,
+                    reference,
+                });
+            }
+        }
+        if Path::new(arg).exists() {
+            return Ok(SourceSpec {
+                original: arg.to_string(),
+                transport: None,
+                path: PathBuf::from(arg),
+                reference: None,
+            });
+        }
+        // `build/app.tar:myapp:1.0`: a path that exists, then a ref.
+        for (i, _) in arg.match_indices(':') {
+            if Path::new(&arg[..i]).exists() {
+                return Ok(SourceSpec {
+                    original: arg.to_string(),
+                    transport: None,
+                    path: PathBuf::from(&arg[..i]),
+                    reference: Some(arg[i + 1..].to_string()).filter(|r| !r.is_empty()),
+                });
+            }
+        }
+        if looks_like_path(arg) {
+            return Ok(SourceSpec {
+                original: arg.to_string(),
+                transport: None,
+                path: PathBuf::from(arg),
+                reference: None,
+            });
+        }
+        // Not a path: an image name in a local daemon, as `docker push NAME` means.
+        Ok(SourceSpec {
+            original: arg.to_string(),
+            transport: Some(SourceKind::Daemon),
+            path: PathBuf::new(),
+            reference: Some(arg.to_string()),
+        })
+    }
+}
+
+/// `PATH[:REF]`: the whole string when it exists, else split at the last colon.
+fn split_path_ref(rest: &str) -> (PathBuf, Option<String>) {
+    if Path::new(rest).exists() {
+        return (PathBuf::from(rest), None);
+    }
+    match rest.rsplit_once(':') {
+        Some((path, reference)) if !path.is_empty() && !reference.contains('/') => {
+            (PathBuf::from(path), Some(reference.to_string()).filter(|r| !r.is_empty()))
+        }
+        _ => (PathBuf::from(rest), None),
+    }
+}
+
+fn looks_like_path(arg: &str) -> bool {
+    arg.starts_with('/')
+        || arg.starts_with("./")
+        || arg.starts_with("../")
+        || arg.starts_with('~')
+        || [".tar", ".tar.gz", ".tgz"].iter().any(|ext| arg.ends_with(ext))
+}
+
+pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
+    if spec.transport == Some(SourceKind::Daemon) {
+        return Err(SourceError::Unsupported {
+            what: format!(
+                "pushing `{}` from a Docker or Podman daemon",
+                spec.reference.as_deref().unwrap_or_default()
+            ),
+        });
+    }
+    let path = &spec.path;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => SourceError::NotFound { path: path.clone() },
+        _ => SourceError::io(path, e),
+    })?;
+    let fallback_name = stem_of(&std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
+    let reference = spec.reference.as_deref();
+    if meta.is_dir() {
+        if matches!(
+            spec.transport,
+            Some(SourceKind::OciArchive | SourceKind::DockerArchive)
+        ) {
+            return Err(SourceError::NotAnImage {
+                path: path.clone(),
+                reason: "is a directory, not an archive".into(),
+            });
+        }
+        let store = DirStore::new(path);
+        if !store.exists("index.json") {
+            return Err(SourceError::NotAnImage {
+                path: path.clone(),
+                reason: "directory has no index.json (not an OCI layout)".into(),
+            });
+        }
+        let label = format!("oci:{}", path.display());
+        let images = read_layout(&store, path, reference, &fallback_name, &label)?;
+        return Ok(Source {
+            spec: spec.clone(),
+            kind: SourceKind::OciLayout,
+            images,
+            blobs: Arc::new(store),
+        });
+    }
+    if spec.transport == Some(SourceKind::OciLayout) {
+        return Err(SourceError::NotAnImage {
+            path: path.clone(),
+            reason: "oci: needs a layout directory; use oci-archive: for a tarball".into(),
+        });
+    }
+    let index = TarIndex::build(path)?;
+    let store = ArchiveStore::new(index);
+    let has_docker_manifest = store.exists("manifest.json");
+    let has_oci_index = store.exists("index.json");
+    let kind = match spec.transport {
+        Some(SourceKind::DockerArchive) if has_docker_manifest => SourceKind::DockerArchive,
+        Some(SourceKind::OciArchive) if has_oci_index => SourceKind::OciArchive,
+        Some(SourceKind::DockerArchive) => {
+            return Err(SourceError::NotAnImage {
+                path: path.clone(),
+                reason: "no manifest.json (not a `docker save` tarball)".into(),
+            })
+        }
+        Some(_) => {
+            return Err(SourceError::NotAnImage {
+                path: path.clone(),
+                reason: "no index.json (not an oci-archive)".into(),
+            })
+        }
+        // Docker 25+ writes both: manifest.json keeps the layers uncompressed-and-compressible
+        // view docker push uses, so it wins.
+        None if has_docker_manifest => SourceKind::DockerArchive,
+        None if has_oci_index => SourceKind::OciArchive,
+        None => {
+            return Err(SourceError::NotAnImage {
+                path: path.clone(),
+                reason: "a tar archive with neither manifest.json nor index.json".into(),
+            })
+        }
+    };
+    let label = format!("{}:{}", kind.transport(), path.display());
+    let images = match kind {
+        SourceKind::DockerArchive => read_docker_archive(&store, path, reference, &label)?,
+        _ => read_layout(&store, path, reference, &fallback_name, &label)?,
+    };
+    let blobs: Arc<dyn BlobReader> = Arc::new(store);
+    Ok(Source {
+        spec: spec.clone(),
+        kind,
+        images,
+        blobs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_transports_paths_and_refs() {
+        let s = SourceSpec::parse("oci:/nonexistent/layout:1.0").unwrap();
+        assert_eq!(s.transport, Some(SourceKind::OciLayout));
+        assert_eq!(s.path, PathBuf::from("/nonexistent/layout"));
+        assert_eq!(s.reference.as_deref(), Some("1.0"));
+
+        let s = SourceSpec::parse("docker-archive:/x/app.tar").unwrap();
+        assert_eq!(s.transport, Some(SourceKind::DockerArchive));
+        assert_eq!(s.reference, None);
+
+        let s = SourceSpec::parse("./build/app.tar").unwrap();
+        assert_eq!(s.transport, None);
+
+        let s = SourceSpec::parse("myapp:dev").unwrap();
+        assert_eq!(s.transport, Some(SourceKind::Daemon));
+        assert_eq!(s.reference.as_deref(), Some("myapp:dev"));
+
+        assert!(SourceSpec::parse("oci:").is_err());
+        assert!(SourceSpec::parse("").is_err());
+    }
+
+    #[test]
+    fn path_then_ref_when_the_path_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.tar");
+        std::fs::write(&file, b"").unwrap();
+        let arg = format!("{}:myapp:1.0", file.display());
+        let s = SourceSpec::parse(&arg).unwrap();
+        assert_eq!(s.path, file);
+        assert_eq!(s.reference.as_deref(), Some("myapp:1.0"));
+    }
+}
