@@ -1,0 +1,155 @@
+//! Blob operations of the distribution API, one protocol step per function: check existence
+//! (HEAD), start an upload (POST), send the content in one streamed PATCH, commit it (PUT with
+//! the digest), cancel it (DELETE), and the monolithic POST+PUT for small blobs.
+//!
+//! One streamed PATCH, rather than chunks, is what every registry accepts — Gitea takes only
+//! one PATCH per upload — and it lets the digest be learnt while streaming, before the commit.
+
+use bytes::Bytes;
+use futures_util::Stream;
+use ocipush_oci::Digest;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Method, StatusCode, Url};
+
+use crate::error::RegistryError;
+use crate::repository::Repository;
+
+/// An upload session opened by POST; its URL moves with every step.
+#[derive(Debug, Clone)]
+pub struct UploadSession {
+    location: Url,
+}
+
+impl UploadSession {
+    /// The session URL without its query (which may carry the registry's upload state).
+    pub fn path(&self) -> &str {
+        self.location.path()
+    }
+}
+
+/// What the body stream of a PATCH yields.
+pub type BodyChunk = Result<Bytes, std::io::Error>;
+
+impl Repository {
+    /// HEAD a blob: its size if the repository has it.
+    pub async fn blob_exists(&self, digest: &Digest) -> Result<Option<u64>, RegistryError> {
+        let url = self.url(&format!("blobs/{digest}"));
+        let action = format!("HEAD blob {digest}");
+        let response = self
+            .client
+            .send(&action, self.scope(), Method::HEAD, &url, |r| r)
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(Some(
+                response
+                    .headers()
+                    .get(CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0),
+            )),
+            StatusCode::NOT_FOUND => Ok(None),
+            _ => Err(self.client.status_error(&action, response).await),
+        }
+    }
+
+    /// POST a new upload session.
+    pub async fn start_upload(&self) -> Result<UploadSession, RegistryError> {
+        let url = self.url("blobs/uploads/");
+        let action = format!("POST upload to {}", self.name);
+        let response = self
+            .client
+            .send(&action, self.scope(), Method::POST, &url, |r| {
+                r.header(CONTENT_LENGTH, "0")
+            })
+            .await?;
+        if response.status() != StatusCode::ACCEPTED {
+            return Err(self.client.status_error(&action, response).await);
+        }
+        Ok(UploadSession {
+            location: self.client.resolve_location(&action, &response)?,
+        })
+    }
+
+    /// PATCH the whole content as one streamed request. `length` sets Content-Length when known
+    /// (some proxies refuse chunked transfer encoding); otherwise the body is chunk-encoded.
+    pub async fn upload_stream<S>(
+        &self,
+        session: UploadSession,
+        body: S,
+        length: Option<u64>,
+    ) -> Result<UploadSession, RegistryError>
+    where
+        S: Stream<Item = BodyChunk> + Send + 'static,
+    {
+        let action = format!("PATCH upload to {}", self.name);
+        let response = self
+            .client
+            .send_once(&action, self.scope(), Method::PATCH, &session.location, |r| {
+                let r = r
+                    .header(CONTENT_TYPE, "application/octet-stream")
+                    .body(reqwest::Body::wrap_stream(body));
+                match length {
+                    Some(len) => r.header(CONTENT_LENGTH, len),
+                    None => r,
+                }
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(self.client.status_error(&action, response).await);
+        }
+        Ok(UploadSession {
+            location: self.client.resolve_location(&action, &response)?,
+        })
+    }
+
+    /// PUT the digest to commit an upload whose content was sent.
+    pub async fn commit_upload(&self, session: UploadSession, digest: &Digest) -> Result<(), RegistryError> {
+        let mut url = session.location;
+        url.query_pairs_mut().append_pair("digest", digest.as_ref());
+        let action = format!("PUT blob {digest}");
+        let response = self
+            .client
+            .send(&action, self.scope(), Method::PUT, &url, |r| {
+                r.header(CONTENT_LENGTH, "0")
+                    .header(CONTENT_TYPE, "application/octet-stream")
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(self.client.status_error(&action, response).await);
+        }
+        Ok(())
+    }
+
+    /// DELETE an upload session, best effort: the registry expires abandoned ones anyway.
+    pub async fn cancel_upload(&self, session: UploadSession) {
+        let action = format!("DELETE upload in {}", self.name);
+        let result = self
+            .client
+            .send(&action, self.scope(), Method::DELETE, &session.location, |r| r)
+            .await;
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "cancelling an upload failed");
+        }
+    }
+
+    /// Uploads a small blob held in memory (a config) with POST + a single PUT.
+    pub async fn upload_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), RegistryError> {
+        let session = self.start_upload().await?;
+        let mut url = session.location;
+        url.query_pairs_mut().append_pair("digest", digest.as_ref());
+        let action = format!("PUT blob {digest}");
+        let response = self
+            .client
+            .send(&action, self.scope(), Method::PUT, &url, |r| {
+                r.header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, bytes.len())
+                    .body(bytes.clone())
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(self.client.status_error(&action, response).await);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! A connection to one registry: which scheme and host it answers on, its authentication state,
+//! and the request loop that adds credentials, answers challenges and retries transient failures.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use reqwest::header::AUTHORIZATION;
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+
+use crate::auth::Auth;
+use crate::error::{is_transient_status, parse_error_body, RegistryError};
+use crate::reference::{DOCKER_HUB, DOCKER_HUB_API};
+use crate::retry::RetryPolicy;
+use crate::secret::Credentials;
+use crate::tls::{build_http_client, TlsOptions};
+
+/// Everything that decides how ocipush talks to a registry, resolved before the client exists.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub tls: TlsOptions,
+    /// Use `http://` (`--plain-http`). Loopback registries fall back to it on their own.
+    pub plain_http: bool,
+    pub credentials: Option<Credentials>,
+    pub retry: RetryPolicy,
+    pub user_agent: String,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            tls: TlsOptions::default(),
+            plain_http: false,
+            credentials: None,
+            retry: RetryPolicy::default(),
+            user_agent: concat!("ocipush/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+/// A live connection to one registry.
+pub struct RegistryClient {
+    pub(crate) http: reqwest::Client,
+    registry: String,
+    base: Url,
+    pub(crate) auth: Auth,
+    retry: RetryPolicy,
+    retries_done: AtomicU64,
+}
+
+impl std::fmt::Debug for RegistryClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryClient")
+            .field("registry", &self.registry)
+            .field("base", &self.base.as_str())
+            .finish()
+    }
+}
+
+impl RegistryClient {
+    /// Connects to a registry: builds the client, then `GET /v2/` to learn the scheme that
+    /// answers and the authentication it wants.
+    pub async fn connect(registry: &str, options: &ClientOptions) -> Result<Arc<RegistryClient>, RegistryError> {
+        let http = build_http_client(&options.tls, &options.user_agent)?;
+        let host = if registry == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            registry
+        };
+        let schemes: &[&str] = if options.plain_http {
+            &["http"]
+        } else if is_loopback(host) {
+            // As docker does for localhost: TLS first, plain HTTP if nothing speaks TLS there.
+            &["https", "http"]
+        } else {
+            &["https"]
+        };
+        let mut first_error = None;
+        for scheme in schemes {
+            let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
+                RegistryError::Settings(format!("bad registry address `{registry}`: {e}"))
+            })?;
+            let client = RegistryClient {
+                http: http.clone(),
+                registry: registry.to_string(),
+                base,
+                auth: Auth::new(registry, options.credentials.clone()),
+                retry: options.retry.clone(),
+                retries_done: AtomicU64::new(0),
+            };
+            match client.ping().await {
+                Ok(()) => return Ok(Arc::new(client)),
+                Err(e @ RegistryError::Connect { .. }) | Err(e @ RegistryError::Tls { .. }) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => return Err(first_error.unwrap_or(e)),
+            }
+        }
+        Err(first_error.expect("at least one scheme was tried"))
+    }
+
+    async fn ping(&self) -> Result<(), RegistryError> {
+        let url = self.url("/v2/");
+        let response = self
+            .send_with_retry("GET /v2/", || self.http.get(url.clone()))
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::UNAUTHORIZED => {
+                self.auth.learn(response.headers(), None);
+                Ok(())
+            }
+            status => Err(RegistryError::NotARegistry {
+                registry: self.registry.clone(),
+                status,
+            }),
+        }
+    }
+
+    /// The registry as the user named it (`docker.io`, `localhost:5000`).
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// Where the registry answered: `https://host:port/` or `http://…`.
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// How many requests were retried so far.
+    pub fn retries(&self) -> u64 {
+        self.retries_done.load(Ordering::Relaxed)
+    }
+
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    pub(crate) fn url(&self, path: &str) -> Url {
+        self.base.join(path.trim_start_matches('/')).expect("registry paths are valid URL paths")
+    }
+
+    /// Resolves a `Location` header against the registry's address.
+    pub(crate) fn resolve_location(&self, action: &str, response: &Response) -> Result<Url, RegistryError> {
+        let location = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| self.protocol(action, "response has no Location header"))?;
+        self.base
+            .join(location)
+            .map_err(|e| self.protocol(action, &format!("bad Location `{location}`: {e}")))
+    }
+
+    pub(crate) fn protocol(&self, action: &str, detail: &str) -> RegistryError {
+        RegistryError::Protocol {
+            registry: self.registry.clone(),
+            action: action.to_string(),
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Sends a request that can be rebuilt, answering auth challenges and retrying transient
+    /// failures. Any status other than 401 and transient ones is returned for the caller to judge.
+    pub(crate) async fn send(
+        &self,
+        action: &str,
+        scope: Option<&str>,
+        method: Method,
+        url: &Url,
+        decorate: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let mut answered_challenge = false;
+        loop {
+            let auth = self.auth_for(url, scope).await?;
+            let response = self
+                .send_with_retry(action, || {
+                    let request = decorate(self.http.request(method.clone(), url.clone()));
+                    match &auth {
+                        Some(value) => request.header(AUTHORIZATION, value.clone()),
+                        None => request,
+                    }
+                })
+                .await?;
+            if response.status() != StatusCode::UNAUTHORIZED {
+                return Ok(response);
+            }
+            if answered_challenge || !self.auth.learn(response.headers(), scope) {
+                return Err(self.auth.refused());
+            }
+            answered_challenge = true;
+        }
+    }
+
+    /// Sends a request once: its body is a stream that cannot be replayed. Callers make a cheap
+    /// authenticated request first (starting the upload), so the token is cached by now.
+    pub(crate) async fn send_once(
+        &self,
+        action: &str,
+        scope: Option<&str>,
+        method: Method,
+        url: &Url,
+        decorate: impl FnOnce(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
+        let auth = self.auth_for(url, scope).await?;
+        let mut request = decorate(self.http.request(method, url.clone()));
+        if let Some(value) = auth {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let response = request.send().await.map_err(|e| self.transfer_error(action, &e))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            self.auth.learn(response.headers(), scope);
+            return Err(self.auth.refused());
+        }
+        Ok(response)
+    }
+
+    /// The `Authorization` header for `url`: none for other hosts, since registries redirect or
+    /// point blob traffic to storage services that must never see the registry's credentials.
+    async fn auth_for(
+        &self,
+        url: &Url,
+        scope: Option<&str>,
+    ) -> Result<Option<reqwest::header::HeaderValue>, RegistryError> {
+        let same_origin = url.host_str() == self.base.host_str()
+            && url.port_or_known_default() == self.base.port_or_known_default();
+        if !same_origin {
+            return Ok(None);
+        }
+        self.auth.header(&self.http, scope).await
+    }
+
+    async fn send_with_retry(&self, action: &str, build: impl Fn() -> RequestBuilder) -> Result<Response, RegistryError> {
+        let mut attempt = 0u32;
+        loop {
+            let result = build().send().await;
+            let retry_after = match &result {
+                Ok(r) if is_transient_status(r.status()) => crate::retry::retry_after(r.headers()),
+                Ok(_) => return Ok(result.expect("matched Ok")),
+                Err(_) => None,
+            };
+            if attempt >= self.retry.retries {
+                return match result {
+                    Ok(r) => Err(self.status_error(action, r).await),
+                    Err(e) => Err(self.transfer_error(action, &e)),
+                };
+            }
+            attempt += 1;
+            self.retries_done.fetch_add(1, Ordering::Relaxed);
+            let delay = self.retry.delay(attempt, retry_after);
+            tracing::debug!(action, attempt, ?delay, "retrying");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Turns an unexpected response into an error carrying the registry's own code and message.
+    pub(crate) async fn status_error(&self, action: &str, response: Response) -> RegistryError {
+        let status = response.status();
+        let body = read_limited(response, 16 * 1024).await;
+        let (code, message) = parse_error_body(&body);
+        if status == StatusCode::FORBIDDEN {
+            return RegistryError::Denied {
+                registry: self.registry.clone(),
+                repository: action.to_string(),
+                detail: message.unwrap_or_else(|| "403 Forbidden".into()),
+            };
+        }
+        RegistryError::Status {
+            registry: self.registry.clone(),
+            action: action.to_string(),
+            status,
+            code,
+            message,
+        }
+    }
+
+    pub(crate) fn transfer_error(&self, action: &str, e: &reqwest::Error) -> RegistryError {
+        let detail = describe(e);
+        if e.is_connect() {
+            if looks_like_tls(&detail) {
+                RegistryError::Tls {
+                    registry: self.registry.clone(),
+                    detail,
+                }
+            } else {
+                RegistryError::Connect {
+                    registry: self.registry.clone(),
+                    detail,
+                }
+            }
+        } else {
+            RegistryError::Transfer {
+                registry: self.registry.clone(),
+                action: action.to_string(),
+                detail,
+            }
+        }
+    }
+}
+
+async fn read_limited(response: Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    let mut response = response;
+    while let Ok(Some(chunk)) = response.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= limit {
+            body.truncate(limit);
+            break;
+        }
+    }
+    body
+}
+
+/// The innermost causes of a transport error, without URLs (which may carry signed queries).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut messages = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !messages.contains(&text) {
+            messages.push(text);
+        }
+        source = s.source();
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() {
+        "request body failed"
+    } else {
+        "request failed"
+    };
+    match messages.last() {
+        Some(last) => format!("{kind}: {last}"),
+        None => kind.to_string(),
+    }
+}
+
+fn looks_like_tls(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    ["certificate", "tls", "handshake", "corrupt message", "unknownissuer", "peer"]
+        .iter()
+        .any(|k| d.contains(k))
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_detection() {
+        assert!(is_loopback("localhost:5000"));
+        assert!(is_loopback("127.0.0.1:5000"));
+        assert!(is_loopback("[::1]:5000"));
+        assert!(is_loopback("registry.localhost"));
+        assert!(!is_loopback("gitea.cnoe.localtest.me:8443"));
+        assert!(!is_loopback("10.0.0.1:5000"));
+    }
+}

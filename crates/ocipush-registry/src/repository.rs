@@ -1,0 +1,42 @@
+//! One repository on a registry: the handle blob and manifest operations hang off, carrying the
+//! token scope (`repository:NAME:pull,push`) every request of it authenticates for.
+
+use std::sync::Arc;
+
+use reqwest::Url;
+
+use crate::client::RegistryClient;
+
+/// A repository of a connected registry.
+#[derive(Debug, Clone)]
+pub struct Repository {
+    pub(crate) client: Arc<RegistryClient>,
+    pub(crate) name: String,
+    pub(crate) scope: String,
+}
+
+impl Repository {
+    pub fn new(client: Arc<RegistryClient>, name: &str) -> Repository {
+        Repository {
+            client,
+            name: name.to_string(),
+            scope: format!("repository:{name}:pull,push"),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn client(&self) -> &Arc<RegistryClient> {
+        &self.client
+    }
+
+    pub(crate) fn scope(&self) -> Option<&str> {
+        Some(&self.scope)
+    }
+
+    pub(crate) fn url(&self, tail: &str) -> Url {
+        self.client.url(&format!("/v2/{}/{}", self.name, tail))
+    }
+}
