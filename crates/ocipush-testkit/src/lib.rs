@@ -1,0 +1,28 @@
+//! Test kit for ocipush's integration tests.
+//!
+//! - [`fixtures`]: deterministic images written as OCI layouts, oci-archives and docker
+//!   archives (legacy and Docker 25+), with the digests a registry should end up holding.
+//! - [`pki`]: throwaway CA and server certificates.
+//! - [`registry`]: a real CNCF distribution registry (`docker-registry`) on a free loopback
+//!   port, optionally with TLS and htpasswd auth.
+//! - [`skopeo`]: skopeo wrappers to inspect and copy images independently of ocipush.
+//! - [`tools`]: finding the external programs above.
+//!
+//! Everything here panics with a clear message on failure: it runs inside tests.
+
+pub mod digest;
+pub mod fixtures;
+pub mod pki;
+pub mod registry;
+pub mod skopeo;
+pub mod tools;
+
+pub use digest::sha256_digest;
+pub use fixtures::{
+    write_docker_archive, write_oci_archive, write_oci_layout, write_oci_layout_multiarch,
+    DockerArchiveFormat, DockerArchiveOptions, ExpectedImage, ExpectedIndex, ImageSpec,
+    LayerCompression, LayerSpec,
+};
+pub use pki::TestPki;
+pub use registry::{free_port, DockerRegistry, RegistryOptions};
+pub use skopeo::SkopeoAuth;
