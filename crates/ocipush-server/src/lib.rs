@@ -1,0 +1,112 @@
+//! Embedded OCI distribution registry backed by a directory: the engine behind `ocipush serve` and the
+//! default destination of `ocipush push`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ocipush_server::ServerError> {
+//! use ocipush_server::{Server, ServerConfig};
+//! let server = Server::bind(ServerConfig {
+//!     root: "/var/lib/ocipush".into(),
+//!     addr: "127.0.0.1:5000".parse().expect("address"),
+//!     tls: None,
+//!     htpasswd: None,
+//! })
+//! .await?;
+//! println!("listening on {}", server.local_addr());
+//! server.run_until(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+//!
+//! The engine never prints; it logs through `tracing` (one `debug` event per request). The storage layout
+//! is described in the `store` module.
+
+mod api_error;
+mod auth;
+mod config;
+mod error;
+mod names;
+mod routes;
+mod serve;
+mod store;
+mod tls;
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::{ServerConfig, TlsFiles};
+pub use error::ServerError;
+
+/// A registry bound to its listening socket, ready to [`run_until`](Server::run_until).
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    local_addr: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    router: axum::Router,
+}
+
+impl Server {
+    /// Prepares the store, loads the TLS and htpasswd files, and binds the listener (port 0 picks a free
+    /// port). Every configuration problem is reported here, before any request is served.
+    pub async fn bind(config: ServerConfig) -> Result<Server, ServerError> {
+        let store =
+            store::Store::open(&config.root)
+                .await
+                .map_err(|source| ServerError::Storage {
+                    path: config.root.clone(),
+                    source,
+                })?;
+        let htpasswd = match &config.htpasswd {
+            Some(path) => Some(Arc::new(auth::Htpasswd::load(path)?)),
+            None => None,
+        };
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        let listener = tokio::net::TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| ServerError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+        Ok(Server {
+            listener,
+            local_addr,
+            tls,
+            router: routes::router(Arc::new(store), htpasswd),
+        })
+    }
+
+    /// The address actually bound, with the real port when the configuration asked for port 0.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests finish (for a
+    /// bounded grace period) and returns.
+    pub async fn run_until<F>(self, shutdown: F) -> Result<(), ServerError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        serve::serve(
+            self.listener,
+            self.local_addr,
+            self.tls,
+            self.router,
+            shutdown,
+        )
+        .await;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("tls", &self.tls.is_some())
+            .finish_non_exhaustive()
+    }
+}
