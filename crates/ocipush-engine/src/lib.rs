@@ -1,1 +1,19 @@
-//! ocipush-engine
+//! The push engine: plans where each local image goes, moves its blobs into the registry in
+//! parallel (verifying, compressing and hashing as they stream), then writes manifests and tags
+//! only once everything they reference is confirmed. It never prints: progress goes to a
+//! [`Reporter`], results come back as a [`PushReport`].
+
+mod assemble;
+mod blob;
+mod error;
+mod naming;
+mod producer;
+mod push;
+mod report;
+mod reporter;
+
+pub use error::{FailureKind, PushError};
+pub use naming::{destinations_for, Destination, DEFAULT_TAG};
+pub use push::{plan, push, PlannedImage, PushOptions};
+pub use report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport, Summary};
+pub use reporter::{BlobId, BlobOutcome, BlobState, Reporter, SilentReporter};

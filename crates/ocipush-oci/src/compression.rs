@@ -36,7 +36,10 @@ mod tests {
     #[test]
     fn sniffs_magic_numbers() {
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]), Compression::Zstd);
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd, 0]),
+            Compression::Zstd
+        );
         assert_eq!(Compression::sniff(b"ustar"), Compression::None);
         assert_eq!(Compression::sniff(&[]), Compression::None);
     }

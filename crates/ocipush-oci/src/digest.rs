@@ -17,10 +17,13 @@ pub enum DigestError {
 
 /// Parses a digest and insists on sha256, the only algorithm ocipush can verify.
 pub fn parse_sha256(value: &str) -> Result<Digest, DigestError> {
-    let digest: Digest = value.parse().map_err(|e: oci_spec::OciSpecError| DigestError::Invalid {
-        value: value.to_string(),
-        reason: e.to_string(),
-    })?;
+    let digest: Digest =
+        value
+            .parse()
+            .map_err(|e: oci_spec::OciSpecError| DigestError::Invalid {
+                value: value.to_string(),
+                reason: e.to_string(),
+            })?;
     if digest.algorithm().as_ref() != "sha256" {
         return Err(DigestError::UnsupportedAlgorithm {
             value: value.to_string(),
@@ -111,6 +114,6 @@ mod tests {
         ));
         assert!(parse_sha256("sha256:../../etc/passwd").is_err());
         assert!(parse_sha256("sha256:ABCD").is_err());
-        assert!(parse_sha256(&sha256_of(b"x").to_string()).is_ok());
+        assert!(parse_sha256(sha256_of(b"x").as_ref()).is_ok());
     }
 }

@@ -22,8 +22,8 @@ pub enum DocumentError {
 /// What a document is, parsed.
 #[derive(Debug, Clone)]
 pub enum DocumentKind {
-    Manifest(ImageManifest),
-    Index(ImageIndex),
+    Manifest(Box<ImageManifest>),
+    Index(Box<ImageIndex>),
 }
 
 /// A manifest or index with its exact bytes.
@@ -46,7 +46,11 @@ struct Probe {
 impl Document {
     /// Parses manifest bytes. `declared` is the media type the referring descriptor gave, used
     /// when the document does not name its own (the field is optional in OCI).
-    pub fn parse(bytes: Vec<u8>, declared: Option<&str>, what: &str) -> Result<Self, DocumentError> {
+    pub fn parse(
+        bytes: Vec<u8>,
+        declared: Option<&str>,
+        what: &str,
+    ) -> Result<Self, DocumentError> {
         let json_err = |source| DocumentError::Json {
             what: what.to_string(),
             source,

@@ -80,7 +80,10 @@ impl Auth {
                     .fetch_token(http, &realm, service.as_deref(), scope, asked.as_deref())
                     .await?;
                 let header = bearer_header(&token);
-                self.tokens.lock().expect("token cache lock").insert(key, token);
+                self.tokens
+                    .lock()
+                    .expect("token cache lock")
+                    .insert(key, token);
                 Ok(Some(header))
             }
         }
@@ -123,7 +126,10 @@ impl Auth {
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
             return Err(unauthorized(match &self.credentials {
-                Some(c) => format!("the token server rejected the credentials of `{}`", c.username),
+                Some(c) => format!(
+                    "the token server rejected the credentials of `{}`",
+                    c.username
+                ),
                 None => "the token server requires credentials".into(),
             }));
         }

@@ -85,15 +85,21 @@ impl Repository {
         let action = format!("PATCH upload to {}", self.name);
         let response = self
             .client
-            .send_once(&action, self.scope(), Method::PATCH, &session.location, |r| {
-                let r = r
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .body(reqwest::Body::wrap_stream(body));
-                match length {
-                    Some(len) => r.header(CONTENT_LENGTH, len),
-                    None => r,
-                }
-            })
+            .send_once(
+                &action,
+                self.scope(),
+                Method::PATCH,
+                &session.location,
+                |r| {
+                    let r = r
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .body(reqwest::Body::wrap_stream(body));
+                    match length {
+                        Some(len) => r.header(CONTENT_LENGTH, len),
+                        None => r,
+                    }
+                },
+            )
             .await?;
         if !response.status().is_success() {
             return Err(self.client.status_error(&action, response).await);
@@ -104,7 +110,11 @@ impl Repository {
     }
 
     /// PUT the digest to commit an upload whose content was sent.
-    pub async fn commit_upload(&self, session: UploadSession, digest: &Digest) -> Result<(), RegistryError> {
+    pub async fn commit_upload(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+    ) -> Result<(), RegistryError> {
         let mut url = session.location;
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let action = format!("PUT blob {digest}");
@@ -126,7 +136,13 @@ impl Repository {
         let action = format!("DELETE upload in {}", self.name);
         let result = self
             .client
-            .send(&action, self.scope(), Method::DELETE, &session.location, |r| r)
+            .send(
+                &action,
+                self.scope(),
+                Method::DELETE,
+                &session.location,
+                |r| r,
+            )
             .await;
         if let Err(e) = result {
             tracing::debug!(error = %e, "cancelling an upload failed");

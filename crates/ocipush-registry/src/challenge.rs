@@ -111,7 +111,10 @@ mod tests {
 
     #[test]
     fn parses_basic_and_unquoted_values() {
-        assert_eq!(Challenge::parse(r#"Basic realm="Registry""#), Some(Challenge::Basic));
+        assert_eq!(
+            Challenge::parse(r#"Basic realm="Registry""#),
+            Some(Challenge::Basic)
+        );
         let c = Challenge::parse("bearer realm=http://x/token, service=x").unwrap();
         assert!(matches!(c, Challenge::Bearer { ref realm, .. } if realm == "http://x/token"));
     }

@@ -60,7 +60,10 @@ impl std::fmt::Debug for RegistryClient {
 impl RegistryClient {
     /// Connects to a registry: builds the client, then `GET /v2/` to learn the scheme that
     /// answers and the authentication it wants.
-    pub async fn connect(registry: &str, options: &ClientOptions) -> Result<Arc<RegistryClient>, RegistryError> {
+    pub async fn connect(
+        registry: &str,
+        options: &ClientOptions,
+    ) -> Result<Arc<RegistryClient>, RegistryError> {
         let http = build_http_client(&options.tls, &options.user_agent)?;
         let host = if registry == DOCKER_HUB {
             DOCKER_HUB_API
@@ -76,7 +79,10 @@ impl RegistryClient {
             &["https"]
         };
         let mut first_error = None;
-        for scheme in schemes {
+        for (i, scheme) in schemes.iter().enumerate() {
+            // Probing a scheme that has a fallback gets one try: a TLS handshake with a plain
+            // HTTP server fails the same way every time.
+            let probing = i + 1 < schemes.len();
             let base = Url::parse(&format!("{scheme}://{host}/")).map_err(|e| {
                 RegistryError::Settings(format!("bad registry address `{registry}`: {e}"))
             })?;
@@ -88,7 +94,7 @@ impl RegistryClient {
                 retry: options.retry.clone(),
                 retries_done: AtomicU64::new(0),
             };
-            match client.ping().await {
+            match client.ping(probing).await {
                 Ok(()) => return Ok(Arc::new(client)),
                 Err(e @ RegistryError::Connect { .. }) | Err(e @ RegistryError::Tls { .. }) => {
                     first_error.get_or_insert(e);
@@ -99,11 +105,18 @@ impl RegistryClient {
         Err(first_error.expect("at least one scheme was tried"))
     }
 
-    async fn ping(&self) -> Result<(), RegistryError> {
+    async fn ping(&self, probing: bool) -> Result<(), RegistryError> {
         let url = self.url("/v2/");
-        let response = self
-            .send_with_retry("GET /v2/", || self.http.get(url.clone()))
-            .await?;
+        let response = if probing {
+            self.http
+                .get(url.clone())
+                .send()
+                .await
+                .map_err(|e| self.transfer_error("GET /v2/", &e))?
+        } else {
+            self.send_with_retry("GET /v2/", || self.http.get(url.clone()))
+                .await?
+        };
         match response.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
@@ -137,11 +150,17 @@ impl RegistryClient {
     }
 
     pub(crate) fn url(&self, path: &str) -> Url {
-        self.base.join(path.trim_start_matches('/')).expect("registry paths are valid URL paths")
+        self.base
+            .join(path.trim_start_matches('/'))
+            .expect("registry paths are valid URL paths")
     }
 
     /// Resolves a `Location` header against the registry's address.
-    pub(crate) fn resolve_location(&self, action: &str, response: &Response) -> Result<Url, RegistryError> {
+    pub(crate) fn resolve_location(
+        &self,
+        action: &str,
+        response: &Response,
+    ) -> Result<Url, RegistryError> {
         let location = response
             .headers()
             .get(reqwest::header::LOCATION)
@@ -207,7 +226,10 @@ impl RegistryClient {
         if let Some(value) = auth {
             request = request.header(AUTHORIZATION, value);
         }
-        let response = request.send().await.map_err(|e| self.transfer_error(action, &e))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transfer_error(action, &e))?;
         if response.status() == StatusCode::UNAUTHORIZED {
             self.auth.learn(response.headers(), scope);
             return Err(self.auth.refused());
@@ -230,7 +252,11 @@ impl RegistryClient {
         self.auth.header(&self.http, scope).await
     }
 
-    async fn send_with_retry(&self, action: &str, build: impl Fn() -> RequestBuilder) -> Result<Response, RegistryError> {
+    async fn send_with_retry(
+        &self,
+        action: &str,
+        build: impl Fn() -> RequestBuilder,
+    ) -> Result<Response, RegistryError> {
         let mut attempt = 0u32;
         loop {
             let result = build().send().await;
@@ -339,9 +365,16 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 
 fn looks_like_tls(detail: &str) -> bool {
     let d = detail.to_ascii_lowercase();
-    ["certificate", "tls", "handshake", "corrupt message", "unknownissuer", "peer"]
-        .iter()
-        .any(|k| d.contains(k))
+    [
+        "certificate",
+        "tls",
+        "handshake",
+        "corrupt message",
+        "unknownissuer",
+        "peer",
+    ]
+    .iter()
+    .any(|k| d.contains(k))
 }
 
 fn is_loopback(host: &str) -> bool {
@@ -352,7 +385,10 @@ fn is_loopback(host: &str) -> bool {
     let name = name.trim_start_matches('[').trim_end_matches(']');
     name == "localhost"
         || name.ends_with(".localhost")
-        || name.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+        || name
+            .parse::<IpAddr>()
+            .map(|ip| ip.is_loopback())
+            .unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -20,7 +20,10 @@ pub enum RegistryError {
     #[error("TLS handshake with {registry} failed: {detail}")]
     Tls { registry: String, detail: String },
     #[error("{registry} is not an OCI registry: GET /v2/ answered {status}")]
-    NotARegistry { registry: String, status: StatusCode },
+    NotARegistry {
+        registry: String,
+        status: StatusCode,
+    },
     #[error("authentication to {registry} failed: {detail}")]
     Unauthorized { registry: String, detail: String },
     #[error("access to {repository} on {registry} denied: {detail}")]
@@ -153,8 +156,9 @@ mod tests {
 
     #[test]
     fn reads_registry_error_bodies() {
-        let (code, msg) =
-            parse_error_body(br#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match"}]}"#);
+        let (code, msg) = parse_error_body(
+            br#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match"}]}"#,
+        );
         assert_eq!(code.as_deref(), Some("DIGEST_INVALID"));
         assert_eq!(msg.as_deref(), Some("provided digest did not match"));
         let (code, msg) = parse_error_body(b"<html>bad gateway</html>\nmore");
@@ -167,6 +171,9 @@ mod tests {
             code,
             message: msg,
         };
-        assert_eq!(err.to_string(), "r answered 400 Bad Request to PUT manifest: <html>bad gateway</html>");
+        assert_eq!(
+            err.to_string(),
+            "r answered 400 Bad Request to PUT manifest: <html>bad gateway</html>"
+        );
     }
 }

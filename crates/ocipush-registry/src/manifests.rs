@@ -53,7 +53,9 @@ impl Repository {
         let accept = ocipush_oci::media_type::ACCEPTED_MANIFESTS.join(", ");
         let response = self
             .client
-            .send(&action, self.scope(), Method::HEAD, &url, |r| r.header(ACCEPT, &accept))
+            .send(&action, self.scope(), Method::HEAD, &url, |r| {
+                r.header(ACCEPT, &accept)
+            })
             .await?;
         match response.status() {
             s if s.is_success() => Ok(response

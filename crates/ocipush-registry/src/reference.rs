@@ -143,7 +143,11 @@ impl RegistryTarget {
     }
 
     /// `{registry}/{namespace}/{image}:{tag}`.
-    pub fn reference_for(&self, image: &str, tag: Option<&str>) -> Result<Reference, ReferenceError> {
+    pub fn reference_for(
+        &self,
+        image: &str,
+        tag: Option<&str>,
+    ) -> Result<Reference, ReferenceError> {
         let repository = match &self.namespace {
             Some(ns) => format!("{ns}/{image}"),
             None => image.to_string(),
@@ -207,9 +211,12 @@ fn validate_registry(registry: &str) -> Result<(), String> {
     }
     let host_ok = !host.is_empty()
         && (host.starts_with('[') && host.ends_with(']')
-            || host
-                .split('.')
-                .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
+            || host.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            }));
     if host_ok {
         Ok(())
     } else {
@@ -338,7 +345,10 @@ mod tests {
         let t = RegistryTarget::parse("https://gitea.cnoe.localtest.me:8443/giteaadmin/").unwrap();
         assert_eq!(t.namespace.as_deref(), Some("giteaadmin"));
         let t = RegistryTarget::parse("127.0.0.1:5000").unwrap();
-        assert_eq!(t.reference_for("app", None).unwrap().to_string(), "127.0.0.1:5000/app");
+        assert_eq!(
+            t.reference_for("app", None).unwrap().to_string(),
+            "127.0.0.1:5000/app"
+        );
         assert!(RegistryTarget::parse("localhost:5000/Team").is_err());
     }
 }

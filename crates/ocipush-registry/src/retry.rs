@@ -31,7 +31,9 @@ impl RetryPolicy {
         if let Some(after) = retry_after {
             return after.min(self.max_delay * 6);
         }
-        let exp = self.base_delay.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let capped = exp.min(self.max_delay);
         let jitter = rand::rng().random_range(0.5..1.5);
         capped.mul_f64(jitter)
@@ -52,10 +54,16 @@ mod tests {
     fn backoff_grows_and_is_capped() {
         let p = RetryPolicy::default();
         let d1 = p.delay(1, None);
-        assert!(d1 >= Duration::from_millis(125) && d1 <= Duration::from_millis(375), "{d1:?}");
+        assert!(
+            d1 >= Duration::from_millis(125) && d1 <= Duration::from_millis(375),
+            "{d1:?}"
+        );
         let d10 = p.delay(10, None);
         assert!(d10 <= Duration::from_secs(15), "{d10:?}");
-        assert_eq!(p.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
     }
 
     #[test]
@@ -63,7 +71,10 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(RETRY_AFTER, "3".parse().unwrap());
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
-        h.insert(RETRY_AFTER, "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap());
+        h.insert(
+            RETRY_AFTER,
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
         assert_eq!(retry_after(&h), None);
     }
 }

@@ -16,7 +16,10 @@ pub struct TlsOptions {
 }
 
 /// Builds the shared HTTP client.
-pub fn build_http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest::Client, RegistryError> {
+pub fn build_http_client(
+    tls: &TlsOptions,
+    user_agent: &str,
+) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
         .use_rustls_tls()
         .user_agent(user_agent)
@@ -32,10 +35,11 @@ pub fn build_http_client(tls: &TlsOptions, user_agent: &str) -> Result<reqwest::
             path: path.display().to_string(),
             detail: e.to_string(),
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::CaFile {
-            path: path.display().to_string(),
-            detail: e.to_string(),
-        })?;
+        let certs =
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| RegistryError::CaFile {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
         if certs.is_empty() {
             return Err(RegistryError::CaFile {
                 path: path.display().to_string(),

@@ -100,11 +100,11 @@ fn read_entry(
         if named != config_digest {
             return Err(SourceError::Verify {
                 path: origin.to_path_buf(),
-                source: VerifyError::Digest {
+                source: Box::new(VerifyError::Digest {
                     what: entry.config.clone(),
                     expected: named,
                     actual: config_digest,
-                },
+                }),
             });
         }
     }
@@ -174,7 +174,11 @@ fn entry_matches(position: usize, entry: &ManifestEntry, wanted: &str) -> bool {
 fn digest_in_name(path: &str) -> Option<Digest> {
     let file = path.rsplit('/').next()?;
     let hex = file.strip_suffix(".json").unwrap_or(file);
-    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+    if hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    {
         format!("sha256:{hex}").parse().ok()
     } else {
         None

@@ -37,7 +37,7 @@ pub enum SourceError {
     Verify {
         path: PathBuf,
         #[source]
-        source: VerifyError,
+        source: Box<VerifyError>,
     },
     #[error("{path} has no image named `{wanted}`")]
     UnknownRef {

@@ -39,7 +39,10 @@ impl ImageName {
 
     /// The last path component: the image's own short name (`app` for `team/app`).
     pub fn short_name(&self) -> &str {
-        self.repository.rsplit('/').next().unwrap_or(&self.repository)
+        self.repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.repository)
     }
 }
 

@@ -134,11 +134,11 @@ fn load_document(
     if &actual != desc.digest() {
         return Err(SourceError::Verify {
             path: origin.to_path_buf(),
-            source: ocipush_oci::VerifyError::Digest {
+            source: Box::new(ocipush_oci::VerifyError::Digest {
                 what: path,
                 expected: desc.digest().clone(),
                 actual,
-            },
+            }),
         });
     }
     Document::parse(bytes, Some(desc.media_type().as_ref()), &path).map_err(|source| {
@@ -162,11 +162,11 @@ fn check_blob(
         }),
         Some(size) if size != desc.size() => Err(SourceError::Verify {
             path: origin.to_path_buf(),
-            source: ocipush_oci::VerifyError::Size {
+            source: Box::new(ocipush_oci::VerifyError::Size {
                 what: path.to_string(),
                 expected: desc.size(),
                 actual: size,
-            },
+            }),
         }),
         Some(_) => Ok(()),
     }

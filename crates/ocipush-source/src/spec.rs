@@ -119,15 +119,25 @@ impl SourceSpec {
     }
 }
 
-/// `PATH[:REF]`: the whole string when it exists, else split at the last colon.
+/// `PATH[:REF]`: the whole string when it exists; else the first colon whose left side exists
+/// (a REF such as `org/app:1.0` has colons of its own); else the last colon.
 fn split_path_ref(rest: &str) -> (PathBuf, Option<String>) {
     if Path::new(rest).exists() {
         return (PathBuf::from(rest), None);
     }
-    match rest.rsplit_once(':') {
-        Some((path, reference)) if !path.is_empty() && !reference.contains('/') => {
-            (PathBuf::from(path), Some(reference.to_string()).filter(|r| !r.is_empty()))
+    for (i, _) in rest.match_indices(':') {
+        if i > 0 && Path::new(&rest[..i]).exists() {
+            return (
+                PathBuf::from(&rest[..i]),
+                Some(rest[i + 1..].to_string()).filter(|r| !r.is_empty()),
+            );
         }
+    }
+    match rest.rsplit_once(':') {
+        Some((path, reference)) if !path.is_empty() && !reference.contains('/') => (
+            PathBuf::from(path),
+            Some(reference.to_string()).filter(|r| !r.is_empty()),
+        ),
         _ => (PathBuf::from(rest), None),
     }
 }
@@ -137,7 +147,9 @@ fn looks_like_path(arg: &str) -> bool {
         || arg.starts_with("./")
         || arg.starts_with("../")
         || arg.starts_with('~')
-        || [".tar", ".tar.gz", ".tgz"].iter().any(|ext| arg.ends_with(ext))
+        || [".tar", ".tar.gz", ".tgz"]
+            .iter()
+            .any(|ext| arg.ends_with(ext))
 }
 
 pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {

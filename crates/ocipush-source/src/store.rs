@@ -80,7 +80,7 @@ impl BlobReader for DirStore {
 
     fn size(&self, path: &str) -> Option<u64> {
         let meta = std::fs::metadata(self.resolve(path).ok()?).ok()?;
-        meta.is_file().then(|| meta.len())
+        meta.is_file().then_some(meta.len())
     }
 
     fn head(&self, path: &str) -> Result<[u8; 4], SourceError> {

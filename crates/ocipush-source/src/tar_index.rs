@@ -164,7 +164,10 @@ impl TarIndex {
             if skipped != entry.offset {
                 return Err(truncated(&self.path));
             }
-            Ok(Box::new(ExactReader::new(decoder.take(entry.size), entry.size)))
+            Ok(Box::new(ExactReader::new(
+                decoder.take(entry.size),
+                entry.size,
+            )))
         } else {
             use std::io::{Seek, SeekFrom};
             let mut file = file;
@@ -201,7 +204,10 @@ impl<R: Read> Read for ExactReader<R> {
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("archive truncated: {} bytes of an entry missing", self.remaining),
+                format!(
+                    "archive truncated: {} bytes of an entry missing",
+                    self.remaining
+                ),
             ));
         }
         self.remaining = self.remaining.saturating_sub(n as u64);
@@ -224,15 +230,15 @@ fn scan(reader: Box<dyn Read>) -> Result<HashMap<String, Entry>, String> {
         let Some(name) = normalize(&raw_name) else {
             // Absolute or climbing names cannot refer to anything inside the image; a well-formed
             // image never has them, and they are never resolved on the host.
-            return Err(format!("entry name `{raw_name}` points outside the archive"));
+            return Err(format!(
+                "entry name `{raw_name}` points outside the archive"
+            ));
         };
         let kind = entry.header().entry_type();
         let parsed = if kind.is_symlink() {
             let target = link_target(&entry)?;
             let parent = name.rsplit_once('/').map_or("", |(dir, _)| dir);
-            let joined = if target.starts_with('/') {
-                target
-            } else if parent.is_empty() {
+            let joined = if target.starts_with('/') || parent.is_empty() {
                 target
             } else {
                 format!("{parent}/{target}")
@@ -370,7 +376,11 @@ mod tests {
         let index = TarIndex::build(&path).unwrap();
         assert_eq!(index.read_small("./blobs/sha256/aa", 10).unwrap(), b"small");
         let mut out = Vec::new();
-        index.open("layer1/layer.tar").unwrap().read_to_end(&mut out).unwrap();
+        index
+            .open("layer1/layer.tar")
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, big);
 
         // Gzipped, the same content comes back through decompression.
@@ -381,7 +391,11 @@ mod tests {
         let index = TarIndex::build(&gz_path).unwrap();
         assert!(index.is_gzipped());
         let mut out = Vec::new();
-        index.open("layer1/layer.tar").unwrap().read_to_end(&mut out).unwrap();
+        index
+            .open("layer1/layer.tar")
+            .unwrap()
+            .read_to_end(&mut out)
+            .unwrap();
         assert_eq!(out, big);
     }
 
@@ -390,11 +404,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("evil.tar");
         std::fs::write(&path, tar_with(&[], &[("a", "../../etc/passwd")])).unwrap();
-        assert!(matches!(TarIndex::build(&path), Err(SourceError::Corrupt { .. })));
+        assert!(matches!(
+            TarIndex::build(&path),
+            Err(SourceError::Corrupt { .. })
+        ));
 
         let big = vec![1u8; 400 * 1024];
         let bytes = tar_with(&[("big", &big)], &[]);
         std::fs::write(&path, &bytes[..200 * 1024]).unwrap();
-        assert!(matches!(TarIndex::build(&path), Err(SourceError::Corrupt { .. })));
+        assert!(matches!(
+            TarIndex::build(&path),
+            Err(SourceError::Corrupt { .. })
+        ));
     }
 }

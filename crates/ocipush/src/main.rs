@@ -1,1 +1,86 @@
-fn main() {}
+//! `ocipush`: the thin binary over the push engine — parse the command line, resolve settings,
+//! run the command, render errors, exit with the documented code.
+
+mod cli;
+mod commands;
+mod failure;
+mod local;
+mod printer;
+mod progress;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::failure::{CliError, EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_USAGE};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_GENERAL);
+        }
+    };
+    let quiet = cli.quiet;
+    let result = runtime.block_on(async move {
+        tokio::select! {
+            result = run(cli) => result,
+            _ = tokio::signal::ctrl_c() => Err(CliError::with_code("interrupted", None, EXIT_INTERRUPTED)),
+        }
+    });
+    // Blob producers run on blocking threads; do not wait for them after an interrupt.
+    runtime.shutdown_background();
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            if !(quiet && error.code == EXIT_INTERRUPTED) {
+                eprint!("{}", error.render());
+            }
+            ExitCode::from(error.code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<u8, CliError> {
+    match cli.command {
+        Command::Push(args) => {
+            let settings = settings::resolve_push(args, &mut std::io::stdin().lock())?;
+            commands::push::run(settings, cli.quiet).await
+        }
+        Command::List(args) => commands::list::run(args),
+        Command::Serve(args) => commands::serve::run(args, cli.quiet).await,
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => {
+            "info,ocipush=debug,ocipush_engine=debug,ocipush_registry=debug,ocipush_source=debug"
+        }
+        _ => "debug,ocipush=trace,ocipush_engine=trace,ocipush_registry=trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OCIPUSH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,82 @@
+//! Why pushing an image failed, by layer (source, registry, naming), with a class the binary
+//! turns into an exit code and a hint it prints under the message.
+
+use ocipush_oci::VerifyError;
+use ocipush_registry::{ErrorClass, ReferenceError, RegistryError};
+use ocipush_source::SourceError;
+
+/// The kind of failure, for exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    General,
+    Auth,
+    Network,
+    InvalidImage,
+    Registry,
+    Timeout,
+    Usage,
+    Interrupted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("{blob}: {source}")]
+    Verify {
+        blob: String,
+        #[source]
+        source: Box<VerifyError>,
+    },
+    #[error("cannot read {blob}: {detail}")]
+    Read { blob: String, detail: String },
+    #[error("{0}")]
+    Naming(String),
+    #[error("{what} is not supported yet")]
+    Unsupported { what: String },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl PushError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            PushError::Source(SourceError::InvalidSpec { .. }) => FailureKind::Usage,
+            PushError::Source(_) | PushError::Verify { .. } | PushError::Read { .. } => {
+                FailureKind::InvalidImage
+            }
+            PushError::Unsupported { .. } => FailureKind::InvalidImage,
+            PushError::Registry(e) => match e.class() {
+                ErrorClass::Auth => FailureKind::Auth,
+                ErrorClass::Network => FailureKind::Network,
+                ErrorClass::NotFound | ErrorClass::Registry => FailureKind::Registry,
+                ErrorClass::Usage => FailureKind::Usage,
+            },
+            PushError::Reference(_) | PushError::Naming(_) => FailureKind::Usage,
+            PushError::Internal(_) => FailureKind::General,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            PushError::Source(e) => e.hint(),
+            PushError::Registry(e) => e.hint(),
+            PushError::Reference(_) => Some(
+                "references look like HOST[:PORT]/NAMESPACE/NAME[:TAG], lowercase, e.g. localhost:5000/team/app:1.0"
+                    .into(),
+            ),
+            PushError::Verify { .. } | PushError::Read { .. } => {
+                Some("the image file is damaged or was changed while pushing; export it again".into())
+            }
+            PushError::Naming(_) => Some(
+                "give a full destination (HOST/REPO:TAG) or tags with -t".into(),
+            ),
+            _ => None,
+        }
+    }
+}

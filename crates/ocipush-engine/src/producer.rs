@@ -1,0 +1,330 @@
+//! Produces a blob's upload body on a blocking thread: reads the source, verifies what it reads
+//! against the digest (or diffID) the source promised, compresses when the layer is stored
+//! uncompressed, hashes the bytes as they leave, and hands them to the HTTP request through a
+//! small bounded channel — so memory per blob is a few chunks, whatever the layer's size.
+
+use std::io::{self, Read, Write};
+
+use bytes::{Bytes, BytesMut};
+use flate2::write::{GzEncoder, MultiGzDecoder};
+use ocipush_oci::{Digest, Sha256Writer, VerifyError, VerifyingReader};
+use ocipush_registry::BodyChunk;
+use tokio::sync::mpsc;
+
+/// Bytes per chunk handed to the HTTP body.
+pub(crate) const CHUNK: usize = 256 * 1024;
+/// Chunks buffered between the producer and the request.
+pub(crate) const CHANNEL_DEPTH: usize = 4;
+/// gzip level for layers ocipush compresses: the level docker push uses.
+const GZIP_LEVEL: u32 = 6;
+
+/// What to do with a source file on its way to the registry.
+#[derive(Debug, Clone)]
+pub(crate) enum Transform {
+    /// Send the bytes as stored; they must hash to `digest` and be `size` long.
+    Verbatim { digest: Digest, size: u64 },
+    /// An uncompressed layer: verify its diffID and gzip it.
+    Gzip { diff_id: Digest },
+    /// A gzip-compressed layer: send as is; decompress alongside to verify its diffID.
+    GzipPassthrough { diff_id: Digest },
+}
+
+/// The digest and size of what was sent.
+#[derive(Debug, Clone)]
+pub(crate) struct Produced {
+    pub digest: Digest,
+    pub size: u64,
+}
+
+#[derive(Debug)]
+pub(crate) enum ProduceError {
+    Verify(VerifyError),
+    Read(io::Error),
+    /// The request stopped taking bytes (it failed or was cancelled).
+    Closed,
+}
+
+/// Runs a transform to completion, sending the output into `tx`. On failure, an error is sent
+/// into the body too, so the request aborts instead of the registry receiving a short blob.
+pub(crate) fn produce(
+    source: Box<dyn Read + Send>,
+    transform: &Transform,
+    what: &str,
+    tx: mpsc::Sender<BodyChunk>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Produced, ProduceError> {
+    let counted = CountingReader {
+        inner: source,
+        progress,
+    };
+    let mut sink = ChannelWriter::new(tx.clone());
+    let result = run(counted, transform, what, &mut sink);
+    match result {
+        Ok(()) => sink.finish().map_err(|_| ProduceError::Closed),
+        Err(err) => {
+            let message = match &err {
+                ProduceError::Verify(v) => v.to_string(),
+                ProduceError::Read(e) => e.to_string(),
+                ProduceError::Closed => return Err(err),
+            };
+            let _ = tx.blocking_send(Err(io::Error::other(message)));
+            Err(err)
+        }
+    }
+}
+
+fn run(
+    source: CountingReader<'_>,
+    transform: &Transform,
+    what: &str,
+    sink: &mut ChannelWriter,
+) -> Result<(), ProduceError> {
+    match transform {
+        Transform::Verbatim { digest, size } => {
+            let mut reader = VerifyingReader::new(source, what, digest.clone(), Some(*size));
+            copy(&mut reader, sink)
+        }
+        Transform::Gzip { diff_id } => {
+            let mut reader = VerifyingReader::new(source, what, diff_id.clone(), None);
+            let mut encoder = GzEncoder::new(&mut *sink, flate2::Compression::new(GZIP_LEVEL));
+            copy(&mut reader, &mut encoder)?;
+            encoder.finish().map_err(classify)?;
+            Ok(())
+        }
+        Transform::GzipPassthrough { diff_id } => {
+            let mut tee = TeeWriter {
+                sink,
+                decoder: MultiGzDecoder::new(Sha256Writer::new()),
+            };
+            let mut source = source;
+            copy(&mut source, &mut tee)?;
+            let hasher = tee.decoder.finish().map_err(|e| {
+                ProduceError::Read(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{what}: not a valid gzip stream: {e}"),
+                ))
+            })?;
+            let (actual, _) = hasher.finish();
+            if &actual != diff_id {
+                return Err(ProduceError::Verify(VerifyError::Digest {
+                    what: format!("{what} (uncompressed)"),
+                    expected: diff_id.clone(),
+                    actual,
+                }));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn copy(reader: &mut impl Read, writer: &mut impl Write) -> Result<(), ProduceError> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(classify(e)),
+        };
+        writer.write_all(&buf[..n]).map_err(classify)?;
+    }
+}
+
+/// Tells a verification failure and a closed body apart from other I/O errors.
+fn classify(err: io::Error) -> ProduceError {
+    if err.kind() == io::ErrorKind::BrokenPipe {
+        return ProduceError::Closed;
+    }
+    if VerifyError::from_io(&err).is_some() {
+        let inner = err
+            .into_inner()
+            .and_then(|e| e.downcast::<VerifyError>().ok())
+            .expect("checked above");
+        return ProduceError::Verify(*inner);
+    }
+    ProduceError::Read(err)
+}
+
+struct CountingReader<'a> {
+    inner: Box<dyn Read + Send>,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Read for CountingReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n > 0 {
+            (self.progress)(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// Hashes what is written and sends it on in `CHUNK`-sized pieces.
+struct ChannelWriter {
+    tx: mpsc::Sender<BodyChunk>,
+    buf: BytesMut,
+    hasher: Sha256Writer,
+}
+
+impl ChannelWriter {
+    fn new(tx: mpsc::Sender<BodyChunk>) -> Self {
+        ChannelWriter {
+            tx,
+            buf: BytesMut::with_capacity(CHUNK),
+            hasher: Sha256Writer::new(),
+        }
+    }
+
+    fn send_buffered(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk: Bytes = self.buf.split().freeze();
+        self.hasher.update(&chunk);
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))?;
+        self.buf.reserve(CHUNK);
+        Ok(())
+    }
+
+    fn finish(mut self) -> io::Result<Produced> {
+        self.send_buffered()?;
+        let (digest, size) = self.hasher.finish();
+        Ok(Produced { digest, size })
+    }
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let room = CHUNK - self.buf.len().min(CHUNK);
+        let n = data.len().min(room.max(1));
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() >= CHUNK {
+            self.send_buffered()?;
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends compressed bytes on while decompressing a copy to check the diffID.
+struct TeeWriter<'a> {
+    sink: &'a mut ChannelWriter,
+    decoder: MultiGzDecoder<Sha256Writer>,
+}
+
+impl Write for TeeWriter<'_> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.sink.write_all(data)?;
+        self.decoder.write_all(data).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("not a valid gzip stream: {e}"),
+            )
+        })?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ocipush_oci::sha256_of;
+
+    fn run_to_end(
+        data: Vec<u8>,
+        transform: Transform,
+    ) -> (Result<Produced, ProduceError>, Vec<u8>) {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let result = produce(
+            Box::new(io::Cursor::new(data)),
+            &transform,
+            "blob",
+            tx,
+            &|_| {},
+        );
+        let mut out = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            match chunk {
+                Ok(bytes) => out.extend_from_slice(&bytes),
+                Err(_) => out.extend_from_slice(b"<error>"),
+            }
+        }
+        (result, out)
+    }
+
+    #[test]
+    fn gzip_is_deterministic_and_round_trips() {
+        let data: Vec<u8> = (0..1_000_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let diff_id = sha256_of(&data);
+        let (a, out_a) = run_to_end(
+            data.clone(),
+            Transform::Gzip {
+                diff_id: diff_id.clone(),
+            },
+        );
+        let (b, out_b) = run_to_end(
+            data.clone(),
+            Transform::Gzip {
+                diff_id: diff_id.clone(),
+            },
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.digest, b.digest);
+        assert_eq!(out_a, out_b);
+        assert_eq!(a.digest, sha256_of(&out_a));
+        let mut round = Vec::new();
+        flate2::read::GzDecoder::new(&out_a[..])
+            .read_to_end(&mut round)
+            .unwrap();
+        assert_eq!(round, data);
+
+        // The compressed output passes through untouched and its diffID still verifies.
+        let (c, out_c) = run_to_end(out_a.clone(), Transform::GzipPassthrough { diff_id });
+        assert_eq!(c.unwrap().digest, a.digest);
+        assert_eq!(out_c, out_a);
+    }
+
+    #[test]
+    fn mismatches_abort_the_body() {
+        let (r, out) = run_to_end(
+            b"abc".to_vec(),
+            Transform::Gzip {
+                diff_id: sha256_of(b"abd"),
+            },
+        );
+        assert!(matches!(r, Err(ProduceError::Verify(_))));
+        assert!(out.ends_with(b"<error>"));
+
+        let (r, _) = run_to_end(
+            b"abc".to_vec(),
+            Transform::Verbatim {
+                digest: sha256_of(b"abc"),
+                size: 4,
+            },
+        );
+        assert!(matches!(
+            r,
+            Err(ProduceError::Verify(VerifyError::Size { .. }))
+        ));
+
+        let (r, _) = run_to_end(
+            b"not gzip".to_vec(),
+            Transform::GzipPassthrough {
+                diff_id: sha256_of(b""),
+            },
+        );
+        assert!(r.is_err());
+    }
+}

@@ -1,0 +1,403 @@
+//! The push pipeline: for each planned image, every blob into its repository (in parallel,
+//! under one run-wide concurrency budget), then its manifests — children of an index first, by
+//! digest — then the tags. Nothing is tagged unless every blob it needs was confirmed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use ocipush_oci::Document;
+use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
+use ocipush_source::{ImageContent, LocalImage, Source};
+use tokio::sync::Semaphore;
+
+use crate::assemble::docker_manifest;
+use crate::blob::{push_blob, BlobContext, BlobJob, PushedBlob};
+use crate::error::PushError;
+use crate::naming::{destinations_for, Destination};
+use crate::report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport};
+use crate::reporter::{BlobOutcome, Reporter};
+
+/// Settings of a push run, resolved by the caller from flags, environment and config.
+#[derive(Debug, Clone)]
+pub struct PushOptions {
+    /// Blobs in flight at once, across all images (`-j`).
+    pub jobs: usize,
+    pub client: ClientOptions,
+}
+
+/// One image and the references it goes to.
+#[derive(Debug, Clone)]
+pub struct PlannedImage {
+    pub source: Arc<Source>,
+    pub image: LocalImage,
+    pub references: Vec<Reference>,
+}
+
+/// Decides where every image of the sources goes.
+pub fn plan(
+    sources: &[Arc<Source>],
+    destination: &Destination,
+    extra_tags: &[String],
+) -> Result<Vec<PlannedImage>, PushError> {
+    let total: usize = sources.iter().map(|s| s.images.len()).sum();
+    if let Destination::Reference(reference) = destination {
+        if total != 1 {
+            let labels: Vec<&str> = sources
+                .iter()
+                .flat_map(|s| s.images.iter().map(|i| i.label.as_str()))
+                .collect();
+            return Err(PushError::Naming(format!(
+                "{total} images found ({}) for the single destination {reference}; pick one with TRANSPORT:PATH:REF or push them all with -r",
+                labels.join(", ")
+            )));
+        }
+    }
+    let mut planned = Vec::with_capacity(total);
+    for source in sources {
+        let fallback = fallback_name(source);
+        for image in &source.images {
+            planned.push(PlannedImage {
+                source: source.clone(),
+                image: image.clone(),
+                references: destinations_for(image, &fallback, destination, extra_tags)?,
+            });
+        }
+    }
+    Ok(planned)
+}
+
+fn fallback_name(source: &Source) -> String {
+    let path =
+        std::fs::canonicalize(&source.spec.path).unwrap_or_else(|_| source.spec.path.clone());
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "image".into());
+    for ext in [".tar.gz", ".tgz", ".tar"] {
+        if let Some(stem) = name.strip_suffix(ext) {
+            return stem.to_string();
+        }
+    }
+    name
+}
+
+/// Pushes every planned image and reports what happened to each. Images fail independently.
+pub async fn push(
+    plan: Vec<PlannedImage>,
+    options: &PushOptions,
+    reporter: Arc<dyn Reporter>,
+) -> PushReport {
+    let started = Instant::now();
+    let budget = Arc::new(Semaphore::new(options.jobs.max(1)));
+    let ids = Arc::new(AtomicU64::new(0));
+    let mut clients: HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>> = HashMap::new();
+    for image in &plan {
+        for reference in &image.references {
+            if !clients.contains_key(&reference.registry) {
+                let client = RegistryClient::connect(&reference.registry, &options.client)
+                    .await
+                    .map_err(|e| Arc::new(PushError::Registry(e)));
+                clients.insert(reference.registry.clone(), client);
+            }
+        }
+    }
+    let runs = plan.into_iter().map(|planned| {
+        let reporter = reporter.clone();
+        let budget = budget.clone();
+        let ids = ids.clone();
+        let clients = &clients;
+        let retries = options.client.retry.retries;
+        async move {
+            let image_started = Instant::now();
+            let destinations: Vec<String> =
+                planned.references.iter().map(|r| r.to_string()).collect();
+            reporter.image_started(&planned.image.label, &destinations);
+            let mut tally = Tally::default();
+            let result = push_image(
+                &planned, clients, &reporter, &budget, &ids, retries, &mut tally,
+            )
+            .await;
+            let report = image_report(&planned, result, tally, image_started.elapsed());
+            reporter.image_finished(&report);
+            report
+        }
+    });
+    let reports = join_all(runs).await;
+    PushReport::new(reports, started.elapsed())
+}
+
+/// Counts gathered while pushing one image.
+#[derive(Default)]
+struct Tally {
+    bytes_uploaded: u64,
+    bytes_skipped: u64,
+    blobs: BlobCounts,
+    retries: u64,
+}
+
+impl Tally {
+    fn add(&mut self, blob: &PushedBlob) {
+        match blob.outcome {
+            BlobOutcome::Existing => {
+                self.blobs.existing += 1;
+                self.bytes_skipped += blob.size;
+            }
+            BlobOutcome::Uploaded => {
+                self.blobs.uploaded += 1;
+                self.bytes_uploaded += blob.size;
+            }
+            BlobOutcome::Failed => {}
+        }
+    }
+}
+
+async fn push_image(
+    planned: &PlannedImage,
+    clients: &HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>,
+    reporter: &Arc<dyn Reporter>,
+    budget: &Arc<Semaphore>,
+    ids: &Arc<AtomicU64>,
+    retries: u32,
+    tally: &mut Tally,
+) -> Result<String, Arc<PushError>> {
+    // One repository may take several tags: blobs go up once, then one manifest PUT per tag.
+    let mut by_repository: Vec<(String, Vec<&Reference>)> = Vec::new();
+    for reference in &planned.references {
+        let name = reference.name();
+        match by_repository.iter_mut().find(|(r, _)| *r == name) {
+            Some((_, refs)) => refs.push(reference),
+            None => by_repository.push((name, vec![reference])),
+        }
+    }
+    let mut digest = None;
+    for (_, references) in by_repository {
+        let first = references[0];
+        let client = clients
+            .get(&first.registry)
+            .expect("every registry was connected")
+            .clone()?;
+        let before = client.retries();
+        let ctx = BlobContext {
+            repository: Repository::new(client.clone(), &first.repository),
+            blobs: planned.source.blobs.clone(),
+            reporter: reporter.clone(),
+            retries,
+        };
+        let result =
+            push_to_repository(&planned.image, &ctx, &references, budget, ids, tally).await;
+        tally.retries += client.retries().saturating_sub(before);
+        digest = Some(result.map_err(Arc::new)?);
+    }
+    digest.ok_or_else(|| Arc::new(PushError::Naming("no destination".into())))
+}
+
+async fn push_to_repository(
+    image: &LocalImage,
+    ctx: &BlobContext,
+    references: &[&Reference],
+    budget: &Arc<Semaphore>,
+    ids: &Arc<AtomicU64>,
+    tally: &mut Tally,
+) -> Result<String, PushError> {
+    let root = match &image.content {
+        ImageContent::Stored {
+            root,
+            children,
+            blob_paths,
+        } => {
+            let mut jobs = Vec::new();
+            for doc in std::iter::once(root).chain(children) {
+                for blob in doc.blobs() {
+                    if jobs
+                        .iter()
+                        .any(|j: &BlobJob| j.path.ends_with(blob.digest().digest()))
+                    {
+                        continue;
+                    }
+                    let path = blob_paths
+                        .iter()
+                        .find(|(d, _)| d == blob.digest())
+                        .map(|(_, p)| p.clone())
+                        .ok_or_else(|| {
+                            PushError::Internal(format!("no path for {}", blob.digest()))
+                        })?;
+                    let label = format!(
+                        "{} {}",
+                        kind_of(blob.media_type().as_ref()),
+                        short(blob.digest().as_ref())
+                    );
+                    jobs.push(BlobJob::verbatim(
+                        label,
+                        path,
+                        blob.digest().clone(),
+                        blob.size(),
+                    ));
+                }
+            }
+            for pushed in run_jobs(ctx, jobs, budget, ids).await? {
+                tally.add(&pushed);
+            }
+            for child in children {
+                put_manifest(ctx, child, child.digest().as_ref()).await?;
+            }
+            root.clone()
+        }
+        ImageContent::Assembled(assembled) => {
+            let count = assembled.layers.len();
+            let jobs = assembled
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(i, layer)| {
+                    BlobJob::layer(
+                        format!("layer {}/{count} {}", i + 1, short(layer.diff_id.as_ref())),
+                        layer,
+                    )
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let config_size = assembled.config.len() as u64;
+            let config_digest = assembled.config_digest.clone();
+            let config_upload = async {
+                if ctx.repository.blob_exists(&config_digest).await?.is_some() {
+                    return Ok::<_, PushError>(BlobOutcome::Existing);
+                }
+                ctx.repository
+                    .upload_bytes(&config_digest, Bytes::from(assembled.config.clone()))
+                    .await?;
+                Ok(BlobOutcome::Uploaded)
+            };
+            let (layers, config) = tokio::join!(run_jobs(ctx, jobs, budget, ids), config_upload);
+            let layers = layers?;
+            tally.add(&PushedBlob {
+                digest: config_digest.clone(),
+                size: config_size,
+                outcome: config?,
+            });
+            for pushed in &layers {
+                tally.add(pushed);
+            }
+            let descriptors: Vec<_> = layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+            docker_manifest(&config_digest, config_size, &descriptors)?
+        }
+    };
+    for reference in references {
+        let target = reference
+            .api_reference()
+            .unwrap_or_else(|| root.digest().to_string());
+        if let Some(wanted) = &reference.digest {
+            if wanted != root.digest() {
+                return Err(PushError::Naming(format!(
+                    "destination names digest {wanted} but the image's manifest is {}",
+                    root.digest()
+                )));
+            }
+        }
+        put_manifest(ctx, &root, &target).await?;
+    }
+    Ok(root.digest().to_string())
+}
+
+async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Result<(), PushError> {
+    ctx.repository
+        .put_manifest(
+            reference,
+            doc.media_type(),
+            Bytes::copy_from_slice(doc.bytes()),
+            doc.digest(),
+        )
+        .await
+        .map_err(PushError::from)
+}
+
+/// Runs blob jobs in parallel within the run-wide budget; the first failure wins, but every
+/// job is let finish (or fail) so no upload is left dangling.
+async fn run_jobs(
+    ctx: &BlobContext,
+    jobs: Vec<BlobJob>,
+    budget: &Arc<Semaphore>,
+    ids: &Arc<AtomicU64>,
+) -> Result<Vec<PushedBlob>, PushError> {
+    let tasks = jobs.into_iter().map(|job| {
+        let ctx = ctx.clone();
+        let budget = budget.clone();
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let _permit = budget
+                .acquire_owned()
+                .await
+                .expect("the budget is never closed");
+            push_blob(&ctx, &job, id).await
+        })
+    });
+    let mut pushed = Vec::new();
+    let mut first_error = None;
+    for result in join_all(tasks).await {
+        match result {
+            Ok(Ok(blob)) => pushed.push(blob),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(PushError::Internal(format!("blob task failed: {e}")));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(pushed),
+    }
+}
+
+fn image_report(
+    planned: &PlannedImage,
+    result: Result<String, Arc<PushError>>,
+    tally: Tally,
+    elapsed: Duration,
+) -> ImageReport {
+    let (status, digest, error) = match result {
+        Ok(digest) => (ImageStatus::Pushed, Some(digest), None),
+        Err(e) => (
+            ImageStatus::Failed,
+            None,
+            Some(Failure {
+                message: e.to_string(),
+                hint: e.hint(),
+                kind: e.kind(),
+            }),
+        ),
+    };
+    ImageReport {
+        source: planned.image.label.clone(),
+        destination: planned
+            .references
+            .first()
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        references: planned.references.iter().map(|r| r.to_string()).collect(),
+        digest,
+        status,
+        bytes_uploaded: tally.bytes_uploaded,
+        bytes_skipped: tally.bytes_skipped,
+        blobs: tally.blobs,
+        retries: tally.retries,
+        duration_ms: elapsed.as_millis() as u64,
+        error,
+    }
+}
+
+fn kind_of(media_type: &str) -> &'static str {
+    if media_type.contains("config") {
+        "config"
+    } else {
+        "layer"
+    }
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    &hex[..hex.len().min(12)]
+}

@@ -1,0 +1,43 @@
+//! Events the engine emits while pushing, for whoever shows progress. The engine never prints;
+//! the binary implements [`Reporter`] with progress bars or plain lines.
+
+use crate::report::ImageReport;
+
+/// Identifies one blob transfer within a run.
+pub type BlobId = u64;
+
+/// What happened to a blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobOutcome {
+    /// The repository already had it.
+    Existing,
+    Uploaded,
+    Failed,
+}
+
+/// What a blob is doing now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobState {
+    Checking,
+    Compressing,
+    Uploading,
+}
+
+/// Receives push events. Every method has an empty default so reporters implement what they show.
+pub trait Reporter: Send + Sync {
+    fn image_started(&self, _label: &str, _destinations: &[String]) {}
+    /// A blob transfer began; `total` is the number of source bytes it will read.
+    fn blob_started(&self, _id: BlobId, _label: &str, _total: u64) {}
+    fn blob_state(&self, _id: BlobId, _state: BlobState) {}
+    /// `bytes` more source bytes were processed.
+    fn blob_progress(&self, _id: BlobId, _bytes: u64) {}
+    /// A retry starts the blob over: progress goes back to zero.
+    fn blob_restarted(&self, _id: BlobId, _attempt: u32, _reason: &str) {}
+    fn blob_finished(&self, _id: BlobId, _outcome: BlobOutcome) {}
+    fn image_finished(&self, _report: &ImageReport) {}
+}
+
+/// A reporter that shows nothing (`-q`, library use).
+pub struct SilentReporter;
+
+impl Reporter for SilentReporter {}

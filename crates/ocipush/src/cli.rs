@@ -1,0 +1,116 @@
+//! The command line, as clap sees it. Only parsing lives here: defaults from the environment and
+//! credentials are resolved in `settings`, so the engine never sees clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ocipush",
+    version,
+    about = "Push locally built container images to OCI registries — fast, resumable and correct.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More logs on stderr (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print nothing but errors and the pushed references.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Push images to a registry.
+    #[command(after_help = PUSH_EXAMPLES)]
+    Push(PushArgs),
+    /// List the images a source holds (what `push` would push).
+    List(ListArgs),
+    /// Run the embedded OCI registry.
+    Serve(ServeArgs),
+}
+
+const PUSH_EXAMPLES: &str = "\
+Examples:
+  ocipush push ./build/app.tar localhost:5000/team/app:dev
+  ocipush push -r localhost:5000/team ./build/app.tar oci:./layout:1.0
+  echo \"$TOKEN\" | ocipush push -u ci --password-stdin app.tar.gz ghcr.io/org/app:1.2
+  ocipush push examples/hello-oci          # into the embedded local registry";
+
+#[derive(Debug, Args)]
+pub struct PushArgs {
+    /// SOURCE [DEST], or with -r: SOURCE... . A source is a path (OCI layout directory,
+    /// oci-archive, `docker save` tarball, plain or gzipped) or TRANSPORT:PATH[:REF] with
+    /// oci, oci-archive or docker-archive.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub args: Vec<String>,
+    /// Push every source to REGISTRY[/NAMESPACE], named after the images' own names and tags.
+    #[arg(short = 'r', long = "registry", value_name = "REGISTRY[/NAMESPACE]")]
+    pub registry: Option<String>,
+    /// Tag to push (repeatable); replaces the source's own tags.
+    #[arg(short = 't', long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Registry user name [env: OCIPUSH_USERNAME]
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Read the password (or token) from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Password on the command line (visible to other users: prefer --password-stdin).
+    #[arg(short = 'p', long, hide = true)]
+    pub password: Option<String>,
+    /// Skip TLS certificate verification [env: OCIPUSH_INSECURE]
+    #[arg(long)]
+    pub insecure: bool,
+    /// Talk plain HTTP to the registry.
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Trust the CA certificates in this PEM file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
+    /// Blobs uploaded in parallel.
+    #[arg(short = 'j', long = "jobs", visible_alias = "concurrency", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub jobs: u16,
+    /// Retries of a failed request or upload.
+    #[arg(long, default_value_t = 3)]
+    pub retries: u32,
+    /// Give up after this long (e.g. 90s, 10m) [env: OCIPUSH_TIMEOUT]
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Print one JSON document on stdout instead of references.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Sources to inspect.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:5000")]
+    pub addr: String,
+    /// Directory holding the registry's data [default: the local registry's directory]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// TLS certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require basic auth against this htpasswd file (bcrypt entries).
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+}

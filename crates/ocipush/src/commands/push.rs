@@ -1,0 +1,160 @@
+//! `ocipush push`: open the sources, plan destinations, push, and report.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use ocipush_engine::{
+    plan, push, Destination, FailureKind, ImageStatus, PushOptions, PushReport, Reporter,
+    SilentReporter,
+};
+use ocipush_registry::RegistryTarget;
+use ocipush_source::open_path;
+
+use crate::failure::{exit_code, CliError, EXIT_GENERAL, EXIT_OK, EXIT_TIMEOUT};
+use crate::local::{default_root, LocalRegistry};
+use crate::printer;
+use crate::progress::{BarReporter, LineReporter};
+use crate::settings::{PushSettings, Target};
+
+pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
+    if !quiet {
+        for warning in &settings.warnings {
+            eprintln!("warning: {warning}");
+        }
+    }
+    let mut sources = Vec::with_capacity(settings.sources.len());
+    for arg in &settings.sources {
+        let source = open_path(arg).map_err(|e| {
+            let hint = e.hint();
+            let error = ocipush_engine::PushError::from(e);
+            CliError::new(error.kind(), &error, hint)
+        })?;
+        sources.push(Arc::new(source));
+    }
+
+    let mut client = settings.client.clone();
+    let (destination, local) = match &settings.target {
+        Target::Remote(d) => (d.clone(), None),
+        Target::Local => {
+            let local = LocalRegistry::attach_or_start(&default_root()).await?;
+            client.plain_http = true;
+            let target = RegistryTarget::parse(&local.addr.to_string())
+                .map_err(|e| CliError::with_code(e.to_string(), None, EXIT_GENERAL))?;
+            (Destination::Registry(target), Some(local))
+        }
+    };
+    let planned = plan(&sources, &destination, &settings.tags)
+        .map_err(|e| CliError::new(e.kind(), &e, e.hint()))?;
+
+    let reporter: Arc<dyn Reporter> = if quiet || settings.json {
+        Arc::new(SilentReporter)
+    } else if std::io::stderr().is_terminal() {
+        Arc::new(BarReporter::new())
+    } else {
+        Arc::new(LineReporter::new())
+    };
+    let options = PushOptions {
+        jobs: settings.jobs,
+        client,
+    };
+    let pushing = push(planned, &options, reporter);
+    let report = match settings.timeout {
+        Some(limit) => match tokio::time::timeout(limit, pushing).await {
+            Ok(report) => report,
+            Err(_) => {
+                return Err(CliError::with_code(
+                    format!("the push did not finish within {}s", limit.as_secs_f64()),
+                    Some("raise --timeout, or check the network to the registry".into()),
+                    EXIT_TIMEOUT,
+                ))
+            }
+        },
+        None => pushing.await,
+    };
+    if let Some(local) = local {
+        if !quiet && !settings.json {
+            explain_local(&report, &local);
+        }
+        local.shutdown().await;
+    }
+    emit(&report, settings.json, quiet);
+    Ok(report_exit_code(&report))
+}
+
+fn emit(report: &PushReport, json: bool, quiet: bool) {
+    let mut stdout = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(stdout, "{}", printer::json(report));
+    } else {
+        let _ = printer::references(report, &mut stdout);
+    }
+    let _ = stdout.flush();
+    if json {
+        return;
+    }
+    for image in &report.images {
+        if let Some(error) = &image.error {
+            eprint!(
+                "{}",
+                CliError::with_code(
+                    format!("{}: {}", image.source, error.message),
+                    error.hint.clone(),
+                    1
+                )
+                .render()
+            );
+        }
+    }
+    if !quiet {
+        eprintln!("{}", printer::summary(report));
+    }
+}
+
+fn explain_local(report: &PushReport, local: &LocalRegistry) {
+    if report.summary.pushed == 0 {
+        return;
+    }
+    eprintln!("pushed into the local registry at {}", local.root.display());
+    if local.is_in_process() {
+        eprintln!(
+            "to pull: run `ocipush serve` (it serves that directory on 127.0.0.1:5000), then e.g. `docker pull localhost:5000/{}`",
+            first_path(report)
+        );
+    } else {
+        eprintln!(
+            "to pull: `docker pull {}`",
+            report
+                .images
+                .iter()
+                .find_map(|i| i.references.first())
+                .cloned()
+                .unwrap_or_default()
+        );
+    }
+}
+
+fn first_path(report: &PushReport) -> String {
+    report
+        .images
+        .iter()
+        .find(|i| i.status == ImageStatus::Pushed)
+        .and_then(|i| i.references.first())
+        .and_then(|r| r.split_once('/').map(|(_, path)| path.to_string()))
+        .unwrap_or_default()
+}
+
+/// 0 when everything was pushed; the failure's own code when all failed alike; 1 otherwise.
+fn report_exit_code(report: &PushReport) -> u8 {
+    let failures: Vec<FailureKind> = report
+        .images
+        .iter()
+        .filter_map(|i| i.error.as_ref().map(|e| e.kind))
+        .collect();
+    match failures.first() {
+        None => EXIT_OK,
+        Some(first) if report.summary.pushed == 0 && failures.iter().all(|k| k == first) => {
+            exit_code(*first)
+        }
+        Some(_) => EXIT_GENERAL,
+    }
+}

@@ -1,0 +1,154 @@
+//! What `push` writes when it is done: references (or one JSON document) on stdout for scripts,
+//! a readable summary on stderr for people.
+
+use std::io::Write;
+
+use ocipush_engine::{ImageReport, ImageStatus, PushReport};
+use serde::Serialize;
+
+/// The `--json` document (the CLI contract in DESIGN.md).
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    images: Vec<JsonImage<'a>>,
+    summary: &'a ocipush_engine::Summary,
+}
+
+#[derive(Serialize)]
+struct JsonImage<'a> {
+    source: &'a str,
+    destination: &'a str,
+    references: &'a [String],
+    digest: Option<&'a str>,
+    status: ImageStatus,
+    bytes_uploaded: u64,
+    bytes_skipped: u64,
+    blobs: &'a ocipush_engine::BlobCounts,
+    retries: u64,
+    duration_ms: u64,
+    error: Option<&'a str>,
+    hint: Option<&'a str>,
+}
+
+pub fn json(report: &PushReport) -> String {
+    let doc = JsonReport {
+        images: report
+            .images
+            .iter()
+            .map(|i| JsonImage {
+                source: &i.source,
+                destination: &i.destination,
+                references: &i.references,
+                digest: i.digest.as_deref(),
+                status: i.status,
+                bytes_uploaded: i.bytes_uploaded,
+                bytes_skipped: i.bytes_skipped,
+                blobs: &i.blobs,
+                retries: i.retries,
+                duration_ms: i.duration_ms,
+                error: i.error.as_ref().map(|e| e.message.as_str()),
+                hint: i.error.as_ref().and_then(|e| e.hint.as_deref()),
+            })
+            .collect(),
+        summary: &report.summary,
+    };
+    serde_json::to_string_pretty(&doc).expect("reports serialise")
+}
+
+/// `REF@sha256:…` for every reference written.
+pub fn references(report: &PushReport, out: &mut dyn Write) -> std::io::Result<()> {
+    for image in &report.images {
+        if let Some(digest) = &image.digest {
+            for reference in &image.references {
+                let name = reference.split('@').next().unwrap_or(reference);
+                writeln!(out, "{name}@{digest}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One line about an image's outcome.
+pub fn image_line(report: &ImageReport) -> String {
+    match report.status {
+        ImageStatus::Pushed => format!(
+            "pushed {} -> {} ({}): {} uploaded, {} existing; {} sent, {} skipped in {}",
+            report.source,
+            report.references.join(", "),
+            short_digest(report.digest.as_deref().unwrap_or("")),
+            report.blobs.uploaded,
+            report.blobs.existing,
+            human_bytes(report.bytes_uploaded),
+            human_bytes(report.bytes_skipped),
+            human_ms(report.duration_ms),
+        ),
+        ImageStatus::Failed => format!(
+            "failed {} -> {}: {}",
+            report.source,
+            report.destination,
+            report
+                .error
+                .as_ref()
+                .map(|e| e.message.as_str())
+                .unwrap_or("unknown error")
+        ),
+        ImageStatus::Skipped => format!("skipped {}", report.source),
+    }
+}
+
+/// The closing summary on stderr.
+pub fn summary(report: &PushReport) -> String {
+    let s = &report.summary;
+    let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
+    format!(
+        "{} of {} image(s) pushed{}; {} blob(s) uploaded, {} already present; {} sent ({}/s), {} skipped; {} retries; {}",
+        s.pushed,
+        s.images,
+        if s.failed > 0 { format!(", {} failed", s.failed) } else { String::new() },
+        s.blobs.uploaded,
+        s.blobs.existing,
+        human_bytes(s.bytes_uploaded),
+        human_bytes((s.bytes_uploaded as f64 / secs) as u64),
+        human_bytes(s.bytes_skipped),
+        s.retries,
+        human_ms(s.duration_ms),
+    )
+}
+
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}
+
+fn short_digest(d: &str) -> &str {
+    &d[..d.len().min(19)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 * 1024), "5.0 GiB");
+    }
+}

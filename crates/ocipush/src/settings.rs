@@ -1,0 +1,211 @@
+//! Settings resolved from flags, then `OCIPUSH_*` variables, then idpbuilder's names for them,
+//! before anything runs: the engine receives finished values and never looks at the
+//! environment or at clap itself.
+
+use std::io::Read;
+use std::time::Duration;
+
+use ocipush_engine::Destination;
+use ocipush_registry::{
+    ClientOptions, Credentials, Reference, RegistryTarget, RetryPolicy, TlsOptions,
+};
+
+use crate::cli::PushArgs;
+use crate::failure::CliError;
+
+/// Where the user asked images to go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Remote(Destination),
+    /// Neither DEST nor -r: the embedded local registry.
+    Local,
+}
+
+/// Everything `push` needs, resolved.
+#[derive(Debug)]
+pub struct PushSettings {
+    pub sources: Vec<String>,
+    pub target: Target,
+    pub tags: Vec<String>,
+    pub jobs: usize,
+    pub client: ClientOptions,
+    pub timeout: Option<Duration>,
+    pub json: bool,
+    /// Warnings to show once settings are final (e.g. a password given on the command line).
+    pub warnings: Vec<String>,
+}
+
+/// Reads a variable from the first of `names` that is set and not empty.
+fn env_first(names: &[&str]) -> Option<String> {
+    names
+        .iter()
+        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
+}
+
+fn env_flag(names: &[&str]) -> bool {
+    env_first(names)
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+}
+
+pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings, CliError> {
+    let mut warnings = Vec::new();
+    let registry = args.registry.or_else(|| env_first(&["OCIPUSH_REGISTRY"]));
+    let (sources, target) = match registry {
+        Some(r) => {
+            let target = RegistryTarget::parse(&r).map_err(|e| {
+                CliError::usage(
+                    e.to_string(),
+                    Some("-r takes HOST[:PORT][/NAMESPACE], e.g. localhost:5000/team".into()),
+                )
+            })?;
+            (args.args, Target::Remote(Destination::Registry(target)))
+        }
+        None => {
+            match args.args.len() {
+                1 => (args.args, Target::Local),
+                2 => {
+                    let reference = Reference::parse(&args.args[1]).map_err(|e| {
+                    CliError::usage(
+                        e.to_string(),
+                        Some("DEST is HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/team/app:1.0".into()),
+                    )
+                })?;
+                    (
+                        vec![args.args[0].clone()],
+                        Target::Remote(Destination::Reference(reference)),
+                    )
+                }
+                n => return Err(CliError::usage(
+                    format!("{n} arguments given but no -r"),
+                    Some(
+                        "push one SOURCE to one DEST, or many sources with -r REGISTRY[/NAMESPACE]"
+                            .into(),
+                    ),
+                )),
+            }
+        }
+    };
+
+    let username = args
+        .username
+        .or_else(|| env_first(&["OCIPUSH_USERNAME", "IDPBUILDER_REGISTRY_USER"]));
+    let password = if args.password_stdin {
+        if args.password.is_some() {
+            return Err(CliError::usage(
+                "--password and --password-stdin are exclusive",
+                None,
+            ));
+        }
+        let mut raw = String::new();
+        stdin.read_to_string(&mut raw).map_err(|e| {
+            CliError::usage(format!("cannot read the password from stdin: {e}"), None)
+        })?;
+        let trimmed = raw.trim_end_matches(['\n', '\r']).to_string();
+        if trimmed.is_empty() {
+            return Err(CliError::usage(
+                "--password-stdin read an empty password",
+                Some(
+                    "pipe the password in: echo \"$PASSWORD\" | ocipush push --password-stdin …"
+                        .into(),
+                ),
+            ));
+        }
+        Some(trimmed)
+    } else if let Some(p) = args.password {
+        warnings.push(
+            "a password on the command line is visible to other users; prefer --password-stdin"
+                .into(),
+        );
+        Some(p)
+    } else {
+        env_first(&["OCIPUSH_PASSWORD", "IDPBUILDER_REGISTRY_PASSWORD"])
+    };
+    let credentials = match (username, password) {
+        (Some(u), Some(p)) => Some(Credentials::new(u, p)),
+        (Some(u), None) => {
+            return Err(CliError::usage(
+                format!("user `{u}` given without a password"),
+                Some("add --password-stdin, or set OCIPUSH_PASSWORD".into()),
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(CliError::usage(
+                "a password was given without a user name",
+                Some("add -u USER, or set OCIPUSH_USERNAME".into()),
+            ))
+        }
+        (None, None) => None,
+    };
+
+    let insecure = args.insecure || env_flag(&["OCIPUSH_INSECURE", "IDPBUILDER_REGISTRY_INSECURE"]);
+    if insecure {
+        warnings.push("TLS certificate verification is off (--insecure)".into());
+    }
+    let timeout = match args
+        .timeout
+        .or_else(|| env_first(&["OCIPUSH_TIMEOUT", "IDPBUILDER_PUSH_TIMEOUT"]))
+    {
+        Some(t) => Some(parse_duration(&t).ok_or_else(|| {
+            CliError::usage(
+                format!("invalid duration `{t}`"),
+                Some("use e.g. 90s, 10m, 1h or a number of seconds".into()),
+            )
+        })?),
+        None => None,
+    };
+    Ok(PushSettings {
+        sources,
+        target,
+        tags: args.tags,
+        jobs: args.jobs as usize,
+        client: ClientOptions {
+            tls: TlsOptions {
+                insecure,
+                ca_files: args.ca_file,
+            },
+            plain_http: args.plain_http,
+            credentials,
+            retry: RetryPolicy {
+                retries: args.retries,
+                ..RetryPolicy::default()
+            },
+            ..ClientOptions::default()
+        },
+        timeout,
+        json: args.json,
+        warnings,
+    })
+}
+
+/// `90`, `90s`, `10m`, `1h`, `500ms`.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let d = match unit.trim() {
+        "" | "s" => Duration::from_secs(n),
+        "ms" => Duration::from_millis(n),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
+        _ => return None,
+    };
+    (!d.is_zero()).then_some(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("0"), None);
+        assert_eq!(parse_duration("ten"), None);
+        assert_eq!(parse_duration("5d"), None);
+    }
+}

@@ -1,0 +1,111 @@
+//! Shared helpers for the binary's end-to-end tests: run `ocipush`, read back what a registry
+//! holds with skopeo (never with our own code), and check layers against diffIDs.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use ocipush_testkit::skopeo::{self, ManifestView, SkopeoAuth};
+use sha2::{Digest as _, Sha256};
+
+/// Runs the ocipush binary with `args`, optional stdin, and a clean credential environment.
+pub fn ocipush(args: &[&str], stdin: Option<&str>) -> Output {
+    let home = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocipush"));
+    cmd.args(args)
+        .env("HOME", home.path())
+        .env("OCIPUSH_LOCAL_REGISTRY", home.path().join("registry"))
+        .env_remove("OCIPUSH_USERNAME")
+        .env_remove("OCIPUSH_PASSWORD")
+        .env_remove("OCIPUSH_REGISTRY")
+        .env_remove("DOCKER_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("ocipush runs");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns the manifest digest from the `REF@sha256:…` line.
+pub fn pushed_digest(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "ocipush failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+    let line = stdout(o)
+        .lines()
+        .next()
+        .expect("a pushed reference")
+        .to_string();
+    line.rsplit_once('@').expect("REF@DIGEST").1.to_string()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// Copies `reference` out of the registry with skopeo into an OCI layout and returns the
+/// diffIDs its layers really decompress to.
+pub fn diff_ids_via_skopeo(reference: &str, auth: &SkopeoAuth) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    skopeo::copy_to_oci_layout(reference, dir.path(), "copy", auth);
+    layout_diff_ids(dir.path())
+}
+
+fn layout_diff_ids(dir: &Path) -> Vec<String> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest = std::fs::read(blob(dir, digest)).unwrap();
+    let view = ManifestView::parse(&manifest);
+    view.layer_digests
+        .iter()
+        .map(|d| {
+            let bytes = std::fs::read(blob(dir, d)).unwrap();
+            let mut plain = Vec::new();
+            if bytes.starts_with(&[0x1f, 0x8b]) {
+                flate2::read::MultiGzDecoder::new(&bytes[..])
+                    .read_to_end(&mut plain)
+                    .unwrap();
+            } else {
+                plain = bytes;
+            }
+            sha256_hex(&plain)
+        })
+        .collect()
+}
+
+fn blob(dir: &Path, digest: &str) -> std::path::PathBuf {
+    let (alg, hex) = digest.split_once(':').unwrap();
+    dir.join("blobs").join(alg).join(hex)
+}
+
+/// The config's `rootfs.diff_ids`.
+pub fn config_diff_ids(config: &[u8]) -> Vec<String> {
+    let v: serde_json::Value = serde_json::from_slice(config).unwrap();
+    v["rootfs"]["diff_ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect()
+}

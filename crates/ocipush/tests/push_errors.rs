@@ -1,0 +1,166 @@
+//! Bad input gets a clear one-line error, the documented exit code, and leaves no tag behind.
+
+mod common;
+
+use common::*;
+use ocipush_testkit::fixtures::{
+    corrupt_oci_blob, flip_byte, tar_entry_range, truncate_file, write_docker_archive,
+    write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression, LayerSpec,
+};
+use ocipush_testkit::registry::{free_port, DockerRegistry, RegistryOptions};
+use ocipush_testkit::skopeo::{self, SkopeoAuth};
+
+fn assert_not_tagged(registry: &DockerRegistry, reference: &str) {
+    let err = skopeo::try_inspect_raw(&registry.docker_ref(reference), &SkopeoAuth::insecure());
+    assert!(
+        err.is_err(),
+        "{reference} must not exist after a failed push"
+    );
+}
+
+#[test]
+fn corrupt_layer_in_oci_layout_fails_before_tagging() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let image = ImageSpec::new(vec![LayerSpec::random(512 * 1024, 1)]);
+    let expected = write_oci_layout(dir.path(), &[(image, Some("bad"))], LayerCompression::Gzip);
+    corrupt_oci_blob(dir.path(), &expected[0].layer_digests[0]);
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            &dir.path().display().to_string(),
+            &registry.reference("bad/layout:1"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("digest mismatch"), "{}", stderr(&out));
+    assert_not_tagged(&registry, "bad/layout:1");
+}
+
+#[test]
+fn corrupt_layer_in_docker_archive_fails_on_diff_id() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.tar");
+    let expected = write_docker_archive(
+        &path,
+        &[(
+            ImageSpec::new(vec![LayerSpec::text(400 * 1024, 2)]),
+            vec!["app:1"],
+        )],
+        DockerArchiveOptions::default(),
+    );
+    let entries = ocipush_testkit::fixtures::read_archive_entries(&path);
+    let layer_name = entries
+        .keys()
+        .find(|k| k.ends_with("layer.tar"))
+        .expect("a layer entry")
+        .clone();
+    let range = tar_entry_range(&path, &layer_name).unwrap();
+    flip_byte(&path, range.start + 1000);
+    assert!(!expected[0].diff_ids.is_empty());
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            &path.display().to_string(),
+            &registry.reference("bad/archive:1"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("digest mismatch"), "{}", stderr(&out));
+    assert_not_tagged(&registry, "bad/archive:1");
+}
+
+#[test]
+fn truncated_and_non_image_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.tar");
+    write_docker_archive(
+        &path,
+        &[(
+            ImageSpec::new(vec![LayerSpec::random(600 * 1024, 3)]),
+            vec!["app:1"],
+        )],
+        DockerArchiveOptions::default(),
+    );
+    let len = std::fs::metadata(&path).unwrap().len();
+    truncate_file(&path, len / 2);
+    let dest = format!("127.0.0.1:{}/x/y:1", free_port());
+    let out = ocipush(
+        &["push", "--plain-http", &path.display().to_string(), &dest],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).starts_with("error: "), "{}", stderr(&out));
+
+    let text = dir.path().join("notes.tar");
+    std::fs::write(&text, b"just some text, not a tarball at all").unwrap();
+    let out = ocipush(&["push", &text.display().to_string(), &dest], None);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+
+    let out = ocipush(&["push", "/no/such/file.tar", &dest], None);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+}
+
+#[test]
+fn invalid_references_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_oci_layout(
+        dir.path(),
+        &[(ImageSpec::sample(1), Some("1"))],
+        LayerCompression::Gzip,
+    );
+    let source = dir.path().display().to_string();
+    for bad in [
+        "localhost:5000/Upper/case",
+        "localhost:5000/app:bad tag",
+        "localhost:99999/app",
+    ] {
+        let out = ocipush(&["push", &source, bad], None);
+        assert_eq!(out.status.code(), Some(64), "{bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("invalid reference"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = ocipush(
+        &["push", "-u", "someone", &source, "localhost:5000/a:b"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn unreachable_registry_is_a_network_error() {
+    let dir = tempfile::tempdir().unwrap();
+    write_oci_layout(
+        dir.path(),
+        &[(ImageSpec::sample(1), Some("1"))],
+        LayerCompression::Gzip,
+    );
+    let dest = format!("127.0.0.1:{}/x/y:1", free_port());
+    let out = ocipush(
+        &[
+            "push",
+            "--retries",
+            "0",
+            &dir.path().display().to_string(),
+            &dest,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot reach registry"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+}
