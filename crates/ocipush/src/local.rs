@@ -10,6 +10,9 @@ use tokio::sync::oneshot;
 
 use crate::failure::{CliError, EXIT_GENERAL};
 
+/// The port `ocipush serve` listens on by default.
+pub const DEFAULT_PORT: u16 = 5000;
+
 /// Where `ocipush serve` records the address it listens on, inside its root.
 pub const ADDR_FILE: &str = "serve.addr";
 
@@ -54,20 +57,32 @@ impl LocalRegistry {
                 EXIT_GENERAL,
             )
         })?;
-        let server = Server::bind(ServerConfig {
-            root: root.to_path_buf(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            tls: None,
-            htpasswd: None,
-        })
-        .await
-        .map_err(|e| {
-            CliError::with_code(
-                format!("cannot start the local registry: {e}"),
-                None,
-                EXIT_GENERAL,
-            )
-        })?;
+        // The port `ocipush serve` uses by default, so the pushed names stay valid for pulling
+        // once `ocipush serve` runs; any free port when something else holds it.
+        let mut bound = None;
+        for port in [DEFAULT_PORT, 0] {
+            let config = ServerConfig {
+                root: root.to_path_buf(),
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                tls: None,
+                htpasswd: None,
+            };
+            match Server::bind(config).await {
+                Ok(server) => {
+                    bound = Some(server);
+                    break;
+                }
+                Err(e) if port == 0 => {
+                    return Err(CliError::with_code(
+                        format!("cannot start the local registry: {e}"),
+                        None,
+                        EXIT_GENERAL,
+                    ))
+                }
+                Err(_) => continue,
+            }
+        }
+        let server = bound.expect("the loop binds or returns");
         let addr = server.local_addr();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(async move {

@@ -49,7 +49,12 @@ fn env_flag(names: &[&str]) -> bool {
 
 pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings, CliError> {
     let mut warnings = Vec::new();
-    let registry = args.registry.or_else(|| env_first(&["OCIPUSH_REGISTRY"]));
+    // `$OCIPUSH_REGISTRY` stands in for -r only where no DEST was given.
+    let registry = args.registry.or_else(|| {
+        (args.args.len() == 1)
+            .then(|| env_first(&["OCIPUSH_REGISTRY"]))
+            .flatten()
+    });
     let (sources, target) = match registry {
         Some(r) => {
             let target = RegistryTarget::parse(&r).map_err(|e| {

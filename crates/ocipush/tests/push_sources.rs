@@ -326,3 +326,44 @@ fn registry_mode_names_images_from_repo_tags_and_shares_layers() {
         digest
     );
 }
+
+#[test]
+fn docker_archive_written_by_skopeo() {
+    // An archive made by a tool nobody here wrote.
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    let expected =
+        write_oci_layout(&layout, &[(image(21), Some("1.0"))], LayerCompression::Gzip).remove(0);
+    let archive = dir.path().join("by-skopeo.tar");
+    skopeo::copy(
+        &format!("oci:{}:1.0", layout.display()),
+        &format!("docker-archive:{}:made/by-skopeo:1.0", archive.display()),
+        &SkopeoAuth::default(),
+        &SkopeoAuth::default(),
+        &[],
+    );
+    let target = registry.host_port();
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            "-r",
+            &target,
+            &archive.display().to_string(),
+        ],
+        None,
+    );
+    let digest = pushed_digest(&out);
+    assert!(
+        stdout(&out).starts_with(&format!("{target}/by-skopeo:1.0@")),
+        "{}",
+        stdout(&out)
+    );
+    let reference = registry.docker_ref("by-skopeo:1.0");
+    let auth = SkopeoAuth::insecure();
+    assert_eq!(sha256_hex(&skopeo::inspect_raw(&reference, &auth)), digest);
+    let config = skopeo::inspect_config(&reference, &auth);
+    assert_eq!(config_diff_ids(&config), expected.diff_ids);
+    assert_eq!(diff_ids_via_skopeo(&reference, &auth), expected.diff_ids);
+}

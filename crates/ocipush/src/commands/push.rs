@@ -117,7 +117,9 @@ fn explain_local(report: &PushReport, local: &LocalRegistry) {
     eprintln!("pushed into the local registry at {}", local.root.display());
     if local.is_in_process() {
         eprintln!(
-            "to pull: run `ocipush serve` (it serves that directory on 127.0.0.1:5000), then e.g. `docker pull localhost:5000/{}`",
+            "to pull: run `ocipush serve` (it serves that directory on 127.0.0.1:{}), then `docker pull 127.0.0.1:{}/{}`",
+            crate::local::DEFAULT_PORT,
+            crate::local::DEFAULT_PORT,
             first_path(report)
         );
     } else {

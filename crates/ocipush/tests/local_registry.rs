@@ -1,0 +1,235 @@
+//! The embedded registry: `ocipush push` with no destination lands in the local registry;
+//! `ocipush serve` serves it; skopeo — not our client — reads back and writes into it.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use ocipush_testkit::fixtures::{
+    write_docker_archive, write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression,
+    LayerSpec,
+};
+use ocipush_testkit::pki::TestPki;
+use ocipush_testkit::registry::free_port;
+use ocipush_testkit::skopeo::{self, ManifestView, SkopeoAuth};
+
+/// `ocipush serve` in the background, killed on drop.
+struct Serve {
+    child: Child,
+    addr: String,
+}
+
+impl Serve {
+    fn start(root: &Path, extra: &[&str]) -> Serve {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(env!("CARGO_BIN_EXE_ocipush"))
+            .args([
+                "serve",
+                "--root",
+                &root.display().to_string(),
+                "--addr",
+                &addr,
+            ])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ocipush serve starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "ocipush serve did not listen on {addr}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Serve { child, addr }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn example_layout(dir: &Path) -> ocipush_testkit::fixtures::ExpectedImage {
+    let image = ImageSpec::new(vec![
+        LayerSpec::text(64 * 1024, 4),
+        LayerSpec::random(64 * 1024, 5),
+    ]);
+    write_oci_layout(dir, &[(image, Some("hello:1.0"))], LayerCompression::Gzip).remove(0)
+}
+
+#[test]
+fn default_destination_is_the_local_registry_and_serve_serves_it() {
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("registry");
+    let src = tempfile::tempdir().unwrap();
+    let expected = example_layout(src.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args(["push", &src.path().display().to_string()])
+        .env("OCIPUSH_LOCAL_REGISTRY", &root)
+        .output()
+        .unwrap();
+    let digest = pushed_digest(&out);
+    assert_eq!(Some(digest.clone()), expected.manifest_digest);
+    assert!(
+        stderr(&out).contains("pushed into the local registry"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).contains("/hello:1.0@"), "{}", stdout(&out));
+
+    let serve = Serve::start(&root, &[]);
+    let reference = format!("docker://{}/hello:1.0", serve.addr);
+    let auth = SkopeoAuth::insecure();
+    let raw = skopeo::inspect_raw(&reference, &auth);
+    assert_eq!(sha256_hex(&raw), digest);
+    assert_eq!(
+        skopeo::inspect_config(&reference, &auth),
+        expected.config_bytes
+    );
+    assert_eq!(diff_ids_via_skopeo(&reference, &auth), expected.diff_ids);
+
+    // With `serve` running on that directory, a push goes to it rather than starting another.
+    let other = tempfile::tempdir().unwrap();
+    let image = ImageSpec::new(vec![LayerSpec::files(&[("x", b"x")])]);
+    write_oci_layout(
+        other.path(),
+        &[(image, Some("second:2"))],
+        LayerCompression::Gzip,
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args(["push", &other.path().display().to_string()])
+        .env("OCIPUSH_LOCAL_REGISTRY", &root)
+        .output()
+        .unwrap();
+    let digest = pushed_digest(&out);
+    assert!(
+        stdout(&out).starts_with(&format!("{}/second:2@", serve.addr)),
+        "{}",
+        stdout(&out)
+    );
+    let raw = skopeo::inspect_raw(&format!("docker://{}/second:2", serve.addr), &auth);
+    assert_eq!(sha256_hex(&raw), digest);
+}
+
+#[test]
+fn skopeo_copies_into_and_out_of_serve() {
+    let root = tempfile::tempdir().unwrap();
+    let serve = Serve::start(root.path(), &[]);
+    let auth = SkopeoAuth::insecure();
+
+    // OCI manifest, digests preserved.
+    let src = tempfile::tempdir().unwrap();
+    let expected = example_layout(src.path());
+    let dest = format!("docker://{}/copied/oci:1", serve.addr);
+    skopeo::copy(
+        &format!("oci:{}:hello:1.0", src.path().display()),
+        &dest,
+        &SkopeoAuth::default(),
+        &auth,
+        &["--preserve-digests"],
+    );
+    let raw = skopeo::inspect_raw(&dest, &auth);
+    assert_eq!(Some(sha256_hex(&raw)), expected.manifest_digest);
+    assert_eq!(diff_ids_via_skopeo(&dest, &auth), expected.diff_ids);
+
+    // Docker v2 manifest from a docker archive (skopeo compresses the layers itself).
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive = archive_dir.path().join("app.tar");
+    let expected = write_docker_archive(
+        &archive,
+        &[(
+            ImageSpec::new(vec![LayerSpec::text(200 * 1024, 8)]),
+            vec!["app:1"],
+        )],
+        DockerArchiveOptions::default(),
+    )
+    .remove(0);
+    let dest = format!("docker://{}/copied/docker:1", serve.addr);
+    skopeo::copy(
+        &format!("docker-archive:{}", archive.display()),
+        &dest,
+        &SkopeoAuth::default(),
+        &auth,
+        &[],
+    );
+    let raw = skopeo::inspect_raw(&dest, &auth);
+    let view = ManifestView::parse(&raw);
+    assert_eq!(
+        view.media_type.as_deref(),
+        Some("application/vnd.docker.distribution.manifest.v2+json")
+    );
+    assert_eq!(
+        view.config_digest.as_deref(),
+        Some(expected.config_digest.as_str())
+    );
+    assert_eq!(diff_ids_via_skopeo(&dest, &auth), expected.diff_ids);
+}
+
+#[test]
+fn push_to_serve_with_tls_and_htpasswd() {
+    let root = tempfile::tempdir().unwrap();
+    let pki = TestPki::new(&["localhost", "127.0.0.1"]);
+    let paths = pki.write_to(root.path());
+    let htpasswd = root.path().join("htpasswd");
+    let hash = bcrypt::hash("pw-for-bob", 4).unwrap();
+    std::fs::write(&htpasswd, format!("bob:{hash}\n")).unwrap();
+    let data = root.path().join("data");
+    let serve = Serve::start(
+        &data,
+        &[
+            "--tls-cert",
+            &paths.server_cert.display().to_string(),
+            "--tls-key",
+            &paths.server_key.display().to_string(),
+            "--htpasswd",
+            &htpasswd.display().to_string(),
+        ],
+    );
+    let src = tempfile::tempdir().unwrap();
+    let expected = example_layout(src.path());
+    let dest = format!("{}/secure/hello:1", serve.addr);
+    let ca = paths.ca_cert.display().to_string();
+    let out = ocipush(
+        &[
+            "push",
+            "--ca-file",
+            &ca,
+            "-u",
+            "bob",
+            "--password-stdin",
+            &src.path().display().to_string(),
+            &dest,
+        ],
+        Some("pw-for-bob"),
+    );
+    let digest = pushed_digest(&out);
+    assert_eq!(Some(digest.clone()), expected.manifest_digest);
+    let ca_dir = tempfile::tempdir().unwrap();
+    std::fs::copy(&paths.ca_cert, ca_dir.path().join("ca.crt")).unwrap();
+    let auth = SkopeoAuth::tls(ca_dir.path()).with_creds("bob", "pw-for-bob");
+    let raw = skopeo::inspect_raw(&format!("docker://{dest}"), &auth);
+    assert_eq!(sha256_hex(&raw), digest);
+
+    let out = ocipush(
+        &[
+            "push",
+            "--ca-file",
+            &ca,
+            "-u",
+            "bob",
+            "--password-stdin",
+            &src.path().display().to_string(),
+            &dest,
+        ],
+        Some("nope"),
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
