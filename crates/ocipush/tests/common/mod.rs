@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod dockerd;
+pub mod serve;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
