@@ -4,7 +4,8 @@
 //!   archives (legacy and Docker 25+), with the digests a registry should end up holding.
 //! - [`pki`]: throwaway CA and server certificates.
 //! - [`registry`]: a real CNCF distribution registry (`docker-registry`) on a free loopback
-//!   port, optionally with TLS and htpasswd auth.
+//!   port, optionally with TLS and htpasswd or bearer-token auth.
+//! - [`token_server`]: a distribution token server (ES256 JWTs) for `auth: token:` mode.
 //! - [`skopeo`]: skopeo wrappers to inspect and copy images independently of ocipush.
 //! - [`tools`]: finding the external programs above.
 //!
@@ -15,6 +16,7 @@ pub mod fixtures;
 pub mod pki;
 pub mod registry;
 pub mod skopeo;
+pub mod token_server;
 pub mod tools;
 
 pub use digest::sha256_digest;
@@ -24,5 +26,6 @@ pub use fixtures::{
     LayerCompression, LayerSpec,
 };
 pub use pki::TestPki;
-pub use registry::{free_port, DockerRegistry, RegistryOptions};
+pub use registry::{free_port, DockerRegistry, RegistryOptions, TokenAuthOptions};
 pub use skopeo::SkopeoAuth;
+pub use token_server::{TokenRequest, TokenServer, TokenServerOptions};

@@ -1,12 +1,14 @@
 //! A real CNCF distribution registry (`docker-registry serve`, 2.8) for integration tests.
 //!
 //! [`DockerRegistry::start`] writes a `config.yml` into a temporary directory (filesystem
-//! storage there, deletes enabled, log level warn, optional TLS and htpasswd), starts the
-//! registry on a free 127.0.0.1 port (retrying on a port clash), waits until it answers, and
-//! kills it on drop. Its log is kept in a file and printed when startup fails.
+//! storage there, deletes enabled, log level warn, optional TLS, and optional htpasswd or
+//! bearer-token auth), starts the registry on a free 127.0.0.1 port (retrying on a port clash),
+//! waits until it answers, and kills it on drop. Its log is kept in a file and printed when
+//! startup fails. With token auth it also runs a [`TokenServer`] for as long as it lives.
 
 use crate::pki::TestPki;
 use crate::skopeo::SkopeoAuth;
+use crate::token_server::{TokenServer, TokenServerOptions, DEFAULT_EXPIRES_IN};
 use crate::tools::require_tool;
 use std::fs::{self, File};
 use std::io::{Read, Write};
@@ -35,6 +37,60 @@ pub struct RegistryOptions<'a> {
     pub tls: Option<&'a TestPki>,
     /// Require basic auth for this one user.
     pub htpasswd: Option<(&'a str, &'a str)>,
+    /// Require bearer tokens from a [`TokenServer`] started with the registry (exclusive with
+    /// `htpasswd`: distribution runs one access controller).
+    pub token_auth: Option<TokenAuthOptions<'a>>,
+}
+
+/// Bearer-token auth (`auth: token:`): who may log in to the token server, and the issuer and
+/// service the registry checks tokens against.
+#[derive(Clone, Copy)]
+pub struct TokenAuthOptions<'a> {
+    /// `(username, password)` pairs the token server accepts; they get pull and push, anonymous
+    /// clients only pull.
+    pub users: &'a [(&'a str, &'a str)],
+    /// `auth.token.issuer` and the tokens' `iss`.
+    pub issuer: &'a str,
+    /// `auth.token.service`: the `service` of the registry's challenges and the tokens' `aud`.
+    pub service: &'a str,
+    /// Token lifetime (`expires_in`) in seconds; changeable later with
+    /// [`TokenServer::set_expires_in`].
+    pub expires_in: u64,
+}
+
+impl Default for TokenAuthOptions<'_> {
+    fn default() -> Self {
+        Self {
+            users: &[],
+            issuer: "ocipush-testkit-token-issuer",
+            service: "ocipush-testkit-registry",
+            expires_in: DEFAULT_EXPIRES_IN,
+        }
+    }
+}
+
+impl<'a> TokenAuthOptions<'a> {
+    /// The defaults with these users.
+    pub fn users(users: &'a [(&'a str, &'a str)]) -> Self {
+        Self {
+            users,
+            ..Self::default()
+        }
+    }
+}
+
+impl std::fmt::Debug for TokenAuthOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenAuthOptions")
+            .field(
+                "users",
+                &self.users.iter().map(|(u, _)| *u).collect::<Vec<_>>(),
+            )
+            .field("issuer", &self.issuer)
+            .field("service", &self.service)
+            .field("expires_in", &self.expires_in)
+            .finish()
+    }
 }
 
 /// A running `docker-registry`; killed when dropped.
@@ -43,6 +99,7 @@ pub struct DockerRegistry {
     port: u16,
     tls: bool,
     creds: Option<(String, String)>,
+    token_server: Option<TokenServer>,
     dir: tempfile::TempDir,
 }
 
@@ -52,6 +109,7 @@ impl std::fmt::Debug for DockerRegistry {
             .field("url", &self.url())
             .field("dir", &self.dir.path())
             .field("auth", &self.creds.is_some())
+            .field("token_server", &self.token_server)
             .finish()
     }
 }
@@ -72,6 +130,25 @@ impl DockerRegistry {
             let paths = pki.write_to(&root.join("pki"));
             pki.write_ca_dir(&root.join("ca"));
             paths
+        });
+        assert!(
+            options.htpasswd.is_none() || options.token_auth.is_none(),
+            "docker-registry takes either htpasswd or token auth, not both"
+        );
+        let token_server = options.token_auth.map(|token| {
+            let server = TokenServer::start(TokenServerOptions {
+                users: token
+                    .users
+                    .iter()
+                    .map(|(u, p)| (u.to_string(), p.to_string()))
+                    .collect(),
+                issuer: token.issuer.to_string(),
+                service: token.service.to_string(),
+                expires_in: token.expires_in,
+                ..TokenServerOptions::default()
+            });
+            server.write_root_cert_bundle(&root.join("token-signer.pem"));
+            server
         });
         if let Some((user, password)) = options.htpasswd {
             let hash = bcrypt::hash_with_result(password, BCRYPT_COST)
@@ -94,6 +171,16 @@ impl DockerRegistry {
                 config.push_str(&format!(
                     "auth:\n  htpasswd:\n    realm: ocipush-test-registry\n    path: {}\n",
                     yaml_str(&root.join("htpasswd"))
+                ));
+            }
+            if let Some(server) = &token_server {
+                config.push_str(&format!(
+                    "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    \
+                     rootcertbundle: {}\n",
+                    yaml_quote(&server.realm()),
+                    yaml_quote(server.service()),
+                    yaml_quote(server.issuer()),
+                    yaml_str(&root.join("token-signer.pem"))
                 ));
             }
             fs::write(root.join("config.yml"), &config).expect("writing config.yml");
@@ -125,7 +212,9 @@ impl DockerRegistry {
                         tls: options.tls.is_some(),
                         creds: options
                             .htpasswd
+                            .or_else(|| options.token_auth.and_then(|t| t.users.first().copied()))
                             .map(|(u, p)| (u.to_string(), p.to_string())),
+                        token_server,
                         dir,
                     }
                 }
@@ -193,7 +282,7 @@ impl DockerRegistry {
         self.dir.path().join("storage")
     }
 
-    /// The htpasswd user and password, if auth is on.
+    /// The htpasswd user and password, or with token auth the first token-server user.
     pub fn credentials(&self) -> Option<(&str, &str)> {
         self.creds.as_ref().map(|(u, p)| (u.as_str(), p.as_str()))
     }
@@ -206,6 +295,11 @@ impl DockerRegistry {
             cert_dir: self.ca_dir(),
             creds: self.creds.clone(),
         }
+    }
+
+    /// The token server, with token auth.
+    pub fn token_server(&self) -> Option<&TokenServer> {
+        self.token_server.as_ref()
     }
 
     /// The registry's log so far.
@@ -298,7 +392,11 @@ fn config_yaml(root: &Path, port: u16) -> String {
 
 /// A double-quoted YAML scalar.
 fn yaml_str(path: &Path) -> String {
-    let s = path.to_str().expect("UTF-8 temp path");
+    yaml_quote(path.to_str().expect("UTF-8 temp path"))
+}
+
+/// A double-quoted YAML scalar.
+fn yaml_quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 

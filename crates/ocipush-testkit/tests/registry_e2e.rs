@@ -16,6 +16,7 @@ fn tls_and_htpasswd_registry_serves_the_fixture_manifest() {
     let registry = DockerRegistry::start(RegistryOptions {
         tls: Some(&pki),
         htpasswd: Some(("alice", "s3cret")),
+        ..Default::default()
     });
     assert!(registry.url().starts_with("https://127.0.0.1:"));
     let layout = tempfile::tempdir().unwrap();
@@ -144,6 +145,7 @@ fn self_signed_ca_true_certificate_serves_tls() {
     let registry = DockerRegistry::start(RegistryOptions {
         tls: Some(&pki),
         htpasswd: None,
+        ..Default::default()
     });
     assert_eq!(
         std::fs::read_to_string(registry.ca_path().unwrap()).unwrap(),
@@ -180,4 +182,79 @@ fn registries_get_distinct_ports_and_stop_on_drop() {
         "registry still listening"
     );
     assert!(b.log().len() < 100_000);
+}
+
+#[test]
+fn token_auth_registry_accepts_tokens_from_the_token_server() {
+    use ocipush_testkit::registry::TokenAuthOptions;
+    let users = [("alice", "secret")];
+    let registry = DockerRegistry::start(RegistryOptions {
+        token_auth: Some(TokenAuthOptions {
+            issuer: "kit-issuer",
+            service: "kit-service",
+            ..TokenAuthOptions::users(&users)
+        }),
+        ..Default::default()
+    });
+    let tokens = registry.token_server().expect("a token server");
+    assert_eq!(registry.credentials(), Some(("alice", "secret")));
+    let layout = tempfile::tempdir().unwrap();
+    let expected = write_oci_layout(
+        layout.path(),
+        &[(ImageSpec::sample(11), Some("t"))],
+        LayerCompression::Gzip,
+    );
+    let src = format!("oci:{}:t", layout.path().display());
+    let dest = registry.docker_ref("team/app:1");
+
+    // Anonymous clients get pull only: pushing is refused.
+    let err = skopeo::try_copy(
+        &src,
+        &dest,
+        &SkopeoAuth::default(),
+        &SkopeoAuth::insecure(),
+        &[],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("unauthorized") || err.contains("denied") || err.contains("401"),
+        "{err}"
+    );
+    // Wrong password: the token server refuses.
+    let wrong = SkopeoAuth::insecure().with_creds("alice", "nope");
+    assert!(skopeo::try_copy(&src, &dest, &SkopeoAuth::default(), &wrong, &[]).is_err());
+    assert!(tokens
+        .requests()
+        .iter()
+        .any(|r| r.status == 401 && r.username.as_deref() == Some("alice")));
+
+    // alice pushes and reads back.
+    skopeo::copy(
+        &src,
+        &dest,
+        &SkopeoAuth::default(),
+        &registry.skopeo_auth(),
+        &["--preserve-digests"],
+    );
+    let raw = skopeo::inspect_raw(&dest, &registry.skopeo_auth());
+    assert_eq!(
+        Some(skopeo::manifest_digest(&raw)),
+        expected[0].manifest_digest
+    );
+    let requests = tokens.requests();
+    let push = requests
+        .iter()
+        .find(|r| r.authenticated && r.asked_for("repository:team/app:pull,push"))
+        .unwrap_or_else(|| panic!("no push scope requested: {requests:#?}"));
+    assert_eq!(push.service.as_deref(), Some("kit-service"));
+    assert_eq!(push.username.as_deref(), Some("alice"));
+    assert_eq!(push.granted, ["repository:team/app:pull,push"]);
+    assert!(tokens.tokens_issued() >= 2);
+    // Anonymous pull is allowed.
+    assert_eq!(skopeo::inspect_raw(&dest, &SkopeoAuth::insecure()), raw);
+    assert!(
+        !registry.log().contains("token signed by untrusted key"),
+        "{}",
+        registry.log()
+    );
 }

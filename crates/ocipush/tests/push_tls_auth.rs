@@ -15,6 +15,7 @@ fn tls_with_ca_file_and_password_stdin() {
     let registry = DockerRegistry::start(RegistryOptions {
         tls: Some(&pki),
         htpasswd: Some(("alice", "s3cret-pw")),
+        ..Default::default()
     });
     let dir = tempfile::tempdir().unwrap();
     let expected = write_oci_layout(
