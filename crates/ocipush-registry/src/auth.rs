@@ -1,32 +1,54 @@
 //! Registry authentication: what the registry asked for (learnt from `/v2/` or a 401), the
-//! credentials we have, and bearer tokens cached per scope.
+//! credentials we have, and bearer tokens cached per set of scopes — so per repository, and
+//! per repository pair for a cross-repository mount.
 //!
 //! The flow is the distribution token protocol: a 401 carries a `WWW-Authenticate` challenge;
-//! for `Basic` we send the credentials; for `Bearer` we fetch a token from the realm for the
-//! repository scope (with the credentials as basic auth, or anonymously) and send that.
+//! for `Basic` we send the credentials; for `Bearer` we fetch a token from the realm (see
+//! [`crate::token`]) for the scopes the request needs plus any the challenge names, and send
+//! that until it is about to expire or the registry refuses it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::AtomicBool;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderValue, WWW_AUTHENTICATE};
 
 use crate::challenge::Challenge;
 use crate::error::RegistryError;
 use crate::secret::{Credentials, Secret};
+use crate::token::{self, basic_header, bearer_header, TokenQuery};
+
+/// A cached token and until when it is used.
+struct CachedToken {
+    token: Secret,
+    fresh_until: Instant,
+}
 
 /// Authentication state for one registry.
 pub(crate) struct Auth {
     registry: String,
     credentials: Option<Credentials>,
     challenge: Mutex<Option<Challenge>>,
-    tokens: Mutex<HashMap<String, Secret>>,
+    /// Keyed by the sorted, space-joined scopes the token was issued for.
+    tokens: Mutex<HashMap<String, CachedToken>>,
+    /// The token server does not take OAuth2 POSTs.
+    post_refused: AtomicBool,
 }
 
-#[derive(serde::Deserialize)]
-struct TokenResponse {
-    token: Option<String>,
-    access_token: Option<String>,
+/// The scopes of a request: the space-separated ones it needs plus the challenge's.
+fn scope_set(needed: Option<&str>, asked: Option<&str>) -> BTreeSet<String> {
+    needed
+        .into_iter()
+        .chain(asked)
+        .flat_map(str::split_whitespace)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Refresh a little before the server's deadline: a tenth of the lifetime, at most 30 s.
+fn fresh_until(lifetime: Duration) -> Instant {
+    Instant::now() + lifetime - (lifetime / 10).min(Duration::from_secs(30))
 }
 
 impl Auth {
@@ -36,7 +58,16 @@ impl Auth {
             credentials,
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
+            post_refused: AtomicBool::new(false),
         }
+    }
+
+    pub(crate) fn challenge(&self) -> Option<Challenge> {
+        self.challenge.lock().expect("challenge lock").clone()
+    }
+
+    pub(crate) fn credentials(&self) -> Option<&Credentials> {
+        self.credentials.as_ref()
     }
 
     /// Records the challenge of a 401 response. Returns false when it carries none we can answer.
@@ -49,102 +80,107 @@ impl Auth {
         else {
             return false;
         };
-        if let Some(scope) = scope {
-            // The token we sent, if any, was not good enough for this request.
-            self.tokens.lock().expect("token cache lock").remove(scope);
-        }
+        // The tokens we sent for these scopes were not good enough for this request.
+        let needed = scope_set(scope, None);
+        self.tokens
+            .lock()
+            .expect("token cache lock")
+            .retain(|key, _| {
+                let held: BTreeSet<&str> = key.split(' ').collect();
+                !needed.iter().all(|s| held.contains(s.as_str()))
+            });
         *self.challenge.lock().expect("challenge lock") = Some(challenge);
         true
     }
 
-    /// The `Authorization` header for a request needing `scope`, fetching a token if needed.
+    /// The `Authorization` header for a request needing `scope` (space-separated scopes),
+    /// fetching a token if needed.
     pub(crate) async fn header(
         &self,
         http: &reqwest::Client,
         scope: Option<&str>,
     ) -> Result<Option<HeaderValue>, RegistryError> {
-        let challenge = self.challenge.lock().expect("challenge lock").clone();
-        match challenge {
-            None => Ok(None),
-            Some(Challenge::Basic) => Ok(self.credentials.as_ref().map(basic_header)),
-            Some(Challenge::Bearer {
-                realm,
-                service,
-                scope: asked,
-            }) => {
-                let key = scope.or(asked.as_deref()).unwrap_or("").to_string();
-                if let Some(token) = self.tokens.lock().expect("token cache lock").get(&key) {
-                    return Ok(Some(bearer_header(token)));
-                }
-                let token = self
-                    .fetch_token(http, &realm, service.as_deref(), scope, asked.as_deref())
-                    .await?;
-                let header = bearer_header(&token);
-                self.tokens
-                    .lock()
-                    .expect("token cache lock")
-                    .insert(key, token);
-                Ok(Some(header))
-            }
-        }
+        Ok(self.authorize(http, scope, false).await?.0)
     }
 
-    async fn fetch_token(
+    /// As [`Auth::header`] for `login`: asks a token server for a refresh token as well, and
+    /// never uses the cache. Returns the header and the refresh token, if one was handed out.
+    pub(crate) async fn login_header(
         &self,
         http: &reqwest::Client,
-        realm: &str,
-        service: Option<&str>,
+    ) -> Result<(Option<HeaderValue>, Option<Secret>), RegistryError> {
+        self.authorize(http, None, true).await
+    }
+
+    async fn authorize(
+        &self,
+        http: &reqwest::Client,
         scope: Option<&str>,
-        asked: Option<&str>,
-    ) -> Result<Secret, RegistryError> {
-        let unauthorized = |detail: String| RegistryError::Unauthorized {
-            registry: self.registry.clone(),
-            detail,
+        login: bool,
+    ) -> Result<(Option<HeaderValue>, Option<Secret>), RegistryError> {
+        let challenge = self.challenge();
+        let header = match (challenge, &self.credentials) {
+            (None, _) => None,
+            (Some(_), Some(Credentials::RegistryToken(token))) => Some(self.valid_bearer(token)?),
+            (Some(Challenge::Basic), credentials) => credentials.as_ref().and_then(basic_header),
+            (
+                Some(Challenge::Bearer {
+                    realm,
+                    service,
+                    scope: asked,
+                }),
+                _,
+            ) => {
+                let scopes = scope_set(scope, asked.as_deref());
+                let key = scopes.iter().cloned().collect::<Vec<_>>().join(" ");
+                if !login {
+                    let cache = self.tokens.lock().expect("token cache lock");
+                    if let Some(cached) = cache.get(&key) {
+                        if cached.fresh_until > Instant::now() {
+                            return Ok((Some(self.valid_bearer(&cached.token)?), None));
+                        }
+                    }
+                }
+                let scopes: Vec<String> = scopes.into_iter().collect();
+                let query = TokenQuery {
+                    realm: &realm,
+                    service: service.as_deref(),
+                    scopes: &scopes,
+                    offline: login,
+                };
+                let issued = token::fetch(
+                    http,
+                    &self.registry,
+                    self.credentials.as_ref(),
+                    &query,
+                    &self.post_refused,
+                )
+                .await?;
+                tracing::debug!(
+                    registry = %self.registry,
+                    scopes = %key,
+                    lifetime_s = issued.lifetime.as_secs(),
+                    "got a bearer token"
+                );
+                let header = self.valid_bearer(&issued.token)?;
+                self.tokens.lock().expect("token cache lock").insert(
+                    key,
+                    CachedToken {
+                        token: issued.token,
+                        fresh_until: fresh_until(issued.lifetime),
+                    },
+                );
+                return Ok((Some(header), issued.refresh_token));
+            }
         };
-        let mut url = reqwest::Url::parse(realm)
-            .map_err(|e| unauthorized(format!("token realm `{realm}` is not a URL: {e}")))?;
-        {
-            let mut query = url.query_pairs_mut();
-            if let Some(service) = service {
-                query.append_pair("service", service);
-            }
-            if let Some(scope) = scope {
-                query.append_pair("scope", scope);
-            }
-            if let Some(asked) = asked.filter(|a| Some(*a) != scope) {
-                query.append_pair("scope", asked);
-            }
-        }
-        let mut request = http.get(url);
-        if let Some(creds) = &self.credentials {
-            request = request.header(AUTHORIZATION, basic_header(creds));
-        }
-        let response = request.send().await.map_err(|e| RegistryError::Connect {
-            registry: format!("token server of {}", self.registry),
-            detail: crate::client::describe(&e),
-        })?;
-        let status = response.status();
-        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::FORBIDDEN {
-            return Err(unauthorized(match &self.credentials {
-                Some(c) => format!(
-                    "the token server rejected the credentials of `{}`",
-                    c.username
-                ),
-                None => "the token server requires credentials".into(),
-            }));
-        }
-        if !status.is_success() {
-            return Err(unauthorized(format!("the token server answered {status}")));
-        }
-        let body: TokenResponse = response
-            .json()
-            .await
-            .map_err(|e| unauthorized(format!("unreadable token response: {e}")))?;
-        body.token
-            .or(body.access_token)
-            .filter(|t| !t.is_empty())
-            .map(Secret::new)
-            .ok_or_else(|| unauthorized("the token response holds no token".into()))
+        Ok((header, None))
+    }
+
+    fn valid_bearer(&self, token: &Secret) -> Result<HeaderValue, RegistryError> {
+        bearer_header(token).ok_or_else(|| RegistryError::Unauthorized {
+            registry: self.registry.clone(),
+            detail: "the token holds characters an HTTP header cannot carry".into(),
+        })
     }
 
     /// Explains a 401 that persisted after answering the challenge.
@@ -152,25 +188,36 @@ impl Auth {
         RegistryError::Unauthorized {
             registry: self.registry.clone(),
             detail: match &self.credentials {
-                Some(c) => format!("the registry rejected the credentials of `{}`", c.username),
+                Some(c) => format!("the registry rejected {}", c.describe()),
                 None => "the registry requires credentials".into(),
             },
         }
     }
 }
 
-fn basic_header(creds: &Credentials) -> HeaderValue {
-    let raw = format!("{}:{}", creds.username, creds.password.expose());
-    let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
-    let mut value =
-        HeaderValue::from_str(&format!("Basic {encoded}")).expect("base64 is a valid header value");
-    value.set_sensitive(true);
-    value
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn bearer_header(token: &Secret) -> HeaderValue {
-    let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid-token"));
-    value.set_sensitive(true);
-    value
+    #[test]
+    fn scopes_merge_and_sort() {
+        let set = scope_set(
+            Some("repository:b:pull,push repository:a:pull"),
+            Some("repository:b:pull,push"),
+        );
+        assert_eq!(
+            set.into_iter().collect::<Vec<_>>(),
+            ["repository:a:pull", "repository:b:pull,push"]
+        );
+        assert!(scope_set(None, None).is_empty());
+    }
+
+    #[test]
+    fn tokens_are_refreshed_before_they_expire() {
+        let soon = fresh_until(Duration::from_secs(60));
+        assert!(soon > Instant::now() + Duration::from_secs(50));
+        assert!(soon < Instant::now() + Duration::from_secs(60));
+        let long = fresh_until(Duration::from_secs(3600));
+        assert!(long < Instant::now() + Duration::from_secs(3571));
+    }
 }

@@ -12,7 +12,7 @@ use crate::auth::Auth;
 use crate::error::{is_transient_status, parse_error_body, RegistryError};
 use crate::reference::{DOCKER_HUB, DOCKER_HUB_API};
 use crate::retry::RetryPolicy;
-use crate::secret::Credentials;
+use crate::secret::{Credentials, Secret};
 use crate::tls::{build_http_client, TlsOptions};
 
 /// Everything that decides how ocipush talks to a registry, resolved before the client exists.
@@ -36,6 +36,15 @@ impl Default for ClientOptions {
             user_agent: concat!("ocipush/", env!("CARGO_PKG_VERSION")).to_string(),
         }
     }
+}
+
+/// What [`RegistryClient::verify_login`] found out.
+#[derive(Debug)]
+pub struct LoginCheck {
+    /// The registry asked for no credentials at all.
+    pub open: bool,
+    /// A refresh token the token server handed out, to keep instead of the password.
+    pub identity_token: Option<Secret>,
 }
 
 /// A live connection to one registry.
@@ -64,12 +73,17 @@ impl RegistryClient {
         registry: &str,
         options: &ClientOptions,
     ) -> Result<Arc<RegistryClient>, RegistryError> {
-        let http = build_http_client(&options.tls, &options.user_agent)?;
         let host = if registry == DOCKER_HUB {
             DOCKER_HUB_API
         } else {
             registry
         };
+        let http = build_http_client(
+            &options.tls,
+            registry,
+            is_loopback(host),
+            &options.user_agent,
+        )?;
         let schemes: &[&str] = if options.plain_http {
             &["http"]
         } else if is_loopback(host) {
@@ -123,6 +137,43 @@ impl RegistryClient {
                 self.auth.learn(response.headers(), None);
                 Ok(())
             }
+            status => Err(RegistryError::NotARegistry {
+                registry: self.registry.clone(),
+                status,
+            }),
+        }
+    }
+
+    /// Checks the credentials as `docker login` does: answers the challenge `/v2/` gave (for a
+    /// token server, fetching a token with no repository scope, asking for a refresh token)
+    /// and expects `GET /v2/` to succeed with it.
+    pub async fn verify_login(&self) -> Result<LoginCheck, RegistryError> {
+        if self.auth.challenge().is_none() {
+            return Ok(LoginCheck {
+                open: true,
+                identity_token: None,
+            });
+        }
+        if self.auth.credentials().is_none() {
+            return Err(self.auth.refused());
+        }
+        let (header, identity_token) = self.auth.login_header(&self.http).await?;
+        let url = self.url("/v2/");
+        let response = self
+            .send_with_retry("GET /v2/", || {
+                let request = self.http.get(url.clone());
+                match &header {
+                    Some(value) => request.header(AUTHORIZATION, value.clone()),
+                    None => request,
+                }
+            })
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(LoginCheck {
+                open: false,
+                identity_token,
+            }),
+            StatusCode::UNAUTHORIZED => Err(self.auth.refused()),
             status => Err(RegistryError::NotARegistry {
                 registry: self.registry.clone(),
                 status,

@@ -54,6 +54,8 @@ pub enum RegistryError {
     },
     #[error("cannot load CA certificates from {path}: {detail}")]
     CaFile { path: String, detail: String },
+    #[error("cannot load the client certificate {path}: {detail}")]
+    CertFile { path: String, detail: String },
     #[error("invalid client settings: {0}")]
     Settings(String),
 }
@@ -76,7 +78,9 @@ impl RegistryError {
             RegistryError::Status { status, .. } if *status == StatusCode::NOT_FOUND => {
                 ErrorClass::NotFound
             }
-            RegistryError::CaFile { .. } | RegistryError::Settings(_) => ErrorClass::Usage,
+            RegistryError::CaFile { .. }
+            | RegistryError::CertFile { .. }
+            | RegistryError::Settings(_) => ErrorClass::Usage,
             _ => ErrorClass::Registry,
         }
     }
@@ -95,12 +99,15 @@ impl RegistryError {
             RegistryError::Connect { registry, .. } => Some(format!(
                 "check that {registry} is running and reachable; for a plain-HTTP registry add --plain-http"
             )),
-            RegistryError::Tls { .. } => Some(
-                "trust the registry's CA with --ca-file FILE, or skip verification with --insecure".into(),
-            ),
-            RegistryError::Unauthorized { registry, .. } => Some(format!(
-                "pass credentials with -u USER --password-stdin (or OCIPUSH_USERNAME/OCIPUSH_PASSWORD) for {registry}"
+            RegistryError::Tls { registry, .. } => Some(format!(
+                "trust the registry's CA with --ca-file FILE (or put it in /etc/docker/certs.d/{registry}/ca.crt), or skip verification with --insecure"
             )),
+            RegistryError::Unauthorized { registry, .. } => Some(format!(
+                "log in with `ocipush login {registry}` (or `docker login`), or pass -u USER --password-stdin (or OCIPUSH_USERNAME/OCIPUSH_PASSWORD)"
+            )),
+            RegistryError::CertFile { .. } => Some(
+                "docker's certs.d folders hold NAME.cert with its NAME.key (PEM) for client authentication".into(),
+            ),
             RegistryError::Denied { .. } => {
                 Some("the account lacks push rights to that repository or namespace".into())
             }

@@ -1,11 +1,13 @@
 //! An OCI distribution client for pushing: references, authentication (basic and bearer tokens
-//! answering `WWW-Authenticate` challenges), TLS settings, retries, and the blob and manifest
-//! steps of the push protocol, each its own function.
+//! answering `WWW-Authenticate` challenges, OAuth2 refresh tokens), credentials where docker and
+//! podman keep them, TLS settings (CA files, docker's `certs.d`, client certificates), retries,
+//! and the blob and manifest steps of the push protocol, each its own function.
 
 mod auth;
 mod blobs;
 mod challenge;
 mod client;
+pub mod credentials;
 mod error;
 mod manifests;
 mod reference;
@@ -13,13 +15,14 @@ mod repository;
 mod retry;
 mod secret;
 mod tls;
+mod token;
 
 pub use blobs::{BodyChunk, UploadSession};
 pub use challenge::Challenge;
-pub use client::{ClientOptions, RegistryClient};
+pub use client::{ClientOptions, LoginCheck, RegistryClient};
 pub use error::{ErrorClass, RegistryError};
 pub use reference::{Reference, ReferenceError, RegistryTarget, DOCKER_HUB};
 pub use repository::Repository;
 pub use retry::RetryPolicy;
 pub use secret::{Credentials, Secret};
-pub use tls::TlsOptions;
+pub use tls::{host_certificates, HostCertificates, TlsOptions};

@@ -12,7 +12,8 @@ impl Secret {
         Secret(value.into())
     }
 
-    /// The value itself, for building an `Authorization` header and nothing else.
+    /// The value itself, for building an `Authorization` header or a credential store entry,
+    /// and nothing else.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -34,18 +35,49 @@ impl fmt::Display for Secret {
     }
 }
 
-/// A username and password for one registry.
+/// What proves who we are to one registry, in the three forms docker keeps.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Credentials {
-    pub username: String,
-    pub password: Secret,
+pub enum Credentials {
+    /// A user name and a password (or personal access token): sent as Basic auth, to the
+    /// registry or to its token server.
+    Basic { username: String, password: Secret },
+    /// An OAuth2 refresh token (docker's `identitytoken`, a helper's `<token>` user): exchanged
+    /// for access tokens with `grant_type=refresh_token`.
+    IdentityToken {
+        username: Option<String>,
+        token: Secret,
+    },
+    /// A bearer token sent as it is (docker's `registrytoken`).
+    RegistryToken(Secret),
 }
 
 impl Credentials {
+    /// User name and password.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials {
+        Credentials::Basic {
             username: username.into(),
             password: Secret::new(password),
+        }
+    }
+
+    /// The user name, where there is one.
+    pub fn username(&self) -> Option<&str> {
+        match self {
+            Credentials::Basic { username, .. } => Some(username),
+            Credentials::IdentityToken { username, .. } => username.as_deref(),
+            Credentials::RegistryToken(_) => None,
+        }
+    }
+
+    /// How these credentials are named in messages: "the credentials of `alice`", never a value.
+    pub fn describe(&self) -> String {
+        match self {
+            Credentials::Basic { username, .. } => format!("the credentials of `{username}`"),
+            Credentials::IdentityToken {
+                username: Some(u), ..
+            } => format!("the identity token of `{u}`"),
+            Credentials::IdentityToken { username: None, .. } => "the identity token".into(),
+            Credentials::RegistryToken(_) => "the registry token".into(),
         }
     }
 }
@@ -57,9 +89,19 @@ mod tests {
     #[test]
     fn debug_and_display_never_show_the_value() {
         let c = Credentials::new("alice", "hunter2-very-secret");
-        let shown = format!("{c:?} {} {:?}", c.password, c.password);
+        let Credentials::Basic { password, .. } = &c else {
+            panic!("basic")
+        };
+        let shown = format!("{c:?} {password} {password:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("alice"));
-        assert_eq!(c.password.expose(), "hunter2-very-secret");
+        assert_eq!(password.expose(), "hunter2-very-secret");
+        let token = Credentials::IdentityToken {
+            username: None,
+            token: Secret::new("refresh-me-secret"),
+        };
+        let shown = format!("{token:?} {}", token.describe());
+        assert!(!shown.contains("refresh-me"), "{shown}");
+        assert_eq!(c.username(), Some("alice"));
     }
 }

@@ -32,6 +32,49 @@ pub enum Command {
     List(ListArgs),
     /// Run the embedded OCI registry.
     Serve(ServeArgs),
+    /// Log in to a registry: check the credentials there, then keep them where docker does.
+    #[command(after_help = LOGIN_EXAMPLES)]
+    Login(LoginArgs),
+    /// Log out of a registry: remove the credentials docker's config keeps for it.
+    Logout(LogoutArgs),
+}
+
+const LOGIN_EXAMPLES: &str = "\
+Examples:
+  echo \"$TOKEN\" | ocipush login -u ci --password-stdin ghcr.io
+  ocipush login -u alice localhost:5000          # asks for the password on a terminal
+  ocipush login idpbuilder                       # Gitea of a local idpbuilder platform";
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// Registry HOST[:PORT] (Docker Hub when left out), or `idpbuilder`.
+    #[arg(value_name = "REGISTRY")]
+    pub registry: Option<String>,
+    /// Registry user name [env: OCIPUSH_USERNAME]
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    /// Read the password (or token) from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Password on the command line (visible to other users: prefer --password-stdin).
+    #[arg(short = 'p', long, hide = true)]
+    pub password: Option<String>,
+    /// Skip TLS certificate verification [env: OCIPUSH_INSECURE]
+    #[arg(long)]
+    pub insecure: bool,
+    /// Talk plain HTTP to the registry.
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Trust the CA certificates in this PEM file (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// Registry HOST[:PORT] (Docker Hub when left out), or `idpbuilder`.
+    #[arg(value_name = "REGISTRY")]
+    pub registry: Option<String>,
 }
 
 const PUSH_EXAMPLES: &str = "\

@@ -3,7 +3,9 @@
 
 mod cli;
 mod commands;
+mod connection;
 mod failure;
+mod idpbuilder;
 mod local;
 mod printer;
 mod progress;
@@ -64,6 +66,8 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         }
         Command::List(args) => commands::list::run(args),
         Command::Serve(args) => commands::serve::run(args, cli.quiet).await,
+        Command::Login(args) => commands::login::run(args, cli.quiet).await,
+        Command::Logout(args) => commands::logout::run(args, cli.quiet),
     }
 }
 

@@ -6,11 +6,10 @@ use std::io::Read;
 use std::time::Duration;
 
 use ocipush_engine::Destination;
-use ocipush_registry::{
-    ClientOptions, Credentials, Reference, RegistryTarget, RetryPolicy, TlsOptions,
-};
+use ocipush_registry::{ClientOptions, Reference, RegistryTarget, RetryPolicy, TlsOptions};
 
 use crate::cli::PushArgs;
+use crate::connection::{self, CredentialFlags};
 use crate::failure::CliError;
 
 /// Where the user asked images to go.
@@ -55,14 +54,17 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
             .then(|| env_first(&["OCIPUSH_REGISTRY"]))
             .flatten()
     });
+    // `-r idpbuilder[/NS]`: the Gitea registry of a local idpbuilder platform.
+    let registry = registry.map(|r| crate::idpbuilder::expand_target(&r).unwrap_or(r));
     let (sources, target) = match registry {
         Some(r) => {
-            let target = RegistryTarget::parse(&r).map_err(|e| {
+            let mut target = RegistryTarget::parse(&r).map_err(|e| {
                 CliError::usage(
                     e.to_string(),
                     Some("-r takes HOST[:PORT][/NAMESPACE], e.g. localhost:5000/team".into()),
                 )
             })?;
+            crate::idpbuilder::complete_target(&mut target);
             (args.args, Target::Remote(Destination::Registry(target)))
         }
         None => {
@@ -91,55 +93,28 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
         }
     };
 
-    let username = args
-        .username
-        .or_else(|| env_first(&["OCIPUSH_USERNAME", "IDPBUILDER_REGISTRY_USER"]));
-    let password = if args.password_stdin {
-        if args.password.is_some() {
-            return Err(CliError::usage(
-                "--password and --password-stdin are exclusive",
-                None,
-            ));
-        }
-        let mut raw = String::new();
-        stdin.read_to_string(&mut raw).map_err(|e| {
-            CliError::usage(format!("cannot read the password from stdin: {e}"), None)
-        })?;
-        let trimmed = raw.trim_end_matches(['\n', '\r']).to_string();
-        if trimmed.is_empty() {
-            return Err(CliError::usage(
-                "--password-stdin read an empty password",
-                Some(
-                    "pipe the password in: echo \"$PASSWORD\" | ocipush push --password-stdin …"
-                        .into(),
-                ),
-            ));
-        }
-        Some(trimmed)
-    } else if let Some(p) = args.password {
-        warnings.push(
-            "a password on the command line is visible to other users; prefer --password-stdin"
-                .into(),
-        );
-        Some(p)
-    } else {
-        env_first(&["OCIPUSH_PASSWORD", "IDPBUILDER_REGISTRY_PASSWORD"])
+    let flags = CredentialFlags {
+        username: args.username,
+        password: args.password,
+        password_stdin: args.password_stdin,
     };
-    let credentials = match (username, password) {
-        (Some(u), Some(p)) => Some(Credentials::new(u, p)),
-        (Some(u), None) => {
-            return Err(CliError::usage(
-                format!("user `{u}` given without a password"),
-                Some("add --password-stdin, or set OCIPUSH_PASSWORD".into()),
-            ))
-        }
-        (None, Some(_)) => {
-            return Err(CliError::usage(
-                "a password was given without a user name",
-                Some("add -u USER, or set OCIPUSH_USERNAME".into()),
-            ))
-        }
-        (None, None) => None,
+    let credentials = match &target {
+        Target::Remote(Destination::Registry(t)) => connection::resolve(
+            flags,
+            stdin,
+            &t.registry,
+            t.namespace.as_deref(),
+            &mut warnings,
+        )?,
+        Target::Remote(Destination::Reference(r)) => connection::resolve(
+            flags,
+            stdin,
+            &r.registry,
+            Some(&r.repository),
+            &mut warnings,
+        )?,
+        // The embedded registry asks for no credentials.
+        Target::Local => None,
     };
 
     let insecure = args.insecure || env_flag(&["OCIPUSH_INSECURE", "IDPBUILDER_REGISTRY_INSECURE"]);
@@ -167,6 +142,7 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
             tls: TlsOptions {
                 insecure,
                 ca_files: args.ca_file,
+                certs_dirs: connection::certs_dirs(),
             },
             plain_http: args.plain_http,
             credentials,
