@@ -5,6 +5,24 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+/// A password given on the command line (`-p`), kept out of `Debug`.
+#[derive(Clone)]
+pub struct PasswordArg(pub String);
+
+impl std::fmt::Debug for PasswordArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for PasswordArg {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(PasswordArg(s.to_string()))
+    }
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ocipush",
@@ -58,7 +76,7 @@ pub struct LoginArgs {
     pub password_stdin: bool,
     /// Password on the command line (visible to other users: prefer --password-stdin).
     #[arg(short = 'p', long, hide = true)]
-    pub password: Option<String>,
+    pub password: Option<PasswordArg>,
     /// Skip TLS certificate verification [env: OCIPUSH_INSECURE]
     #[arg(long)]
     pub insecure: bool,
@@ -105,7 +123,7 @@ pub struct PushArgs {
     pub password_stdin: bool,
     /// Password on the command line (visible to other users: prefer --password-stdin).
     #[arg(short = 'p', long, hide = true)]
-    pub password: Option<String>,
+    pub password: Option<PasswordArg>,
     /// Skip TLS certificate verification [env: OCIPUSH_INSECURE]
     #[arg(long)]
     pub insecure: bool,

@@ -22,12 +22,22 @@ use crate::failure::{CliError, EXIT_AUTH};
 use crate::idpbuilder::{self, GiteaSecret};
 
 /// The credential flags of `push` and `login`.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CredentialFlags {
     pub username: Option<String>,
     /// `-p`: visible to other users, so it earns a warning.
     pub password: Option<String>,
     pub password_stdin: bool,
+}
+
+impl std::fmt::Debug for CredentialFlags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CredentialFlags")
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("password_stdin", &self.password_stdin)
+            .finish()
+    }
 }
 
 /// Reads a variable from the first of `names` that is set and not empty.
@@ -216,5 +226,70 @@ fn stored(
             tracing::info!(registry, "no credentials found; going anonymous");
             Ok(None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+    use ocipush_registry::credentials::{Found, Lookup};
+    use ocipush_registry::{ClientOptions, LoginCheck, Secret};
+
+    const SECRET: &str = "Debug-S3cret-value";
+
+    /// `Debug` of every settings type that carries a secret shows none of it.
+    #[test]
+    fn debug_of_settings_types_shows_no_secret() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "ocipush",
+            "push",
+            "-u",
+            "alice",
+            "-p",
+            SECRET,
+            "oci:./layout",
+            "localhost:5000/team/app:1",
+        ])
+        .unwrap();
+        let cli_debug = format!("{cli:?}");
+        let crate::cli::Command::Push(args) = cli.command else {
+            panic!("push")
+        };
+        let settings = crate::settings::resolve_push(args, &mut std::io::empty()).unwrap();
+        let credentials = settings.client.credentials.clone().unwrap();
+        assert_eq!(credentials, Credentials::new("alice", SECRET));
+        let identity = Credentials::IdentityToken {
+            username: Some("alice".into()),
+            token: Secret::new(SECRET),
+        };
+        let shown = format!(
+            "{settings:?} {:?} {:?} {:?} {:?} {:?} {:?}",
+            ClientOptions {
+                credentials: Some(identity.clone()),
+                ..ClientOptions::default()
+            },
+            Credentials::RegistryToken(Secret::new(SECRET)),
+            Lookup {
+                found: Some(Found {
+                    credentials: identity,
+                    source: "config.json".into()
+                }),
+                warnings: vec![],
+            },
+            LoginCheck {
+                open: false,
+                identity_token: Some(Secret::new(SECRET)),
+            },
+            CredentialFlags {
+                username: Some("alice".into()),
+                password: Some(SECRET.into()),
+                password_stdin: false,
+            },
+            credential_store(),
+        );
+        let shown = format!("{shown} {cli_debug}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("alice"), "{shown}");
     }
 }

@@ -95,7 +95,7 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
 
     let flags = CredentialFlags {
         username: args.username,
-        password: args.password,
+        password: args.password.map(|p| p.0),
         password_stdin: args.password_stdin,
     };
     let credentials = match &target {

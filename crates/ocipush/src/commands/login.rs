@@ -62,7 +62,7 @@ pub async fn run(args: LoginArgs, quiet: bool) -> Result<u8, CliError> {
     let interactive = !args.password_stdin && std::io::stdin().is_terminal();
     let flags = CredentialFlags {
         username: args.username,
-        password: args.password,
+        password: args.password.map(|p| p.0),
         password_stdin: args.password_stdin,
     };
     let (mut username, mut password) =

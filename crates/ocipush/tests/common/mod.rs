@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod creds;
 pub mod dockerd;
+pub mod proxy;
 pub mod serve;
 
 use std::io::{Read, Write};
@@ -15,15 +17,42 @@ use sha2::{Digest as _, Sha256};
 
 /// Runs the ocipush binary with `args`, optional stdin, and a clean credential environment.
 pub fn ocipush(args: &[&str], stdin: Option<&str>) -> Output {
+    ocipush_env(args, stdin, &[])
+}
+
+/// [`ocipush`] with extra environment variables for the child (set after the clean-up, so they
+/// may also put back one of the cleared ones). Credential and certificate lookups never reach
+/// the real home: HOME is a fresh directory, and docker's, containers' and ocipush's variables
+/// are cleared, `OCIPUSH_CERTS_D` pointing into that home.
+pub fn ocipush_env(
+    args: &[&str],
+    stdin: Option<&str>,
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> Output {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocipush"));
     cmd.args(args)
         .env("HOME", home.path())
         .env("OCIPUSH_LOCAL_REGISTRY", home.path().join("registry"))
+        .env("OCIPUSH_CERTS_D", home.path().join("certs.d"))
         .env_remove("OCIPUSH_USERNAME")
         .env_remove("OCIPUSH_PASSWORD")
         .env_remove("OCIPUSH_REGISTRY")
+        .env_remove("OCIPUSH_INSECURE")
+        .env_remove("IDPBUILDER_REGISTRY_USER")
+        .env_remove("IDPBUILDER_REGISTRY_PASSWORD")
+        .env_remove("IDPBUILDER_REGISTRY_INSECURE")
         .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("https_proxy")
+        .env_remove("HTTP_PROXY")
+        .env_remove("http_proxy")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .envs(envs.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
