@@ -1,5 +1,6 @@
 //! One repository on a registry: the handle blob and manifest operations hang off, carrying the
-//! token scope (`repository:NAME:pull,push`) every request of it authenticates for.
+//! token scope (`repository:NAME:pull,push`) every request of it authenticates for (plus
+//! `repository:FROM:pull` for a mount from another repository).
 
 use std::sync::Arc;
 
@@ -34,6 +35,12 @@ impl Repository {
 
     pub(crate) fn scope(&self) -> Option<&str> {
         Some(&self.scope)
+    }
+
+    /// The scopes a cross-repository mount from `from` needs, space-separated as token servers
+    /// take them: push here, pull there. The token is cached for that pair.
+    pub fn mount_scope(&self, from: &str) -> String {
+        format!("{} repository:{from}:pull", self.scope)
     }
 
     pub(crate) fn url(&self, tail: &str) -> Url {
