@@ -167,6 +167,34 @@ mod tests {
     }
 
     #[test]
+    fn client_certificate_from_certs_d() {
+        let root = tempfile::tempdir().unwrap();
+        let host = root.path().join("reg.example:5000");
+        std::fs::create_dir_all(&host).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = rcgen::CertificateParams::new(vec!["client".to_string()])
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        std::fs::write(host.join("client.cert"), cert.pem()).unwrap();
+        std::fs::write(host.join("client.key"), key.serialize_pem()).unwrap();
+        let options = TlsOptions {
+            certs_dirs: vec![root.path().to_path_buf()],
+            ..TlsOptions::default()
+        };
+        let config = client_config(&options, "reg.example:5000").unwrap();
+        assert!(config.client_auth_cert_resolver.has_certs());
+        // Other registries get no client certificate.
+        let config = client_config(&options, "other.example").unwrap();
+        assert!(!config.client_auth_cert_resolver.has_certs());
+
+        std::fs::write(host.join("client.key"), "not a key").unwrap();
+        let err = client_config(&options, "reg.example:5000").unwrap_err();
+        assert!(matches!(err, RegistryError::CertFile { .. }), "{err}");
+        assert!(err.to_string().contains("client.key"), "{err}");
+    }
+
+    #[test]
     fn builds_with_system_roots_and_insecure() {
         build_http_client(&TlsOptions::default(), "r.io", false, "t").unwrap();
         let insecure = TlsOptions {
