@@ -1,73 +1,22 @@
-//! Getting one blob into one repository: skip it when the repository has it, else stream it up
-//! (POST, one PATCH, PUT with the digest learnt while streaming). A failed attempt cancels its
-//! upload session and, when the failure is transient, starts over from a re-opened source.
+//! Getting one blob into one repository at the least cost: nothing if the repository has it
+//! (HEAD), a cross-repository mount if another repository of the registry has it, and only
+//! then an upload. A layer ocipush compresses is looked up by its diffID in the digest cache
+//! first, so an unchanged layer is neither read nor compressed again; within a run, each layer
+//! is compressed once and each blob uploaded once per repository.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use ocipush_oci::{Compression, Digest};
-use ocipush_registry::{Repository, UploadSession};
-use ocipush_source::{BlobReader, LayerFile};
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
+use ocipush_oci::Digest;
+use ocipush_registry::{MountOutcome, Repository};
+use ocipush_source::BlobReader;
 
 use crate::error::PushError;
-use crate::producer::{produce, ProduceError, Produced, Transform, CHANNEL_DEPTH};
+use crate::job::{BlobJob, PushedBlob};
+use crate::producer::Transform;
 use crate::reporter::{BlobId, BlobOutcome, BlobState, Reporter};
-
-/// One blob to push, and how to produce it from the source.
-#[derive(Debug, Clone)]
-pub(crate) struct BlobJob {
-    /// For messages: `layer 2/4 (sha256:…)`.
-    pub label: String,
-    /// The file inside the source.
-    pub path: String,
-    pub transform: Transform,
-    /// Bytes read from the source (the progress total).
-    pub input_size: u64,
-}
-
-impl BlobJob {
-    /// A blob pushed byte for byte.
-    pub fn verbatim(label: String, path: String, digest: Digest, size: u64) -> BlobJob {
-        BlobJob {
-            label,
-            path,
-            transform: Transform::Verbatim { digest, size },
-            input_size: size,
-        }
-    }
-
-    /// A docker-archive layer: compressed on the way unless it already is.
-    pub fn layer(label: String, layer: &LayerFile) -> Result<BlobJob, PushError> {
-        let transform = match layer.compression {
-            Compression::None => Transform::Gzip {
-                diff_id: layer.diff_id.clone(),
-            },
-            Compression::Gzip => Transform::GzipPassthrough {
-                diff_id: layer.diff_id.clone(),
-            },
-            Compression::Zstd => {
-                return Err(PushError::Unsupported {
-                    what: format!("zstd-compressed layer `{}` in a docker archive", layer.path),
-                })
-            }
-        };
-        Ok(BlobJob {
-            label,
-            path: layer.path.clone(),
-            transform,
-            input_size: layer.size,
-        })
-    }
-}
-
-/// What happened to a pushed blob.
-#[derive(Debug, Clone)]
-pub(crate) struct PushedBlob {
-    pub digest: Digest,
-    pub size: u64,
-    pub outcome: BlobOutcome,
-}
+use crate::run_state::RunState;
+use crate::upload::upload_with_retries;
 
 /// Everything a blob push needs from its surroundings.
 #[derive(Clone)]
@@ -76,140 +25,164 @@ pub(crate) struct BlobContext {
     pub blobs: Arc<dyn BlobReader>,
     pub reporter: Arc<dyn Reporter>,
     pub retries: u32,
+    pub state: Arc<RunState>,
 }
 
+impl BlobContext {
+    fn registry(&self) -> &str {
+        self.repository.client().registry()
+    }
+
+    fn repository_key(&self) -> String {
+        format!("{}/{}", self.registry(), self.repository.name())
+    }
+}
+
+/// Pushes a blob into the context's repository, sharing the work with every other image of
+/// the run that needs the same blob there.
 pub(crate) async fn push_blob(
     ctx: &BlobContext,
     job: &BlobJob,
     id: BlobId,
-) -> Result<PushedBlob, PushError> {
-    ctx.reporter.blob_started(id, &job.label, job.input_size);
-    let result = push_blob_inner(ctx, job, id).await;
-    let outcome = match &result {
-        Ok(p) => p.outcome,
-        Err(_) => BlobOutcome::Failed,
-    };
-    ctx.reporter.blob_finished(id, outcome);
-    result
+) -> Result<PushedBlob, Arc<PushError>> {
+    let cell = ctx.state.push_cell(&ctx.repository_key(), &job.key());
+    let did_work = AtomicBool::new(false);
+    let result = cell
+        .get_or_init(|| async {
+            did_work.store(true, Ordering::Relaxed);
+            ctx.reporter.blob_started(id, &job.label, job.input_size);
+            let result = push_blob_once(ctx, job, id).await;
+            ctx.reporter.blob_finished(
+                id,
+                match &result {
+                    Ok(p) => p.outcome,
+                    Err(_) => BlobOutcome::Failed,
+                },
+            );
+            result.map_err(Arc::new)
+        })
+        .await
+        .clone();
+    match result {
+        // Another image of this run put it there: for this image it already existed.
+        Ok(pushed) if !did_work.load(Ordering::Relaxed) => Ok(PushedBlob {
+            outcome: BlobOutcome::Existing,
+            ..pushed
+        }),
+        other => other,
+    }
 }
 
-async fn push_blob_inner(
+async fn push_blob_once(
     ctx: &BlobContext,
     job: &BlobJob,
     id: BlobId,
 ) -> Result<PushedBlob, PushError> {
-    if let Transform::Verbatim { digest, size } = &job.transform {
-        ctx.reporter.blob_state(id, BlobState::Checking);
-        if ctx.repository.blob_exists(digest).await?.is_some() {
-            return Ok(PushedBlob {
-                digest: digest.clone(),
-                size: *size,
-                outcome: BlobOutcome::Existing,
-            });
+    let pushed = match &job.transform {
+        Transform::Verbatim { digest, size } => {
+            match skip_if_present(ctx, digest, *size, id).await? {
+                Some(skipped) => skipped,
+                None => uploaded(upload_with_retries(ctx, job, id).await?),
+            }
         }
-    }
-    let mut attempt = 0u32;
-    loop {
-        match upload_once(ctx, job, id).await {
-            Ok(produced) => {
-                return Ok(PushedBlob {
-                    digest: produced.digest,
-                    size: produced.size,
-                    outcome: BlobOutcome::Uploaded,
-                })
-            }
-            Err(PushError::Registry(e)) if e.is_transient() && attempt < ctx.retries => {
-                attempt += 1;
-                ctx.reporter.blob_restarted(id, attempt, &e.to_string());
-                let delay = ctx.repository.client().retry_policy().delay(attempt, None);
-                tokio::time::sleep(delay).await;
-            }
-            Err(e) => return Err(e),
+        Transform::Gzip { diff_id, .. } => {
+            push_compressed_layer(ctx, job, id, Some(diff_id)).await?
         }
-    }
-}
-
-async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Produced, PushError> {
-    let session = ctx.repository.start_upload().await?;
-    ctx.reporter.blob_state(
-        id,
-        match job.transform {
-            Transform::Gzip { .. } => BlobState::Compressing,
-            _ => BlobState::Uploading,
-        },
-    );
-    let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let blobs = ctx.blobs.clone();
-    let reporter = ctx.reporter.clone();
-    let path = job.path.clone();
-    let transform = job.transform.clone();
-    let what = job.label.clone();
-    let producer = tokio::task::spawn_blocking(move || {
-        let reader = match blobs.open(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                return Err(Err(e));
-            }
-        };
-        produce(reader, &transform, &what, tx, &|n| {
-            reporter.blob_progress(id, n)
-        })
-        .map_err(Ok)
-    });
-    let length = match &job.transform {
-        Transform::Verbatim { size, .. } => Some(*size),
-        _ => None,
+        Transform::GzipPassthrough { .. } => push_compressed_layer(ctx, job, id, None).await?,
     };
-    let uploaded = ctx
-        .repository
-        .upload_stream(session.clone(), ReceiverStream::new(rx), length)
-        .await;
-    let produced = producer
-        .await
-        .map_err(|e| PushError::Internal(format!("blob producer panicked: {e}")))?;
-    match (produced, uploaded) {
-        (Ok(produced), Ok(next)) => {
-            commit(ctx, next, &produced.digest).await?;
-            Ok(produced)
+    ctx.state
+        .add_holder(ctx.registry(), ctx.repository.name(), &pushed.digest);
+    Ok(pushed)
+}
+
+/// A layer whose digest is learnt by producing it. `cached_by` is the diffID under which the
+/// digest cache remembers it (for layers ocipush compresses itself).
+async fn push_compressed_layer(
+    ctx: &BlobContext,
+    job: &BlobJob,
+    id: BlobId,
+    cached_by: Option<&Digest>,
+) -> Result<PushedBlob, PushError> {
+    let settings = ctx.state.compression;
+    let digest_cell = ctx.state.digest_cell(&job.key());
+    let known = digest_cell
+        .get()
+        .cloned()
+        .or_else(|| cached_by.and_then(|d| ctx.state.cache.get(d, &settings)));
+    if let Some((digest, size)) = &known {
+        if let Some(skipped) = skip_if_present(ctx, digest, *size, id).await? {
+            return Ok(skipped);
         }
-        (Err(failure), uploaded) => {
-            let (session, request_error) = match uploaded {
-                Ok(next) => (next, None),
-                Err(e) => (session, Some(e)),
-            };
-            ctx.repository.cancel_upload(session).await;
-            Err(match failure {
-                Err(source_error) => PushError::Source(source_error),
-                Ok(ProduceError::Verify(source)) => PushError::Verify {
-                    blob: job.label.clone(),
-                    source: Box::new(source),
-                },
-                Ok(ProduceError::Read(e)) => PushError::Read {
-                    blob: job.label.clone(),
-                    detail: e.to_string(),
-                },
-                // The body was closed because the request failed; that failure is the story.
-                Ok(ProduceError::Closed) => match request_error {
-                    Some(e) => PushError::Registry(e),
-                    None => PushError::Internal("upload body closed early".into()),
-                },
-            })
+    }
+    // Compress once per run: the first repository to get here uploads while producing the
+    // digest; any other waits for that digest and then mounts or uploads.
+    let produced_here = AtomicBool::new(false);
+    let (digest, size) = digest_cell
+        .get_or_try_init(|| async {
+            produced_here.store(true, Ordering::Relaxed);
+            let produced = upload_with_retries(ctx, job, id).await?;
+            Ok::<_, PushError>((produced.digest, produced.size))
+        })
+        .await?
+        .clone();
+    if let Some(diff_id) = cached_by {
+        if known.as_ref().map(|(d, _)| d) != Some(&digest) {
+            ctx.state.cache.put(diff_id, &settings, &digest, size);
         }
-        (Ok(_), Err(e)) => {
-            ctx.repository.cancel_upload(session).await;
-            Err(PushError::Registry(e))
-        }
+    }
+    if produced_here.load(Ordering::Relaxed) {
+        return Ok(PushedBlob {
+            digest,
+            size,
+            outcome: BlobOutcome::Uploaded,
+        });
+    }
+    if let Some(skipped) = skip_if_present(ctx, &digest, size, id).await? {
+        return Ok(skipped);
+    }
+    let produced = upload_with_retries(ctx, job, id).await?;
+    Ok(uploaded(produced))
+}
+
+fn uploaded(produced: crate::producer::Produced) -> PushedBlob {
+    PushedBlob {
+        digest: produced.digest,
+        size: produced.size,
+        outcome: BlobOutcome::Uploaded,
     }
 }
 
-async fn commit(
+/// HEAD, then a mount from another repository of the run: `Some` when no upload is needed.
+async fn skip_if_present(
     ctx: &BlobContext,
-    session: UploadSession,
     digest: &Digest,
-) -> Result<(), PushError> {
-    ctx.repository
-        .commit_upload(session, digest)
-        .await
-        .map_err(PushError::Registry)
+    size: u64,
+    id: BlobId,
+) -> Result<Option<PushedBlob>, PushError> {
+    ctx.reporter.blob_state(id, BlobState::Checking);
+    let found = |outcome| {
+        Some(PushedBlob {
+            digest: digest.clone(),
+            size,
+            outcome,
+        })
+    };
+    if ctx.repository.blob_exists(digest).await?.is_some() {
+        return Ok(found(BlobOutcome::Existing));
+    }
+    let Some(from) = ctx
+        .state
+        .holder_other_than(ctx.registry(), ctx.repository.name(), digest)
+    else {
+        return Ok(None);
+    };
+    match ctx.repository.mount_blob(digest, &from).await? {
+        MountOutcome::Mounted => Ok(found(BlobOutcome::Mounted)),
+        MountOutcome::Upload(session) => {
+            // The registry offered a fresh session instead; ours are opened per attempt.
+            ctx.repository.cancel_upload(session).await;
+            Ok(None)
+        }
+        MountOutcome::Refused => Ok(None),
+    }
 }

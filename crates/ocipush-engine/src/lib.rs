@@ -5,13 +5,20 @@
 
 mod assemble;
 mod blob;
+mod cache;
+mod compress;
 mod error;
+mod job;
 mod naming;
 mod producer;
 mod push;
 mod report;
 mod reporter;
+mod run_state;
+mod upload;
 
+pub use cache::DigestCache;
+pub use compress::{Algorithm, CompressionSettings};
 pub use error::{FailureKind, PushError};
 pub use naming::{destinations_for, Destination, DEFAULT_TAG};
 pub use push::{plan, push, PlannedImage, PushOptions};

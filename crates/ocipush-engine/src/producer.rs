@@ -6,25 +6,25 @@
 use std::io::{self, Read, Write};
 
 use bytes::{Bytes, BytesMut};
-use flate2::write::{GzEncoder, MultiGzDecoder};
+use flate2::write::MultiGzDecoder;
 use ocipush_oci::{Digest, Sha256Writer, VerifyError, VerifyingReader};
 use ocipush_registry::BodyChunk;
 use tokio::sync::mpsc;
+
+use crate::compress::gzip_parallel;
 
 /// Bytes per chunk handed to the HTTP body.
 pub(crate) const CHUNK: usize = 256 * 1024;
 /// Chunks buffered between the producer and the request.
 pub(crate) const CHANNEL_DEPTH: usize = 4;
-/// gzip level for layers ocipush compresses: the level docker push uses.
-const GZIP_LEVEL: u32 = 6;
 
 /// What to do with a source file on its way to the registry.
 #[derive(Debug, Clone)]
 pub(crate) enum Transform {
     /// Send the bytes as stored; they must hash to `digest` and be `size` long.
     Verbatim { digest: Digest, size: u64 },
-    /// An uncompressed layer: verify its diffID and gzip it.
-    Gzip { diff_id: Digest },
+    /// An uncompressed layer: verify its diffID and gzip it at `level`.
+    Gzip { diff_id: Digest, level: u32 },
     /// A gzip-compressed layer: send as is; decompress alongside to verify its diffID.
     GzipPassthrough { diff_id: Digest },
 }
@@ -84,12 +84,9 @@ fn run(
             let mut reader = VerifyingReader::new(source, what, digest.clone(), Some(*size));
             copy(&mut reader, sink)
         }
-        Transform::Gzip { diff_id } => {
+        Transform::Gzip { diff_id, level } => {
             let mut reader = VerifyingReader::new(source, what, diff_id.clone(), None);
-            let mut encoder = GzEncoder::new(&mut *sink, flate2::Compression::new(GZIP_LEVEL));
-            copy(&mut reader, &mut encoder)?;
-            encoder.finish().map_err(classify)?;
-            Ok(())
+            gzip_parallel(&mut reader, sink, *level).map_err(classify)
         }
         Transform::GzipPassthrough { diff_id } => {
             let mut tee = TeeWriter {
@@ -272,12 +269,14 @@ mod tests {
             data.clone(),
             Transform::Gzip {
                 diff_id: diff_id.clone(),
+                level: 1,
             },
         );
         let (b, out_b) = run_to_end(
             data.clone(),
             Transform::Gzip {
                 diff_id: diff_id.clone(),
+                level: 1,
             },
         );
         let (a, b) = (a.unwrap(), b.unwrap());
@@ -302,6 +301,7 @@ mod tests {
             b"abc".to_vec(),
             Transform::Gzip {
                 diff_id: sha256_of(b"abd"),
+                level: 1,
             },
         );
         assert!(matches!(r, Err(ProduceError::Verify(_))));

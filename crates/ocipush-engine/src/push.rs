@@ -3,7 +3,6 @@
 //! digest — then the tags. Nothing is tagged unless every blob it needs was confirmed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,14 +11,17 @@ use futures_util::future::join_all;
 use ocipush_oci::Document;
 use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
 use ocipush_source::{ImageContent, LocalImage, Source};
-use tokio::sync::Semaphore;
 
 use crate::assemble::docker_manifest;
-use crate::blob::{push_blob, BlobContext, BlobJob, PushedBlob};
+use crate::blob::{push_blob, BlobContext};
+use crate::cache::DigestCache;
+use crate::compress::CompressionSettings;
 use crate::error::PushError;
+use crate::job::{BlobJob, PushedBlob};
 use crate::naming::{destinations_for, Destination};
 use crate::report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport};
 use crate::reporter::{BlobOutcome, Reporter};
+use crate::run_state::RunState;
 
 /// Settings of a push run, resolved by the caller from flags, environment and config.
 #[derive(Debug, Clone)]
@@ -27,6 +29,10 @@ pub struct PushOptions {
     /// Blobs in flight at once, across all images (`-j`).
     pub jobs: usize,
     pub client: ClientOptions,
+    /// How layers stored uncompressed are compressed.
+    pub compression: CompressionSettings,
+    /// Compressed digests remembered between runs.
+    pub cache: DigestCache,
 }
 
 /// One image and the references it goes to.
@@ -92,8 +98,11 @@ pub async fn push(
     reporter: Arc<dyn Reporter>,
 ) -> PushReport {
     let started = Instant::now();
-    let budget = Arc::new(Semaphore::new(options.jobs.max(1)));
-    let ids = Arc::new(AtomicU64::new(0));
+    let state = Arc::new(RunState::new(
+        options.jobs,
+        options.cache.clone(),
+        options.compression,
+    ));
     let mut clients: HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>> = HashMap::new();
     for image in &plan {
         for reference in &image.references {
@@ -105,22 +114,22 @@ pub async fn push(
             }
         }
     }
+    let run = Run {
+        clients,
+        reporter,
+        state,
+        retries: options.client.retry.retries,
+    };
     let runs = plan.into_iter().map(|planned| {
-        let reporter = reporter.clone();
-        let budget = budget.clone();
-        let ids = ids.clone();
-        let clients = &clients;
-        let retries = options.client.retry.retries;
+        let run = &run;
+        let reporter = &run.reporter;
         async move {
             let image_started = Instant::now();
             let destinations: Vec<String> =
                 planned.references.iter().map(|r| r.to_string()).collect();
             reporter.image_started(&planned.image.label, &destinations);
             let mut tally = Tally::default();
-            let result = push_image(
-                &planned, clients, &reporter, &budget, &ids, retries, &mut tally,
-            )
-            .await;
+            let result = push_image(&planned, run, &mut tally).await;
             let report = image_report(&planned, result, tally, image_started.elapsed());
             reporter.image_finished(&report);
             report
@@ -146,6 +155,10 @@ impl Tally {
                 self.blobs.existing += 1;
                 self.bytes_skipped += blob.size;
             }
+            BlobOutcome::Mounted => {
+                self.blobs.mounted += 1;
+                self.bytes_skipped += blob.size;
+            }
             BlobOutcome::Uploaded => {
                 self.blobs.uploaded += 1;
                 self.bytes_uploaded += blob.size;
@@ -155,13 +168,17 @@ impl Tally {
     }
 }
 
+/// What every image of a run shares.
+struct Run {
+    clients: HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>,
+    reporter: Arc<dyn Reporter>,
+    state: Arc<RunState>,
+    retries: u32,
+}
+
 async fn push_image(
     planned: &PlannedImage,
-    clients: &HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>,
-    reporter: &Arc<dyn Reporter>,
-    budget: &Arc<Semaphore>,
-    ids: &Arc<AtomicU64>,
-    retries: u32,
+    run: &Run,
     tally: &mut Tally,
 ) -> Result<String, Arc<PushError>> {
     // One repository may take several tags: blobs go up once, then one manifest PUT per tag.
@@ -176,7 +193,8 @@ async fn push_image(
     let mut digest = None;
     for (_, references) in by_repository {
         let first = references[0];
-        let client = clients
+        let client = run
+            .clients
             .get(&first.registry)
             .expect("every registry was connected")
             .clone()?;
@@ -184,13 +202,13 @@ async fn push_image(
         let ctx = BlobContext {
             repository: Repository::new(client.clone(), &first.repository),
             blobs: planned.source.blobs.clone(),
-            reporter: reporter.clone(),
-            retries,
+            reporter: run.reporter.clone(),
+            retries: run.retries,
+            state: run.state.clone(),
         };
-        let result =
-            push_to_repository(&planned.image, &ctx, &references, budget, ids, tally).await;
+        let result = push_to_repository(&planned.image, &ctx, &references, tally).await;
         tally.retries += client.retries().saturating_sub(before);
-        digest = Some(result.map_err(Arc::new)?);
+        digest = Some(result?);
     }
     digest.ok_or_else(|| Arc::new(PushError::Naming("no destination".into())))
 }
@@ -199,10 +217,8 @@ async fn push_to_repository(
     image: &LocalImage,
     ctx: &BlobContext,
     references: &[&Reference],
-    budget: &Arc<Semaphore>,
-    ids: &Arc<AtomicU64>,
     tally: &mut Tally,
-) -> Result<String, PushError> {
+) -> Result<String, Arc<PushError>> {
     let root = match &image.content {
         ImageContent::Stored {
             root,
@@ -238,7 +254,7 @@ async fn push_to_repository(
                     ));
                 }
             }
-            for pushed in run_jobs(ctx, jobs, budget, ids).await? {
+            for pushed in run_jobs(ctx, jobs).await? {
                 tally.add(&pushed);
             }
             for child in children {
@@ -256,6 +272,7 @@ async fn push_to_repository(
                     BlobJob::layer(
                         format!("layer {}/{count} {}", i + 1, short(layer.diff_id.as_ref())),
                         layer,
+                        &ctx.state.compression,
                     )
                 })
                 .collect::<Result<Vec<_>, _>>()?;
@@ -270,7 +287,7 @@ async fn push_to_repository(
                     .await?;
                 Ok(BlobOutcome::Uploaded)
             };
-            let (layers, config) = tokio::join!(run_jobs(ctx, jobs, budget, ids), config_upload);
+            let (layers, config) = tokio::join!(run_jobs(ctx, jobs), config_upload);
             let layers = layers?;
             tally.add(&PushedBlob {
                 digest: config_digest.clone(),
@@ -290,10 +307,10 @@ async fn push_to_repository(
             .unwrap_or_else(|| root.digest().to_string());
         if let Some(wanted) = &reference.digest {
             if wanted != root.digest() {
-                return Err(PushError::Naming(format!(
+                return Err(Arc::new(PushError::Naming(format!(
                     "destination names digest {wanted} but the image's manifest is {}",
                     root.digest()
-                )));
+                ))));
             }
         }
         put_manifest(ctx, &root, &target).await?;
@@ -318,13 +335,11 @@ async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Res
 async fn run_jobs(
     ctx: &BlobContext,
     jobs: Vec<BlobJob>,
-    budget: &Arc<Semaphore>,
-    ids: &Arc<AtomicU64>,
-) -> Result<Vec<PushedBlob>, PushError> {
+) -> Result<Vec<PushedBlob>, Arc<PushError>> {
     let tasks = jobs.into_iter().map(|job| {
         let ctx = ctx.clone();
-        let budget = budget.clone();
-        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let budget = ctx.state.budget.clone();
+        let id = ctx.state.next_blob_id();
         tokio::spawn(async move {
             let _permit = budget
                 .acquire_owned()
@@ -342,7 +357,9 @@ async fn run_jobs(
                 first_error.get_or_insert(e);
             }
             Err(e) => {
-                first_error.get_or_insert(PushError::Internal(format!("blob task failed: {e}")));
+                first_error.get_or_insert(Arc::new(PushError::Internal(format!(
+                    "blob task failed: {e}"
+                ))));
             }
         }
     }

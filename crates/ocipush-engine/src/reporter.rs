@@ -11,6 +11,8 @@ pub type BlobId = u64;
 pub enum BlobOutcome {
     /// The repository already had it.
     Existing,
+    /// Mounted from another repository of the same registry: no bytes sent.
+    Mounted,
     Uploaded,
     Failed,
 }

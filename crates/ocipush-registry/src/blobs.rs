@@ -27,6 +27,17 @@ impl UploadSession {
     }
 }
 
+/// The answer to a cross-repository mount request.
+#[derive(Debug)]
+pub enum MountOutcome {
+    /// The blob is now in the repository, no bytes sent.
+    Mounted,
+    /// The registry would not mount; it opened an upload session instead (as the spec says).
+    Upload(UploadSession),
+    /// The registry refused the request (no rights on the source repository, no mount support).
+    Refused,
+}
+
 /// What the body stream of a PATCH yields.
 pub type BodyChunk = Result<Bytes, std::io::Error>;
 
@@ -69,6 +80,43 @@ impl Repository {
         Ok(UploadSession {
             location: self.client.resolve_location(&action, &response)?,
         })
+    }
+
+    /// POST a cross-repository mount of `digest` from the repository `from` on the same registry.
+    pub async fn mount_blob(
+        &self,
+        digest: &Digest,
+        from: &str,
+    ) -> Result<MountOutcome, RegistryError> {
+        let mut url = self.url("blobs/uploads/");
+        url.query_pairs_mut()
+            .append_pair("mount", digest.as_ref())
+            .append_pair("from", from);
+        let action = format!("POST mount {digest} from {from}");
+        // The token must allow pulling from `from` as well as pushing here.
+        let scope = self.mount_scope(from);
+        let response = match self
+            .client
+            .send(&action, Some(&scope), Method::POST, &url, |r| {
+                r.header(CONTENT_LENGTH, "0")
+            })
+            .await
+        {
+            Ok(r) => r,
+            // Mounting needs pull rights on `from`; without them a normal upload still works.
+            Err(RegistryError::Unauthorized { .. }) | Err(RegistryError::Denied { .. }) => {
+                return Ok(MountOutcome::Refused)
+            }
+            Err(e) => return Err(e),
+        };
+        match response.status() {
+            StatusCode::CREATED => Ok(MountOutcome::Mounted),
+            StatusCode::ACCEPTED => Ok(MountOutcome::Upload(UploadSession {
+                location: self.client.resolve_location(&action, &response)?,
+            })),
+            s if s.is_client_error() => Ok(MountOutcome::Refused),
+            _ => Err(self.client.status_error(&action, response).await),
+        }
     }
 
     /// PATCH the whole content as one streamed request. `length` sets Content-Length when known

@@ -17,7 +17,7 @@ mod secret;
 mod tls;
 mod token;
 
-pub use blobs::{BodyChunk, UploadSession};
+pub use blobs::{BodyChunk, MountOutcome, UploadSession};
 pub use challenge::Challenge;
 pub use client::{ClientOptions, LoginCheck, RegistryClient};
 pub use error::{ErrorClass, RegistryError};

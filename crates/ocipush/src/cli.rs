@@ -145,6 +145,12 @@ pub struct PushArgs {
     /// Print one JSON document on stdout instead of references.
     #[arg(long)]
     pub json: bool,
+    /// gzip level (1-9) for layers stored uncompressed; part of what decides their digest.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
+    pub compression_level: u32,
+    /// Do not read or write the digest cache (every uncompressed layer is compressed again).
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 #[derive(Debug, Args)]

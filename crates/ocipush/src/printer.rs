@@ -71,12 +71,13 @@ pub fn references(report: &PushReport, out: &mut dyn Write) -> std::io::Result<(
 pub fn image_line(report: &ImageReport) -> String {
     match report.status {
         ImageStatus::Pushed => format!(
-            "pushed {} -> {} ({}): {} uploaded, {} existing; {} sent, {} skipped in {}",
+            "pushed {} -> {} ({}): {} uploaded, {} existing, {} mounted; {} sent, {} skipped in {}",
             report.source,
             report.references.join(", "),
             short_digest(report.digest.as_deref().unwrap_or("")),
             report.blobs.uploaded,
             report.blobs.existing,
+            report.blobs.mounted,
             human_bytes(report.bytes_uploaded),
             human_bytes(report.bytes_skipped),
             human_ms(report.duration_ms),
@@ -100,12 +101,13 @@ pub fn summary(report: &PushReport) -> String {
     let s = &report.summary;
     let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
     format!(
-        "{} of {} image(s) pushed{}; {} blob(s) uploaded, {} already present; {} sent ({}/s), {} skipped; {} retries; {}",
+        "{} of {} image(s) pushed{}; {} blob(s) uploaded, {} already present, {} mounted; {} sent ({}/s), {} skipped; {} retries; {}",
         s.pushed,
         s.images,
         if s.failed > 0 { format!(", {} failed", s.failed) } else { String::new() },
         s.blobs.uploaded,
         s.blobs.existing,
+        s.blobs.mounted,
         human_bytes(s.bytes_uploaded),
         human_bytes((s.bytes_uploaded as f64 / secs) as u64),
         human_bytes(s.bytes_skipped),

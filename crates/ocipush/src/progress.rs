@@ -74,6 +74,7 @@ impl Reporter for BarReporter {
         if let Some(bar) = self.bars.lock().expect("bars lock").remove(&id) {
             let text = match outcome {
                 BlobOutcome::Existing => "exists",
+                BlobOutcome::Mounted => "mounted",
                 BlobOutcome::Uploaded => "done",
                 BlobOutcome::Failed => "failed",
             };
@@ -142,6 +143,7 @@ impl Reporter for LineReporter {
             .unwrap_or_default();
         let text = match outcome {
             BlobOutcome::Existing => "exists",
+            BlobOutcome::Mounted => "mounted",
             BlobOutcome::Uploaded => "uploaded",
             BlobOutcome::Failed => "failed",
         };

@@ -5,7 +5,9 @@
 use std::io::Read;
 use std::time::Duration;
 
-use ocipush_engine::Destination;
+use std::path::PathBuf;
+
+use ocipush_engine::{Algorithm, CompressionSettings, Destination, DigestCache};
 use ocipush_registry::{ClientOptions, Reference, RegistryTarget, RetryPolicy, TlsOptions};
 
 use crate::cli::PushArgs;
@@ -30,6 +32,8 @@ pub struct PushSettings {
     pub client: ClientOptions,
     pub timeout: Option<Duration>,
     pub json: bool,
+    pub compression: CompressionSettings,
+    pub cache: DigestCache,
     /// Warnings to show once settings are final (e.g. a password given on the command line).
     pub warnings: Vec<String>,
 }
@@ -154,8 +158,28 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
         },
         timeout,
         json: args.json,
+        compression: CompressionSettings {
+            algorithm: Algorithm::Gzip,
+            level: args.compression_level,
+        },
+        cache: match (args.no_cache, cache_dir()) {
+            (false, Some(dir)) => DigestCache::at(dir),
+            _ => DigestCache::disabled(),
+        },
         warnings,
     })
+}
+
+/// The digest cache's directory: `$OCIPUSH_CACHE_DIR`, else `$XDG_CACHE_HOME/ocipush`, else
+/// `~/.cache/ocipush`.
+fn cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = env_first(&["OCIPUSH_CACHE_DIR"]) {
+        return Some(PathBuf::from(dir));
+    }
+    let base = env_first(&["XDG_CACHE_HOME"])
+        .map(PathBuf::from)
+        .or_else(|| env_first(&["HOME"]).map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("ocipush"))
 }
 
 /// `90`, `90s`, `10m`, `1h`, `500ms`.

@@ -56,6 +56,8 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     let options = PushOptions {
         jobs: settings.jobs,
         client,
+        compression: settings.compression,
+        cache: settings.cache.clone(),
     };
     let pushing = push(planned, &options, reporter);
     let report = match settings.timeout {

@@ -1,0 +1,97 @@
+//! What a push run has learnt so far, shared by every blob task: which compressed digest each
+//! layer turned out to have, which repositories hold which blobs (for mounts), and the one push
+//! of each blob into each repository that every image needing it waits on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ocipush_oci::Digest;
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::cache::DigestCache;
+use crate::compress::CompressionSettings;
+use crate::error::PushError;
+use crate::job::PushedBlob;
+
+pub(crate) type SharedPush = Arc<OnceCell<Result<PushedBlob, Arc<PushError>>>>;
+pub(crate) type SharedDigest = Arc<OnceCell<(Digest, u64)>>;
+
+/// Run-wide blob knowledge.
+pub(crate) struct RunState {
+    /// Blobs in flight at once, across every image of the run.
+    pub budget: Arc<Semaphore>,
+    next_id: AtomicU64,
+    pub cache: DigestCache,
+    pub compression: CompressionSettings,
+    /// Blob key -> the digest and size of the bytes it produces, once known in this run.
+    digests: Mutex<HashMap<String, SharedDigest>>,
+    /// (registry, digest) -> repositories on that registry that hold the blob.
+    holders: Mutex<HashMap<(String, Digest), Vec<String>>>,
+    /// (registry/repository, blob key) -> the push of that blob into that repository.
+    pushes: Mutex<HashMap<(String, String), SharedPush>>,
+}
+
+impl RunState {
+    pub fn new(jobs: usize, cache: DigestCache, compression: CompressionSettings) -> RunState {
+        RunState {
+            budget: Arc::new(Semaphore::new(jobs.max(1))),
+            next_id: AtomicU64::new(0),
+            cache,
+            compression,
+            digests: Mutex::default(),
+            holders: Mutex::default(),
+            pushes: Mutex::default(),
+        }
+    }
+
+    /// A new id for a blob transfer, for the reporter.
+    pub fn next_blob_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn digest_cell(&self, key: &str) -> SharedDigest {
+        self.digests
+            .lock()
+            .expect("digests lock")
+            .entry(key.to_string())
+            .or_default()
+            .clone()
+    }
+
+    pub fn push_cell(&self, repository: &str, key: &str) -> SharedPush {
+        self.pushes
+            .lock()
+            .expect("pushes lock")
+            .entry((repository.to_string(), key.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// Records that `repository` on `registry` holds `digest`.
+    pub fn add_holder(&self, registry: &str, repository: &str, digest: &Digest) {
+        let mut holders = self.holders.lock().expect("holders lock");
+        let list = holders
+            .entry((registry.to_string(), digest.clone()))
+            .or_default();
+        if !list.iter().any(|r| r == repository) {
+            list.push(repository.to_string());
+        }
+    }
+
+    /// Another repository on `registry` known to hold `digest`, to mount from.
+    pub fn holder_other_than(
+        &self,
+        registry: &str,
+        repository: &str,
+        digest: &Digest,
+    ) -> Option<String> {
+        self.holders
+            .lock()
+            .expect("holders lock")
+            .get(&(registry.to_string(), digest.clone()))?
+            .iter()
+            .find(|r| *r != repository)
+            .cloned()
+    }
+}
