@@ -1,0 +1,120 @@
+//! Work that is not repeated: an unchanged docker archive pushed again is only HEADed (the
+//! digest cache knows its compressed digests), a layer shared by several images is compressed
+//! once and uploaded once per repository, and another repository gets it by mount.
+
+mod common;
+
+use std::ffi::OsStr;
+
+use common::*;
+use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
+use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
+use ocipush_testkit::skopeo::{self, SkopeoAuth};
+
+fn json_push(args: &[&str], cache: &std::path::Path) -> serde_json::Value {
+    let mut all = vec!["push", "--plain-http", "--json"];
+    all.extend_from_slice(args);
+    let out = ocipush_env(&all, None, &[("OCIPUSH_CACHE_DIR", cache.as_os_str())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("one JSON document")
+}
+
+#[test]
+fn unchanged_archive_is_not_uploaded_or_compressed_again() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let archive = dir.path().join("app.tar");
+    let image = ImageSpec::new(vec![
+        LayerSpec::text(512 * 1024, 1),
+        LayerSpec::random(256 * 1024, 2),
+    ]);
+    write_docker_archive(
+        &archive,
+        &[(image, vec!["app:1"])],
+        DockerArchiveOptions::default(),
+    );
+    let dest = registry.reference("reuse/app:1");
+    let source = archive.display().to_string();
+
+    let first = json_push(&[&source, &dest], &cache);
+    assert_eq!(first["summary"]["blobs"]["uploaded"], 3, "{first}");
+    let second = json_push(&[&source, &dest], &cache);
+    assert_eq!(second["summary"]["blobs"]["uploaded"], 0, "{second}");
+    assert_eq!(second["summary"]["blobs"]["existing"], 3, "{second}");
+    assert_eq!(second["summary"]["bytes_uploaded"], 0);
+    assert_eq!(second["images"][0]["digest"], first["images"][0]["digest"]);
+
+    // The cache made the layers' digests known without reading them: a cache entry per layer.
+    let entries: Vec<_> = walk(&cache);
+    assert_eq!(entries.len(), 2, "{entries:?}");
+
+    // A corrupt cache entry is ignored: the layer is compressed again and the push succeeds.
+    std::fs::write(&entries[0], "not a cache entry").unwrap();
+    let third = json_push(&[&source, &dest], &cache);
+    assert_eq!(third["images"][0]["digest"], first["images"][0]["digest"]);
+    assert_eq!(
+        std::fs::read_to_string(&entries[0])
+            .unwrap()
+            .split_whitespace()
+            .count(),
+        2,
+        "entry rewritten"
+    );
+    let raw = skopeo::inspect_raw(&registry.docker_ref("reuse/app:1"), &SkopeoAuth::insecure());
+    assert_eq!(
+        Some(sha256_hex(&raw).as_str()),
+        third["images"][0]["digest"].as_str()
+    );
+}
+
+#[test]
+fn shared_layers_go_up_once_and_are_mounted_across_repositories() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("many.tar");
+    let base = LayerSpec::text(768 * 1024, 9);
+    let images: Vec<(ImageSpec, Vec<&str>)> = vec![
+        (
+            ImageSpec::new(vec![base.clone(), LayerSpec::files(&[("a", b"a")])]),
+            vec!["one:1"],
+        ),
+        (
+            ImageSpec::new(vec![base.clone(), LayerSpec::files(&[("b", b"b")])]),
+            vec!["two:1"],
+        ),
+        (
+            ImageSpec::new(vec![base, LayerSpec::files(&[("c", b"c")])]),
+            vec!["three:1"],
+        ),
+    ];
+    write_docker_archive(&archive, &images, DockerArchiveOptions::default());
+    let cache = dir.path().join("cache");
+    let target = format!("{}/shared", registry.host_port());
+    let doc = json_push(&["-r", &target, &archive.display().to_string()], &cache);
+    let summary = &doc["summary"];
+    assert_eq!(summary["pushed"], 3, "{doc}");
+    // The base layer: uploaded into one repository, mounted into the two others.
+    assert_eq!(summary["blobs"]["mounted"], 2, "{doc}");
+    // 3 configs + 3 own layers + the base layer once.
+    assert_eq!(summary["blobs"]["uploaded"], 7, "{doc}");
+    for name in ["one", "two", "three"] {
+        let reference = registry.docker_ref(&format!("shared/{name}:1"));
+        let ids = diff_ids_via_skopeo(&reference, &SkopeoAuth::insecure());
+        assert_eq!(ids.len(), 2, "{name}");
+    }
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else if path.file_name() != Some(OsStr::new(".lock")) {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
