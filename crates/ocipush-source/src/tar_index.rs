@@ -60,15 +60,39 @@ impl TarIndex {
         let n = read_up_to(&mut file, &mut head).map_err(|e| SourceError::io(path, e))?;
         let gzipped = Compression::sniff(&head[..n]) == Compression::Gzip;
         let file = File::open(path).map_err(|e| SourceError::io(path, e))?;
-        let reader: Box<dyn Read> = if gzipped {
-            Box::new(GzDecoder::new(BufReader::new(file)))
+        let scanned = if gzipped {
+            let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
+            archive.entries().map_err(|e| e.to_string()).and_then(scan)
         } else {
-            Box::new(BufReader::new(file))
+            // A plain tar is indexed by seeking over content: a re-push of a large unchanged
+            // archive reads its headers, not its layers.
+            let mut archive = tar::Archive::new(BufReader::new(file));
+            archive
+                .entries_with_seek()
+                .map_err(|e| e.to_string())
+                .and_then(scan)
         };
-        let entries = scan(reader).map_err(|reason| SourceError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        })?;
+        let entries = scanned
+            .and_then(|entries| {
+                if gzipped {
+                    return Ok(entries);
+                }
+                // Seeking past the end does not fail: check every entry fits in the file.
+                let len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+                match entries.iter().find_map(|(name, e)| match e {
+                    Entry::File { offset, size, .. } if offset + size > len => Some(name),
+                    _ => None,
+                }) {
+                    Some(name) => Err(format!(
+                        "archive truncated: entry `{name}` ends past the end of the file"
+                    )),
+                    None => Ok(entries),
+                }
+            })
+            .map_err(|reason| SourceError::Corrupt {
+                path: path.to_path_buf(),
+                reason,
+            })?;
         if entries.is_empty() {
             return Err(SourceError::NotAnImage {
                 path: path.to_path_buf(),
@@ -215,11 +239,9 @@ impl<R: Read> Read for ExactReader<R> {
     }
 }
 
-fn scan(reader: Box<dyn Read>) -> Result<HashMap<String, Entry>, String> {
-    let mut archive = tar::Archive::new(reader);
+fn scan<R: Read>(iter: tar::Entries<'_, R>) -> Result<HashMap<String, Entry>, String> {
     let mut entries = HashMap::new();
     let mut kept = 0u64;
-    let iter = archive.entries().map_err(|e| e.to_string())?;
     for entry in iter {
         let mut entry = entry.map_err(|e| format!("bad tar entry: {e}"))?;
         let raw_name = entry
