@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# ocipush against skopeo and against the raw upload limit (curl), in the same run, on the same
+# machine, into the same kind of registry (CNCF distribution, `docker-registry`, plain HTTP on
+# loopback). Prints a markdown table of medians, ratios and peak RSS.
+#
+#   bash bench/run.sh                    # full: 1 GiB images, 5 runs each (about 15 minutes)
+#   BENCH_RUNS=1 BENCH_LAYER_MIB=32 bash bench/run.sh   # a quick trial
+#
+# Cold: a fresh registry (empty storage), an empty ocipush digest cache and skopeo's blob-info
+# cache deleted. Warm: the same image pushed again into the registry that has it.
+# The curl limit sends the very bytes ocipush sent (the gzip layers, the config), one monolithic
+# PUT per blob, all blobs in parallel: no reading of archives, no hashing, no compression.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=${BENCH_DIR:-/tmp/ocipush-bench}
+RUNS=${BENCH_RUNS:-5}
+LAYER_MIB=${BENCH_LAYER_MIB:-256}
+export BENCH_LAYER_MIB=$LAYER_MIB
+
+for tool in docker-registry skopeo curl /usr/bin/time; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is missing (bash .ci/run installs the test tools; time: apt-get install time)" >&2; exit 1; }
+done
+
+echo "==> building (release)" >&2
+(cd "$ROOT" && cargo build -q --release -p ocipush -p ocipush-testkit --bin ocipush --bin bench-fixtures)
+OCIPUSH=$ROOT/target/release/ocipush
+FIXTURES=$WORK/fixtures-$LAYER_MIB
+if [ ! -f "$FIXTURES/.done" ]; then
+    echo "==> writing fixtures ($LAYER_MIB MiB layers) to $FIXTURES" >&2
+    rm -rf "$FIXTURES"
+    "$ROOT/target/release/bench-fixtures" "$FIXTURES"
+    touch "$FIXTURES/.done"
+fi
+
+REG_PID=""
+REG_DIR=""
+PORT=""
+start_registry() {
+    stop_registry
+    REG_DIR=$(mktemp -d "$WORK/registry.XXXXXX")
+    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat >"$REG_DIR/config.yml" <<EOF
+version: 0.1
+log: {level: error}
+storage:
+  filesystem: {rootdirectory: $REG_DIR/data}
+  delete: {enabled: true}
+http: {addr: 127.0.0.1:$PORT}
+EOF
+    env -u REGISTRY_AUTH_FILE docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+    REG_PID=$!
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && return 0
+        sleep 0.1
+    done
+    echo "error: docker-registry did not start" >&2
+    cat "$REG_DIR/log" >&2
+    exit 1
+}
+stop_registry() {
+    if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; fi
+    REG_PID=""
+    if [ -n "$REG_DIR" ]; then rm -rf "$REG_DIR"; fi
+    REG_DIR=""
+}
+trap stop_registry EXIT
+
+clear_caches() {
+    rm -rf "$WORK/ocipush-cache"
+    rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb "$HOME/.local/share/containers/cache/blob-info-cache-v1.boltdb"
+}
+
+# timed FILE CMD... : runs CMD, appends "wall_seconds max_rss_kib" to FILE.
+timed() {
+    local out=$1
+    shift
+    local start end
+    start=$(date +%s%N)
+    /usr/bin/time -f "%M" -o "$WORK/time.$$" "$@" >/dev/null 2>"$WORK/stderr.$$" || {
+        echo "error: $* failed:" >&2
+        cat "$WORK/stderr.$$" >&2
+        exit 1
+    }
+    end=$(date +%s%N)
+    echo "$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", (e - s) / 1e9 }') $(cat "$WORK/time.$$")" >>"$out"
+}
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+med_time() { awk '{print $1}' "$1" | median; }
+max_rss_mib() { awk 'BEGIN{m=0} {if ($2>m) m=$2} END {printf "%.0f", m/1024}' "$1"; }
+
+export OCIPUSH_CACHE_DIR=$WORK/ocipush-cache
+OCIPUSH_PUSH=("$OCIPUSH" push -q --plain-http)
+SKOPEO_PUSH=(skopeo copy -q --insecure-policy --dest-tls-verify=false)
+
+# curl_limit RESULT BLOB_DIR REPO: uploads every file of BLOB_DIR (named by digest hex) in parallel.
+curl_limit() {
+    local out=$1 dir=$2 repo=$3
+    cat >"$WORK/curl.sh" <<'EOF'
+set -euo pipefail
+port=$1 repo=$2 dir=$3
+for f in "$dir"/*; do
+    (
+        loc=$(curl -sf -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+        case "$loc" in http*) ;; *) loc="http://127.0.0.1:$port$loc" ;; esac
+        sep='?'; case "$loc" in *\?*) sep='&' ;; esac
+        curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "$f" -o /dev/null "$loc${sep}digest=sha256:$(basename "$f")"
+    ) &
+done
+wait
+EOF
+    timed "$out" bash "$WORK/curl.sh" "$PORT" "$repo" "$dir"
+}
+
+# blobs_of OCI_DIR OUT_DIR: the config and layer blobs of the layout's only image.
+blobs_of() {
+    local layout=$1 out=$2
+    rm -rf "$out"
+    mkdir -p "$out"
+    python3 - "$layout" "$out" <<'EOF'
+import json, os, sys
+layout, out = sys.argv[1], sys.argv[2]
+index = json.load(open(os.path.join(layout, "index.json")))
+digest = index["manifests"][0]["digest"].split(":")[1]
+manifest = json.load(open(os.path.join(layout, "blobs/sha256", digest)))
+for d in [manifest["config"]] + manifest["layers"]:
+    h = d["digest"].split(":")[1]
+    os.symlink(os.path.join(os.path.abspath(layout), "blobs/sha256", h), os.path.join(out, h))
+EOF
+}
+
+RESULTS=$WORK/results
+rm -rf "$RESULTS"
+mkdir -p "$RESULTS"
+
+bench_cold() { # NAME SOURCE_FOR_OCIPUSH SOURCE_FOR_SKOPEO
+    local name=$1 src=$2 skopeo_src=$3
+    for _ in $(seq "$RUNS"); do
+        start_registry; clear_caches
+        timed "$RESULTS/$name.ocipush" "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1"
+        start_registry; clear_caches
+        timed "$RESULTS/$name.skopeo" "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name:1"
+    done
+    # Warm: the image is in the registry (and in each tool's cache) already.
+    start_registry; clear_caches
+    "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1" >/dev/null
+    for _ in $(seq "$RUNS"); do
+        timed "$RESULTS/$name.ocipush-warm" "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1"
+    done
+    "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name-s:1" >/dev/null
+    for _ in $(seq "$RUNS"); do
+        timed "$RESULTS/$name.skopeo-warm" "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name-s:1"
+    done
+}
+
+echo "==> docker-save text image" >&2
+bench_cold text-docker "$FIXTURES/text.tar" "docker-archive:$FIXTURES/text.tar"
+echo "==> docker-save random image" >&2
+bench_cold random-docker "$FIXTURES/random.tar" "docker-archive:$FIXTURES/random.tar"
+echo "==> OCI layout text image" >&2
+bench_cold text-oci "$FIXTURES/text-oci" "oci:$FIXTURES/text-oci:bench-text:1"
+echo "==> OCI layout random image" >&2
+bench_cold random-oci "$FIXTURES/random-oci" "oci:$FIXTURES/random-oci:bench-random:1"
+
+echo "==> curl limits" >&2
+# The bytes ocipush sends for the docker-save text image: push once, copy back as an OCI layout.
+start_registry; clear_caches
+"${OCIPUSH_PUSH[@]}" "$FIXTURES/text.tar" "127.0.0.1:$PORT/bench/gz:1" >/dev/null
+rm -rf "$WORK/text-gz"
+skopeo copy -q --insecure-policy --src-tls-verify=false "docker://127.0.0.1:$PORT/bench/gz:1" "oci:$WORK/text-gz:x"
+blobs_of "$WORK/text-gz" "$WORK/text-gz-blobs"
+blobs_of "$FIXTURES/random-oci" "$WORK/random-blobs"
+for _ in $(seq "$RUNS"); do
+    start_registry
+    curl_limit "$RESULTS/text-docker.curl" "$WORK/text-gz-blobs" bench/curl
+    start_registry
+    curl_limit "$RESULTS/random-oci.curl" "$WORK/random-blobs" bench/curl
+done
+
+echo "==> 30 small images" >&2
+for _ in $(seq "$RUNS"); do
+    start_registry; clear_caches
+    timed "$RESULTS/small.ocipush" "${OCIPUSH_PUSH[@]}" -r "127.0.0.1:$PORT/small" "$FIXTURES/small.tar"
+    start_registry; clear_caches
+    cat >"$WORK/skopeo-small.sh" <<EOF
+set -e
+for i in \$(seq 0 29); do
+    skopeo copy -q --insecure-policy --dest-tls-verify=false "docker-archive:$FIXTURES/small.tar:@\$i" "docker://127.0.0.1:$PORT/small/small-\$i:1"
+done
+EOF
+    timed "$RESULTS/small.skopeo" bash "$WORK/skopeo-small.sh"
+done
+stop_registry
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+{
+    echo "| image | ocipush cold (s) | skopeo cold (s) | skopeo/ocipush | curl limit (s) | ocipush/curl | ocipush warm (ms) | skopeo warm (ms) | ocipush peak RSS (MiB) | skopeo peak RSS (MiB) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+    for name in text-docker random-docker text-oci random-oci; do
+        o=$(med_time "$RESULTS/$name.ocipush"); s=$(med_time "$RESULTS/$name.skopeo")
+        ow=$(med_time "$RESULTS/$name.ocipush-warm"); sw=$(med_time "$RESULTS/$name.skopeo-warm")
+        if [ -f "$RESULTS/$name.curl" ]; then c=$(med_time "$RESULTS/$name.curl"); cr=$(ratio "$o" "$c"); else c="-"; cr="-"; fi
+        echo "| $name | $o | $s | $(ratio "$s" "$o") | $c | $cr | $(awk -v x="$ow" 'BEGIN{printf "%.0f", x*1000}') | $(awk -v x="$sw" 'BEGIN{printf "%.0f", x*1000}') | $(max_rss_mib "$RESULTS/$name.ocipush") | $(max_rss_mib "$RESULTS/$name.skopeo") |"
+    done
+    o=$(med_time "$RESULTS/small.ocipush"); s=$(med_time "$RESULTS/small.skopeo")
+    echo "| 30 small images | $o | $s | $(ratio "$s" "$o") | - | - | - | - | $(max_rss_mib "$RESULTS/small.ocipush") | $(max_rss_mib "$RESULTS/small.skopeo") |"
+} | tee "$WORK/results.md"
+echo "(medians of $RUNS runs; layers of $LAYER_MIB MiB, 4 per big image; $(nproc) cores)"
