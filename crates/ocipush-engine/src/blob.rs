@@ -85,10 +85,12 @@ async fn push_blob_once(
                 None => uploaded(upload_with_retries(ctx, job, id).await?),
             }
         }
-        Transform::Gzip { diff_id, .. } => {
+        Transform::Gzip { diff_id, .. } | Transform::Zstd { diff_id, .. } => {
             push_compressed_layer(ctx, job, id, Some(diff_id)).await?
         }
-        Transform::GzipPassthrough { .. } => push_compressed_layer(ctx, job, id, None).await?,
+        Transform::GzipPassthrough { .. } | Transform::ZstdPassthrough { .. } => {
+            push_compressed_layer(ctx, job, id, None).await?
+        }
     };
     ctx.state
         .add_holder(ctx.registry(), ctx.repository.name(), &pushed.digest);

@@ -4,7 +4,7 @@
 use ocipush_oci::{Compression, Digest};
 use ocipush_source::LayerFile;
 
-use crate::compress::CompressionSettings;
+use crate::compress::{Algorithm, CompressionSettings};
 use crate::error::PushError;
 use crate::producer::Transform;
 use crate::reporter::BlobOutcome;
@@ -38,19 +38,18 @@ impl BlobJob {
         layer: &LayerFile,
         settings: &CompressionSettings,
     ) -> Result<BlobJob, PushError> {
-        let transform = match layer.compression {
-            Compression::None => Transform::Gzip {
-                diff_id: layer.diff_id.clone(),
+        let diff_id = layer.diff_id.clone();
+        let transform = match (layer.compression, settings.algorithm) {
+            (Compression::None, Algorithm::Gzip) => Transform::Gzip {
+                diff_id,
                 level: settings.level,
             },
-            Compression::Gzip => Transform::GzipPassthrough {
-                diff_id: layer.diff_id.clone(),
+            (Compression::None, Algorithm::Zstd) => Transform::Zstd {
+                diff_id,
+                level: settings.level,
             },
-            Compression::Zstd => {
-                return Err(PushError::Unsupported {
-                    what: format!("zstd-compressed layer `{}` in a docker archive", layer.path),
-                })
-            }
+            (Compression::Gzip, _) => Transform::GzipPassthrough { diff_id },
+            (Compression::Zstd, _) => Transform::ZstdPassthrough { diff_id },
         };
         Ok(BlobJob {
             label,
@@ -66,8 +65,12 @@ impl BlobJob {
         match &self.transform {
             Transform::Verbatim { digest, .. } => digest.to_string(),
             Transform::Gzip { diff_id, level } => format!("gzip-l{level}:{diff_id}"),
+            Transform::Zstd { diff_id, level } => format!("zstd-l{level}:{diff_id}"),
             Transform::GzipPassthrough { diff_id } => {
                 format!("stored-gzip:{diff_id}:{}", self.input_size)
+            }
+            Transform::ZstdPassthrough { diff_id } => {
+                format!("stored-zstd:{diff_id}:{}", self.input_size)
             }
         }
     }

@@ -11,7 +11,7 @@ use ocipush_oci::{Digest, Sha256Writer, VerifyError, VerifyingReader};
 use ocipush_registry::BodyChunk;
 use tokio::sync::mpsc;
 
-use crate::compress::gzip_parallel;
+use crate::compress::{gzip_parallel, zstd_compress};
 
 /// Bytes per chunk handed to the HTTP body.
 pub(crate) const CHUNK: usize = 256 * 1024;
@@ -27,6 +27,22 @@ pub(crate) enum Transform {
     Gzip { diff_id: Digest, level: u32 },
     /// A gzip-compressed layer: send as is; decompress alongside to verify its diffID.
     GzipPassthrough { diff_id: Digest },
+    /// An uncompressed layer: verify its diffID and zstd it at `level`.
+    Zstd { diff_id: Digest, level: u32 },
+    /// A zstd-compressed layer: send as is; decompress alongside to verify its diffID.
+    ZstdPassthrough { diff_id: Digest },
+}
+
+impl Transform {
+    /// How the produced blob is compressed.
+    pub fn output_compression(&self) -> ocipush_oci::Compression {
+        use ocipush_oci::Compression;
+        match self {
+            Transform::Verbatim { .. } => Compression::None,
+            Transform::Gzip { .. } | Transform::GzipPassthrough { .. } => Compression::Gzip,
+            Transform::Zstd { .. } | Transform::ZstdPassthrough { .. } => Compression::Zstd,
+        }
+    }
 }
 
 /// The digest and size of what was sent.
@@ -88,30 +104,56 @@ fn run(
             let mut reader = VerifyingReader::new(source, what, diff_id.clone(), None);
             gzip_parallel(&mut reader, sink, *level).map_err(classify)
         }
+        Transform::Zstd { diff_id, level } => {
+            let mut reader = VerifyingReader::new(source, what, diff_id.clone(), None);
+            zstd_compress(&mut reader, sink, *level).map_err(classify)
+        }
         Transform::GzipPassthrough { diff_id } => {
-            let mut tee = TeeWriter {
-                sink,
-                decoder: MultiGzDecoder::new(Sha256Writer::new()),
-            };
-            let mut source = source;
-            copy(&mut source, &mut tee)?;
-            let hasher = tee.decoder.finish().map_err(|e| {
-                ProduceError::Read(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{what}: not a valid gzip stream: {e}"),
-                ))
+            let decoder = MultiGzDecoder::new(Sha256Writer::new());
+            let hasher = passthrough(source, sink, decoder, what, |d| d.finish())?;
+            check_diff_id(hasher, diff_id, what)
+        }
+        Transform::ZstdPassthrough { diff_id } => {
+            let decoder = zstd::stream::write::Decoder::new(Sha256Writer::new())
+                .map_err(ProduceError::Read)?;
+            let hasher = passthrough(source, sink, decoder, what, |mut d| {
+                d.flush()?;
+                Ok(d.into_inner())
             })?;
-            let (actual, _) = hasher.finish();
-            if &actual != diff_id {
-                return Err(ProduceError::Verify(VerifyError::Digest {
-                    what: format!("{what} (uncompressed)"),
-                    expected: diff_id.clone(),
-                    actual,
-                }));
-            }
-            Ok(())
+            check_diff_id(hasher, diff_id, what)
         }
     }
+}
+
+/// Sends already compressed bytes on untouched while a decoder decompresses a copy into a
+/// hasher, so the layer's diffID is checked in the same pass.
+fn passthrough<D: Write>(
+    mut source: CountingReader<'_>,
+    sink: &mut ChannelWriter,
+    decoder: D,
+    what: &str,
+    finish: impl FnOnce(D) -> io::Result<Sha256Writer>,
+) -> Result<Sha256Writer, ProduceError> {
+    let mut tee = TeeWriter { sink, decoder };
+    copy(&mut source, &mut tee)?;
+    finish(tee.decoder).map_err(|e| {
+        ProduceError::Read(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{what}: not a valid compressed stream: {e}"),
+        ))
+    })
+}
+
+fn check_diff_id(hasher: Sha256Writer, diff_id: &Digest, what: &str) -> Result<(), ProduceError> {
+    let (actual, _) = hasher.finish();
+    if &actual != diff_id {
+        return Err(ProduceError::Verify(VerifyError::Digest {
+            what: format!("{what} (uncompressed)"),
+            expected: diff_id.clone(),
+            actual,
+        }));
+    }
+    Ok(())
 }
 
 fn copy(reader: &mut impl Read, writer: &mut impl Write) -> Result<(), ProduceError> {
@@ -210,18 +252,18 @@ impl Write for ChannelWriter {
 }
 
 /// Sends compressed bytes on while decompressing a copy to check the diffID.
-struct TeeWriter<'a> {
+struct TeeWriter<'a, D> {
     sink: &'a mut ChannelWriter,
-    decoder: MultiGzDecoder<Sha256Writer>,
+    decoder: D,
 }
 
-impl Write for TeeWriter<'_> {
+impl<D: Write> Write for TeeWriter<'_, D> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         self.sink.write_all(data)?;
         self.decoder.write_all(data).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("not a valid gzip stream: {e}"),
+                format!("not a valid compressed stream: {e}"),
             )
         })?;
         Ok(data.len())

@@ -12,7 +12,7 @@ use ocipush_oci::Document;
 use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
 use ocipush_source::{ImageContent, LocalImage, Source};
 
-use crate::assemble::docker_manifest;
+use crate::assemble::image_manifest;
 use crate::blob::{push_blob, BlobContext};
 use crate::cache::DigestCache;
 use crate::compress::CompressionSettings;
@@ -287,6 +287,10 @@ async fn push_to_repository(
                     .await?;
                 Ok(BlobOutcome::Uploaded)
             };
+            let kinds: Vec<_> = jobs
+                .iter()
+                .map(|j| j.transform.output_compression())
+                .collect();
             let (layers, config) = tokio::join!(run_jobs(ctx, jobs), config_upload);
             let layers = layers?;
             tally.add(&PushedBlob {
@@ -297,8 +301,12 @@ async fn push_to_repository(
             for pushed in &layers {
                 tally.add(pushed);
             }
-            let descriptors: Vec<_> = layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
-            docker_manifest(&config_digest, config_size, &descriptors)?
+            let descriptors: Vec<_> = layers
+                .iter()
+                .zip(kinds)
+                .map(|(l, kind)| (l.digest.clone(), l.size, kind))
+                .collect();
+            image_manifest(&config_digest, config_size, &descriptors)?
         }
     };
     for reference in references {

@@ -39,7 +39,7 @@ async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Pro
     ctx.reporter.blob_state(
         id,
         match job.transform {
-            Transform::Gzip { .. } => BlobState::Compressing,
+            Transform::Gzip { .. } | Transform::Zstd { .. } => BlobState::Compressing,
             _ => BlobState::Uploading,
         },
     );

@@ -145,12 +145,23 @@ pub struct PushArgs {
     /// Print one JSON document on stdout instead of references.
     #[arg(long)]
     pub json: bool,
-    /// gzip level (1-9) for layers stored uncompressed; part of what decides their digest.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=9))]
-    pub compression_level: u32,
+    /// How layers stored uncompressed are compressed (already compressed ones are sent as they
+    /// are). zstd layers make an OCI manifest, which older docker versions cannot pull.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]
+    pub compression: CompressionArg,
+    /// Compression level: gzip 1-9 (default 1), zstd 1-19 (default 3). Part of what decides
+    /// a compressed layer's digest.
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
     /// Do not read or write the digest cache (every uncompressed layer is compressed again).
     #[arg(long)]
     pub no_cache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
 }
 
 #[derive(Debug, Args)]

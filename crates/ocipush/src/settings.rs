@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use std::path::PathBuf;
 
+use clap::ValueEnum as _;
+
 use ocipush_engine::{Algorithm, CompressionSettings, Destination, DigestCache};
 use ocipush_registry::{ClientOptions, Reference, RegistryTarget, RetryPolicy, TlsOptions};
 
@@ -125,6 +127,26 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
     if insecure {
         warnings.push("TLS certificate verification is off (--insecure)".into());
     }
+    let algorithm = match args.compression {
+        crate::cli::CompressionArg::Gzip => Algorithm::Gzip,
+        crate::cli::CompressionArg::Zstd => Algorithm::Zstd,
+    };
+    let level = args.compression_level.unwrap_or(algorithm.default_level());
+    if !algorithm.levels().contains(&level) {
+        return Err(CliError::usage(
+            format!("compression level {level} is out of range"),
+            Some(format!(
+                "{} takes levels {} to {}",
+                args.compression
+                    .to_possible_value()
+                    .map(|v| v.get_name().to_string())
+                    .unwrap_or_default(),
+                algorithm.levels().start(),
+                algorithm.levels().end()
+            )),
+        ));
+    }
+    let compression = CompressionSettings { algorithm, level };
     let timeout = match args
         .timeout
         .or_else(|| env_first(&["OCIPUSH_TIMEOUT", "IDPBUILDER_PUSH_TIMEOUT"]))
@@ -158,10 +180,7 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
         },
         timeout,
         json: args.json,
-        compression: CompressionSettings {
-            algorithm: Algorithm::Gzip,
-            level: args.compression_level,
-        },
+        compression,
         cache: match (args.no_cache, cache_dir()) {
             (false, Some(dir)) => DigestCache::at(dir),
             _ => DigestCache::disabled(),

@@ -367,3 +367,78 @@ fn docker_archive_written_by_skopeo() {
     assert_eq!(config_diff_ids(&config), expected.diff_ids);
     assert_eq!(diff_ids_via_skopeo(&reference, &auth), expected.diff_ids);
 }
+
+#[test]
+fn zstd_compression_makes_an_oci_image() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.tar");
+    let expected = write_docker_archive(
+        &path,
+        &[(image(41), vec!["zapp:1"])],
+        DockerArchiveOptions::default(),
+    )
+    .remove(0);
+    let dest = "team/zstd:1";
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            "--compression",
+            "zstd",
+            &path.display().to_string(),
+            &registry.reference(dest),
+        ],
+        None,
+    );
+    let digest = pushed_digest(&out);
+    let reference = registry.docker_ref(dest);
+    let auth = SkopeoAuth::insecure();
+    let raw = skopeo::inspect_raw(&reference, &auth);
+    assert_eq!(sha256_hex(&raw), digest);
+    let view = ManifestView::parse(&raw);
+    assert_eq!(
+        view.media_type.as_deref(),
+        Some("application/vnd.oci.image.manifest.v1+json")
+    );
+    assert!(
+        view.layer_media_types
+            .iter()
+            .all(|m| m == "application/vnd.oci.image.layer.v1.tar+zstd"),
+        "{:?}",
+        view.layer_media_types
+    );
+    assert_eq!(
+        skopeo::inspect_config(&reference, &auth),
+        expected.config_bytes
+    );
+    assert_eq!(diff_ids_via_skopeo(&reference, &auth), expected.diff_ids);
+
+    // Deterministic: the same digest again; an out-of-range level is a usage error.
+    let again = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            "--compression",
+            "zstd",
+            "--no-cache",
+            &path.display().to_string(),
+            &registry.reference(dest),
+        ],
+        None,
+    );
+    assert_eq!(pushed_digest(&again), digest);
+    let bad = ocipush(
+        &[
+            "push",
+            "--compression",
+            "gzip",
+            "--compression-level",
+            "12",
+            &path.display().to_string(),
+            &registry.reference(dest),
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(64), "{}", stderr(&bad));
+}

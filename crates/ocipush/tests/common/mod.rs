@@ -120,6 +120,8 @@ fn layout_diff_ids(dir: &Path) -> Vec<String> {
                 flate2::read::MultiGzDecoder::new(&bytes[..])
                     .read_to_end(&mut plain)
                     .unwrap();
+            } else if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                plain = zstd::stream::decode_all(&bytes[..]).unwrap();
             } else {
                 plain = bytes;
             }
