@@ -326,7 +326,7 @@ mod tests {
         assert_eq!(out_a, out_b);
         assert_eq!(a.digest, sha256_of(&out_a));
         let mut round = Vec::new();
-        flate2::read::GzDecoder::new(&out_a[..])
+        flate2::read::MultiGzDecoder::new(&out_a[..])
             .read_to_end(&mut round)
             .unwrap();
         assert_eq!(round, data);

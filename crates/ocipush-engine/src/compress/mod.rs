@@ -55,7 +55,7 @@ impl CompressionSettings {
     /// (block size, library) must change this name.
     pub fn cache_id(&self) -> String {
         match self.algorithm {
-            Algorithm::Gzip => format!("gzip-l{}-b{}-zlibrs", self.level, gzip::BLOCK_SIZE),
+            Algorithm::Gzip => format!("gzip-l{}-b{}-libdeflate", self.level, gzip::BLOCK_SIZE),
             Algorithm::Zstd => format!("zstd-l{}-mt", self.level),
         }
     }
