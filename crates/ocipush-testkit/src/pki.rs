@@ -23,6 +23,11 @@ pub struct TestPki {
     pub server_key_pem: String,
     /// Hosts in the server certificate's SANs.
     pub hosts: Vec<String>,
+    /// A client certificate the CA signed (`clientAuth` EKU), for registries that require one;
+    /// `None` for [`self_signed_ca_true`].
+    pub client_cert_pem: Option<String>,
+    /// The client certificate's private key.
+    pub client_key_pem: Option<String>,
 }
 
 impl std::fmt::Debug for TestPki {
@@ -30,6 +35,7 @@ impl std::fmt::Debug for TestPki {
         f.debug_struct("TestPki")
             .field("hosts", &self.hosts)
             .field("server_key_pem", &"<redacted>")
+            .field("client_key_pem", &"<redacted>")
             .finish_non_exhaustive()
     }
 }
@@ -68,11 +74,27 @@ impl TestPki {
         let server_cert = server
             .signed_by(&server_key, &ca_cert, &ca_key)
             .expect("signing the server certificate");
+
+        let client_key = KeyPair::generate().expect("generating the client key");
+        let mut client = CertificateParams::new(Vec::<String>::new()).expect("client params");
+        client
+            .distinguished_name
+            .push(DnType::CommonName, "ocipush test client");
+        client.is_ca = IsCa::ExplicitNoCa;
+        client.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        client.use_authority_key_identifier_extension = true;
+        set_validity(&mut client);
+        let client_cert = client
+            .signed_by(&client_key, &ca_cert, &ca_key)
+            .expect("signing the client certificate");
         Self {
             ca_cert_pem: ca_cert.pem(),
             server_cert_pem: server_cert.pem(),
             server_key_pem: server_key.serialize_pem(),
             hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            client_cert_pem: Some(client_cert.pem()),
+            client_key_pem: Some(client_key.serialize_pem()),
         }
     }
 
@@ -126,6 +148,8 @@ pub fn self_signed_ca_true(hosts: &[&str]) -> TestPki {
         server_cert_pem: pem,
         server_key_pem: key.serialize_pem(),
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        client_cert_pem: None,
+        client_key_pem: None,
     }
 }
 

@@ -40,6 +40,8 @@ pub struct RegistryOptions<'a> {
     /// Require bearer tokens from a [`TokenServer`] started with the registry (exclusive with
     /// `htpasswd`: distribution runs one access controller).
     pub token_auth: Option<TokenAuthOptions<'a>>,
+    /// With `tls`: require a client certificate signed by the test CA (`http.tls.clientcas`).
+    pub client_certificates: bool,
 }
 
 /// Bearer-token auth (`auth: token:`): who may log in to the token server, and the issuer and
@@ -166,6 +168,12 @@ impl DockerRegistry {
                     yaml_str(&paths.server_cert),
                     yaml_str(&paths.server_key)
                 ));
+                if options.client_certificates {
+                    config.push_str(&format!(
+                        "    clientcas:\n      - {}\n",
+                        yaml_str(&paths.ca_cert)
+                    ));
+                }
             }
             if options.htpasswd.is_some() {
                 config.push_str(&format!(
