@@ -163,14 +163,26 @@ impl Repository {
         session: UploadSession,
         digest: &Digest,
     ) -> Result<(), RegistryError> {
+        self.put_with_digest(session, digest, Bytes::new()).await
+    }
+
+    /// The closing PUT of an upload, `?digest=` added to the session URL, with `body` as the
+    /// last (or only) bytes of the blob.
+    async fn put_with_digest(
+        &self,
+        session: UploadSession,
+        digest: &Digest,
+        body: Bytes,
+    ) -> Result<(), RegistryError> {
         let mut url = session.location;
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let action = format!("PUT blob {digest}");
         let response = self
             .client
             .send(&action, self.scope(), Method::PUT, &url, |r| {
-                r.header(CONTENT_LENGTH, "0")
-                    .header(CONTENT_TYPE, "application/octet-stream")
+                r.header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, body.len())
+                    .body(body.clone())
             })
             .await?;
         if response.status() != StatusCode::CREATED {
@@ -200,20 +212,6 @@ impl Repository {
     /// Uploads a small blob held in memory (a config) with POST + a single PUT.
     pub async fn upload_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), RegistryError> {
         let session = self.start_upload().await?;
-        let mut url = session.location;
-        url.query_pairs_mut().append_pair("digest", digest.as_ref());
-        let action = format!("PUT blob {digest}");
-        let response = self
-            .client
-            .send(&action, self.scope(), Method::PUT, &url, |r| {
-                r.header(CONTENT_TYPE, "application/octet-stream")
-                    .header(CONTENT_LENGTH, bytes.len())
-                    .body(bytes.clone())
-            })
-            .await?;
-        if response.status() != StatusCode::CREATED {
-            return Err(self.client.status_error(&action, response).await);
-        }
-        Ok(())
+        self.put_with_digest(session, digest, bytes).await
     }
 }

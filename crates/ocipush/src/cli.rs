@@ -68,6 +68,13 @@ pub struct LoginArgs {
     /// Registry HOST[:PORT] (Docker Hub when left out), or `idpbuilder`.
     #[arg(value_name = "REGISTRY")]
     pub registry: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+/// How to reach and log in to a registry: shared by `push` and `login`.
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
     /// Registry user name [env: OCIPUSH_USERNAME]
     #[arg(short = 'u', long)]
     pub username: Option<String>,
@@ -115,24 +122,8 @@ pub struct PushArgs {
     /// Tag to push (repeatable); replaces the source's own tags.
     #[arg(short = 't', long = "tag", value_name = "TAG")]
     pub tags: Vec<String>,
-    /// Registry user name [env: OCIPUSH_USERNAME]
-    #[arg(short = 'u', long)]
-    pub username: Option<String>,
-    /// Read the password (or token) from standard input.
-    #[arg(long)]
-    pub password_stdin: bool,
-    /// Password on the command line (visible to other users: prefer --password-stdin).
-    #[arg(short = 'p', long, hide = true)]
-    pub password: Option<PasswordArg>,
-    /// Skip TLS certificate verification [env: OCIPUSH_INSECURE]
-    #[arg(long)]
-    pub insecure: bool,
-    /// Talk plain HTTP to the registry.
-    #[arg(long)]
-    pub plain_http: bool,
-    /// Trust the CA certificates in this PEM file (repeatable).
-    #[arg(long, value_name = "FILE")]
-    pub ca_file: Vec<PathBuf>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
     /// Blobs uploaded in parallel.
     #[arg(short = 'j', long = "jobs", visible_alias = "concurrency", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,

@@ -16,7 +16,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use ocipush_registry::credentials::CredentialStore;
-use ocipush_registry::Credentials;
+use ocipush_registry::{Credentials, TlsOptions};
+
+use crate::cli::ConnectionArgs;
 
 use crate::failure::{CliError, EXIT_AUTH};
 use crate::idpbuilder::{self, GiteaSecret};
@@ -39,6 +41,30 @@ impl std::fmt::Debug for CredentialFlags {
             .finish()
     }
 }
+
+impl ConnectionArgs {
+    /// The credential flags, for [`resolve`] or [`explicit`].
+    pub fn credential_flags(&mut self) -> CredentialFlags {
+        CredentialFlags {
+            username: self.username.take(),
+            password: self.password.take().map(|p| p.0),
+            password_stdin: self.password_stdin,
+        }
+    }
+
+    /// TLS settings: `--insecure` (or `OCIPUSH_INSECURE`), `--ca-file`, and docker's certs.d.
+    pub fn tls_options(&self) -> TlsOptions {
+        TlsOptions {
+            insecure: self.insecure
+                || env_flag(&["OCIPUSH_INSECURE", "IDPBUILDER_REGISTRY_INSECURE"]),
+            ca_files: self.ca_file.clone(),
+            certs_dirs: certs_dirs(),
+        }
+    }
+}
+
+/// The warning `--insecure` earns.
+pub const INSECURE_WARNING: &str = "TLS certificate verification is off (--insecure)";
 
 /// Reads a variable from the first of `names` that is set and not empty.
 pub fn env_first(names: &[&str]) -> Option<String> {

@@ -10,10 +10,10 @@ use std::path::PathBuf;
 use clap::ValueEnum as _;
 
 use ocipush_engine::{Algorithm, CompressionSettings, Destination, DigestCache};
-use ocipush_registry::{ClientOptions, Reference, RegistryTarget, RetryPolicy, TlsOptions};
+use ocipush_registry::{ClientOptions, Reference, RegistryTarget, RetryPolicy};
 
 use crate::cli::PushArgs;
-use crate::connection::{self, CredentialFlags};
+use crate::connection::{self, env_first};
 use crate::failure::CliError;
 
 /// Where the user asked images to go.
@@ -40,19 +40,7 @@ pub struct PushSettings {
     pub warnings: Vec<String>,
 }
 
-/// Reads a variable from the first of `names` that is set and not empty.
-fn env_first(names: &[&str]) -> Option<String> {
-    names
-        .iter()
-        .find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()))
-}
-
-fn env_flag(names: &[&str]) -> bool {
-    env_first(names)
-        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
-}
-
-pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings, CliError> {
+pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings, CliError> {
     let mut warnings = Vec::new();
     // `$OCIPUSH_REGISTRY` stands in for -r only where no DEST was given.
     let registry = args.registry.or_else(|| {
@@ -99,11 +87,7 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
         }
     };
 
-    let flags = CredentialFlags {
-        username: args.username,
-        password: args.password.map(|p| p.0),
-        password_stdin: args.password_stdin,
-    };
+    let flags = args.connection.credential_flags();
     let credentials = match &target {
         Target::Remote(Destination::Registry(t)) => connection::resolve(
             flags,
@@ -123,9 +107,9 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
         Target::Local => None,
     };
 
-    let insecure = args.insecure || env_flag(&["OCIPUSH_INSECURE", "IDPBUILDER_REGISTRY_INSECURE"]);
-    if insecure {
-        warnings.push("TLS certificate verification is off (--insecure)".into());
+    let tls = args.connection.tls_options();
+    if tls.insecure {
+        warnings.push(connection::INSECURE_WARNING.into());
     }
     let algorithm = match args.compression {
         crate::cli::CompressionArg::Gzip => Algorithm::Gzip,
@@ -165,12 +149,8 @@ pub fn resolve_push(args: PushArgs, stdin: &mut dyn Read) -> Result<PushSettings
         tags: args.tags,
         jobs: args.jobs as usize,
         client: ClientOptions {
-            tls: TlsOptions {
-                insecure,
-                ca_files: args.ca_file,
-                certs_dirs: connection::certs_dirs(),
-            },
-            plain_http: args.plain_http,
+            tls,
+            plain_http: args.connection.plain_http,
             credentials,
             retry: RetryPolicy {
                 retries: args.retries,

@@ -8,12 +8,11 @@ use std::io::IsTerminal as _;
 use ocipush_engine::PushError;
 use ocipush_registry::credentials::CredentialError;
 use ocipush_registry::{
-    ClientOptions, Credentials, RegistryClient, RegistryError, RegistryTarget, TlsOptions,
-    DOCKER_HUB,
+    ClientOptions, Credentials, RegistryClient, RegistryError, RegistryTarget, DOCKER_HUB,
 };
 
 use crate::cli::LoginArgs;
-use crate::connection::{self, env_flag, CredentialFlags};
+use crate::connection;
 use crate::failure::{CliError, EXIT_GENERAL, EXIT_OK};
 use crate::idpbuilder::{self, GiteaSecret};
 
@@ -59,12 +58,9 @@ pub fn credential_error(e: CredentialError) -> CliError {
 pub async fn run(args: LoginArgs, quiet: bool) -> Result<u8, CliError> {
     let registry = registry_name(args.registry.as_deref())?;
     let mut warnings = Vec::new();
-    let interactive = !args.password_stdin && std::io::stdin().is_terminal();
-    let flags = CredentialFlags {
-        username: args.username,
-        password: args.password.map(|p| p.0),
-        password_stdin: args.password_stdin,
-    };
+    let mut conn = args.connection;
+    let interactive = !conn.password_stdin && std::io::stdin().is_terminal();
+    let flags = conn.credential_flags();
     let (mut username, mut password) =
         connection::explicit(flags, &mut std::io::stdin().lock(), &mut warnings)?;
     let mut gitea = None;
@@ -111,17 +107,13 @@ pub async fn run(args: LoginArgs, quiet: bool) -> Result<u8, CliError> {
         }
     }
 
-    let insecure = args.insecure || env_flag(&["OCIPUSH_INSECURE", "IDPBUILDER_REGISTRY_INSECURE"]);
-    if insecure && !quiet {
-        eprintln!("warning: TLS certificate verification is off (--insecure)");
+    let tls = conn.tls_options();
+    if tls.insecure && !quiet {
+        eprintln!("warning: {}", connection::INSECURE_WARNING);
     }
     let options = ClientOptions {
-        tls: TlsOptions {
-            insecure,
-            ca_files: args.ca_file,
-            certs_dirs: connection::certs_dirs(),
-        },
-        plain_http: args.plain_http,
+        tls,
+        plain_http: conn.plain_http,
         credentials: Some(credentials.clone()),
         ..ClientOptions::default()
     };
