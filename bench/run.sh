@@ -5,6 +5,8 @@
 #
 #   bash bench/run.sh                    # full: 1 GiB images, 5 runs each (about 15 minutes)
 #   BENCH_RUNS=1 BENCH_LAYER_MIB=32 bash bench/run.sh   # a quick trial
+#   BENCH_ONLY="random-oci curl" bash bench/run.sh      # some rows only (text-docker
+#                                    random-docker text-oci random-oci curl small)
 #
 # Cold: a fresh registry (empty storage), an empty ocipush digest cache and skopeo's blob-info
 # cache deleted. Warm: the same image pushed again into the registry that has it.
@@ -133,6 +135,8 @@ EOF
 RESULTS=$WORK/results
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
+ONLY=${BENCH_ONLY:-text-docker random-docker text-oci random-oci curl small}
+wanted() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 bench_cold() { # NAME SOURCE_FOR_OCIPUSH SOURCE_FOR_SKOPEO
     local name=$1 src=$2 skopeo_src=$3
@@ -154,15 +158,24 @@ bench_cold() { # NAME SOURCE_FOR_OCIPUSH SOURCE_FOR_SKOPEO
     done
 }
 
-echo "==> docker-save text image" >&2
-bench_cold text-docker "$FIXTURES/text.tar" "docker-archive:$FIXTURES/text.tar"
-echo "==> docker-save random image" >&2
-bench_cold random-docker "$FIXTURES/random.tar" "docker-archive:$FIXTURES/random.tar"
-echo "==> OCI layout text image" >&2
-bench_cold text-oci "$FIXTURES/text-oci" "oci:$FIXTURES/text-oci:bench-text:1"
-echo "==> OCI layout random image" >&2
-bench_cold random-oci "$FIXTURES/random-oci" "oci:$FIXTURES/random-oci:bench-random:1"
+if wanted text-docker; then
+    echo "==> docker-save text image" >&2
+    bench_cold text-docker "$FIXTURES/text.tar" "docker-archive:$FIXTURES/text.tar"
+fi
+if wanted random-docker; then
+    echo "==> docker-save random image" >&2
+    bench_cold random-docker "$FIXTURES/random.tar" "docker-archive:$FIXTURES/random.tar"
+fi
+if wanted text-oci; then
+    echo "==> OCI layout text image" >&2
+    bench_cold text-oci "$FIXTURES/text-oci" "oci:$FIXTURES/text-oci:bench-text:1"
+fi
+if wanted random-oci; then
+    echo "==> OCI layout random image" >&2
+    bench_cold random-oci "$FIXTURES/random-oci" "oci:$FIXTURES/random-oci:bench-random:1"
+fi
 
+if wanted curl; then
 echo "==> curl limits" >&2
 # The bytes ocipush sends for the docker-save text image: push once, copy back as an OCI layout.
 start_registry; clear_caches
@@ -177,7 +190,9 @@ for _ in $(seq "$RUNS"); do
     start_registry
     curl_limit "$RESULTS/random-oci.curl" "$WORK/random-blobs" bench/curl
 done
+fi
 
+if wanted small; then
 echo "==> 30 small images" >&2
 for _ in $(seq "$RUNS"); do
     start_registry; clear_caches
@@ -191,6 +206,7 @@ done
 EOF
     timed "$RESULTS/small.skopeo" bash "$WORK/skopeo-small.sh"
 done
+fi
 stop_registry
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
@@ -198,11 +214,13 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
     echo "| image | ocipush cold (s) | skopeo cold (s) | skopeo/ocipush | curl limit (s) | ocipush/curl | ocipush warm (ms) | skopeo warm (ms) | ocipush peak RSS (MiB) | skopeo peak RSS (MiB) |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
     for name in text-docker random-docker text-oci random-oci; do
+        [ -f "$RESULTS/$name.ocipush" ] || continue
         o=$(med_time "$RESULTS/$name.ocipush"); s=$(med_time "$RESULTS/$name.skopeo")
         ow=$(med_time "$RESULTS/$name.ocipush-warm"); sw=$(med_time "$RESULTS/$name.skopeo-warm")
         if [ -f "$RESULTS/$name.curl" ]; then c=$(med_time "$RESULTS/$name.curl"); cr=$(ratio "$o" "$c"); else c="-"; cr="-"; fi
         echo "| $name | $o | $s | $(ratio "$s" "$o") | $c | $cr | $(awk -v x="$ow" 'BEGIN{printf "%.0f", x*1000}') | $(awk -v x="$sw" 'BEGIN{printf "%.0f", x*1000}') | $(max_rss_mib "$RESULTS/$name.ocipush") | $(max_rss_mib "$RESULTS/$name.skopeo") |"
     done
+    [ -f "$RESULTS/small.ocipush" ] || exit 0
     o=$(med_time "$RESULTS/small.ocipush"); s=$(med_time "$RESULTS/small.skopeo")
     echo "| 30 small images | $o | $s | $(ratio "$s" "$o") | - | - | - | - | $(max_rss_mib "$RESULTS/small.ocipush") | $(max_rss_mib "$RESULTS/small.skopeo") |"
 } | tee "$WORK/results.md"

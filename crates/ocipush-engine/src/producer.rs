@@ -73,10 +73,22 @@ pub(crate) fn produce(
         inner: source,
         progress,
     };
-    let mut sink = ChannelWriter::new(tx.clone());
+    // Verbatim bytes were verified against their digest on the way in: hashing them again on
+    // the way out would only double the cost.
+    let known_digest = match transform {
+        Transform::Verbatim { digest, .. } => Some(digest.clone()),
+        _ => None,
+    };
+    let mut sink = ChannelWriter::new(tx.clone(), known_digest.is_none());
     let result = run(counted, transform, what, &mut sink);
     match result {
-        Ok(()) => sink.finish().map_err(|_| ProduceError::Closed),
+        Ok(()) => {
+            let (hashed, size) = sink.finish().map_err(|_| ProduceError::Closed)?;
+            let digest = known_digest
+                .or(hashed)
+                .expect("the sink hashes whenever the digest is not known");
+            Ok(Produced { digest, size })
+        }
         Err(err) => {
             let message = match &err {
                 ProduceError::Verify(v) => v.to_string(),
@@ -203,15 +215,17 @@ impl Read for CountingReader<'_> {
 struct ChannelWriter {
     tx: mpsc::Sender<BodyChunk>,
     buf: BytesMut,
-    hasher: Sha256Writer,
+    hasher: Option<Sha256Writer>,
+    sent: u64,
 }
 
 impl ChannelWriter {
-    fn new(tx: mpsc::Sender<BodyChunk>) -> Self {
+    fn new(tx: mpsc::Sender<BodyChunk>, hash: bool) -> Self {
         ChannelWriter {
             tx,
             buf: BytesMut::with_capacity(CHUNK),
-            hasher: Sha256Writer::new(),
+            hasher: hash.then(Sha256Writer::new),
+            sent: 0,
         }
     }
 
@@ -220,7 +234,10 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk: Bytes = self.buf.split().freeze();
-        self.hasher.update(&chunk);
+        if let Some(hasher) = self.hasher.as_mut() {
+            hasher.update(&chunk);
+        }
+        self.sent += chunk.len() as u64;
         self.tx
             .blocking_send(Ok(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))?;
@@ -228,10 +245,10 @@ impl ChannelWriter {
         Ok(())
     }
 
-    fn finish(mut self) -> io::Result<Produced> {
+    /// Sends what is left; the digest of everything sent (when hashing) and its size.
+    fn finish(mut self) -> io::Result<(Option<Digest>, u64)> {
         self.send_buffered()?;
-        let (digest, size) = self.hasher.finish();
-        Ok(Produced { digest, size })
+        Ok((self.hasher.map(|h| h.finish().0), self.sent))
     }
 }
 
