@@ -37,8 +37,6 @@ pub enum PushError {
     Read { blob: String, detail: String },
     #[error("{0}")]
     Naming(String),
-    #[error("{what} is not supported yet")]
-    Unsupported { what: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -50,7 +48,6 @@ impl PushError {
             PushError::Source(_) | PushError::Verify { .. } | PushError::Read { .. } => {
                 FailureKind::InvalidImage
             }
-            PushError::Unsupported { .. } => FailureKind::InvalidImage,
             PushError::Registry(e) => match e.class() {
                 ErrorClass::Auth => FailureKind::Auth,
                 ErrorClass::Network => FailureKind::Network,

@@ -5,7 +5,6 @@ use ocipush_oci::{Compression, Digest};
 use ocipush_source::LayerFile;
 
 use crate::compress::{Algorithm, CompressionSettings};
-use crate::error::PushError;
 use crate::producer::Transform;
 use crate::reporter::BlobOutcome;
 
@@ -33,11 +32,7 @@ impl BlobJob {
     }
 
     /// A docker-archive layer: compressed on the way unless it already is.
-    pub fn layer(
-        label: String,
-        layer: &LayerFile,
-        settings: &CompressionSettings,
-    ) -> Result<BlobJob, PushError> {
+    pub fn layer(label: String, layer: &LayerFile, settings: &CompressionSettings) -> BlobJob {
         let diff_id = layer.diff_id.clone();
         let transform = match (layer.compression, settings.algorithm) {
             (Compression::None, Algorithm::Gzip) => Transform::Gzip {
@@ -51,12 +46,12 @@ impl BlobJob {
             (Compression::Gzip, _) => Transform::GzipPassthrough { diff_id },
             (Compression::Zstd, _) => Transform::ZstdPassthrough { diff_id },
         };
-        Ok(BlobJob {
+        BlobJob {
             label,
             path: layer.path.clone(),
             transform,
             input_size: layer.size,
-        })
+        }
     }
 
     /// Identifies the blob this job produces, before its digest is known: two jobs with the

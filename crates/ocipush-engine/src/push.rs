@@ -275,7 +275,7 @@ async fn push_to_repository(
                         &ctx.state.compression,
                     )
                 })
-                .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Vec<_>>();
             let config_size = assembled.config.len() as u64;
             let config_digest = assembled.config_digest.clone();
             let config_upload = async {

@@ -49,6 +49,8 @@ pub enum SourceError {
     InvalidSpec { arg: String, reason: String },
     #[error("{what} is not supported yet")]
     Unsupported { what: String },
+    #[error("pushing `{name}` straight from a Docker or Podman daemon is not supported yet")]
+    DaemonUnsupported { name: String },
 }
 
 impl SourceError {
@@ -71,6 +73,9 @@ impl SourceError {
             SourceError::UnknownRef { available, .. } => {
                 Some(format!("available: {}", available.join(", ")))
             }
+            SourceError::DaemonUnsupported { name } => Some(format!(
+                "export it first: `docker save {name} -o image.tar` (or `podman save`), then push image.tar; a path that does not exist is also read as a daemon image name"
+            )),
             SourceError::InvalidSpec { .. } => Some(
                 "use a path, or TRANSPORT:PATH[:REF] with oci, oci-archive or docker-archive".into(),
             ),

@@ -154,11 +154,8 @@ fn looks_like_path(arg: &str) -> bool {
 
 pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
     if spec.transport == Some(SourceKind::Daemon) {
-        return Err(SourceError::Unsupported {
-            what: format!(
-                "pushing `{}` from a Docker or Podman daemon",
-                spec.reference.as_deref().unwrap_or_default()
-            ),
+        return Err(SourceError::DaemonUnsupported {
+            name: spec.reference.clone().unwrap_or_default(),
         });
     }
     let path = &spec.path;

@@ -164,3 +164,14 @@ fn unreachable_registry_is_a_network_error() {
     );
     assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
 }
+
+#[test]
+fn daemon_names_are_refused_with_a_way_forward() {
+    let out = ocipush(&["push", "myapp:dev", "localhost:5000/x/y:1"], None);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("docker save myapp:dev"),
+        "{}",
+        stderr(&out)
+    );
+}
