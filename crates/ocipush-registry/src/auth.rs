@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderValue, WWW_AUTHENTICATE};
@@ -34,6 +34,9 @@ pub(crate) struct Auth {
     tokens: Mutex<HashMap<String, CachedToken>>,
     /// The token server does not take OAuth2 POSTs.
     post_refused: AtomicBool,
+    /// One fetch per scope set at a time: blobs uploading in parallel all need the same token,
+    /// and a rate-limited token server should see one request, not one per blob.
+    fetching: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 /// The scopes of a request: the space-separated ones it needs plus the challenge's.
@@ -59,6 +62,7 @@ impl Auth {
             challenge: Mutex::new(None),
             tokens: Mutex::new(HashMap::new()),
             post_refused: AtomicBool::new(false),
+            fetching: Mutex::new(HashMap::new()),
         }
     }
 
@@ -134,11 +138,22 @@ impl Auth {
                 let scopes = scope_set(scope, asked.as_deref());
                 let key = scopes.iter().cloned().collect::<Vec<_>>().join(" ");
                 if !login {
-                    let cache = self.tokens.lock().expect("token cache lock");
-                    if let Some(cached) = cache.get(&key) {
-                        if cached.fresh_until > Instant::now() {
-                            return Ok((Some(self.valid_bearer(&cached.token)?), None));
-                        }
+                    if let Some(header) = self.cached_bearer(&key)? {
+                        return Ok((Some(header), None));
+                    }
+                }
+                let gate = self
+                    .fetching
+                    .lock()
+                    .expect("fetch gate lock")
+                    .entry(key.clone())
+                    .or_default()
+                    .clone();
+                let _turn = gate.lock().await;
+                // Whoever held the gate before may have fetched the token meanwhile.
+                if !login {
+                    if let Some(header) = self.cached_bearer(&key)? {
+                        return Ok((Some(header), None));
                     }
                 }
                 let scopes: Vec<String> = scopes.into_iter().collect();
@@ -174,6 +189,17 @@ impl Auth {
             }
         };
         Ok((header, None))
+    }
+
+    /// The cached token for `key` as a header, while it is fresh.
+    fn cached_bearer(&self, key: &str) -> Result<Option<HeaderValue>, RegistryError> {
+        let cache = self.tokens.lock().expect("token cache lock");
+        match cache.get(key) {
+            Some(cached) if cached.fresh_until > Instant::now() => {
+                self.valid_bearer(&cached.token).map(Some)
+            }
+            _ => Ok(None),
+        }
     }
 
     fn valid_bearer(&self, token: &Secret) -> Result<HeaderValue, RegistryError> {

@@ -72,6 +72,8 @@ fn push_with_bearer_token_from_password_stdin() {
     assert!(out.status.success(), "{}", context(&registry, &out));
     let digest = pushed_digest(&out);
     assert_eq!(Some(digest.clone()), expected.manifest_digest);
+    // Blobs go up in parallel, but they share one token: one fetch, not one per blob.
+    assert_eq!(tokens.tokens_issued(), 1, "{}", context(&registry, &out));
 
     // An independent client reads back the same manifest.
     let auth = SkopeoAuth::insecure().with_creds("alice", "t0ken-pw");
