@@ -37,6 +37,8 @@ pub enum PushError {
     Read { blob: String, detail: String },
     #[error("{0}")]
     Naming(String),
+    #[error("interrupted")]
+    Interrupted,
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -55,6 +57,7 @@ impl PushError {
                 ErrorClass::Usage => FailureKind::Usage,
             },
             PushError::Reference(_) | PushError::Naming(_) => FailureKind::Usage,
+            PushError::Interrupted => FailureKind::Interrupted,
             PushError::Internal(_) => FailureKind::General,
         }
     }

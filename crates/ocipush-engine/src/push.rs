@@ -11,6 +11,7 @@ use futures_util::future::join_all;
 use ocipush_oci::Document;
 use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
 use ocipush_source::{ImageContent, LocalImage, Source};
+use tokio_util::sync::CancellationToken;
 
 use crate::assemble::image_manifest;
 use crate::blob::{push_blob, BlobContext};
@@ -33,6 +34,9 @@ pub struct PushOptions {
     pub compression: CompressionSettings,
     /// Compressed digests remembered between runs.
     pub cache: DigestCache,
+    /// Cancelled by the caller on Ctrl-C: open uploads are cancelled (DELETE) and no manifest
+    /// is written; the images report [`PushError::Interrupted`].
+    pub cancel: CancellationToken,
 }
 
 /// One image and the references it goes to.
@@ -102,6 +106,7 @@ pub async fn push(
         options.jobs,
         options.cache.clone(),
         options.compression,
+        options.cancel.clone(),
     ));
     let mut clients: HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>> = HashMap::new();
     for image in &plan {
@@ -327,6 +332,10 @@ async fn push_to_repository(
 }
 
 async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Result<(), PushError> {
+    // Every blob is in, but the user asked to stop: a stop means no new tag.
+    if ctx.state.cancel.is_cancelled() {
+        return Err(PushError::Interrupted);
+    }
     ctx.repository
         .put_manifest(
             reference,

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use ocipush_oci::Digest;
 use tokio::sync::{OnceCell, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 use crate::cache::DigestCache;
 use crate::compress::CompressionSettings;
@@ -21,6 +22,8 @@ pub(crate) type SharedDigest = Arc<OnceCell<(Digest, u64)>>;
 pub(crate) struct RunState {
     /// Blobs in flight at once, across every image of the run.
     pub budget: Arc<Semaphore>,
+    /// Set on Ctrl-C: uploads stop and cancel their sessions, no manifest is written.
+    pub cancel: CancellationToken,
     next_id: AtomicU64,
     pub cache: DigestCache,
     pub compression: CompressionSettings,
@@ -33,9 +36,15 @@ pub(crate) struct RunState {
 }
 
 impl RunState {
-    pub fn new(jobs: usize, cache: DigestCache, compression: CompressionSettings) -> RunState {
+    pub fn new(
+        jobs: usize,
+        cache: DigestCache,
+        compression: CompressionSettings,
+        cancel: CancellationToken,
+    ) -> RunState {
         RunState {
             budget: Arc::new(Semaphore::new(jobs.max(1))),
+            cancel,
             next_id: AtomicU64::new(0),
             cache,
             compression,

@@ -66,10 +66,17 @@ async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Pro
         Transform::Verbatim { size, .. } => Some(*size),
         _ => None,
     };
-    let uploaded = ctx
+    let upload = ctx
         .repository
-        .upload_stream(session.clone(), ReceiverStream::new(rx), length)
-        .await;
+        .upload_stream(session.clone(), ReceiverStream::new(rx), length);
+    let uploaded = tokio::select! {
+        uploaded = upload => uploaded,
+        _ = ctx.state.cancel.cancelled() => {
+            // Dropping the request closed its body, so the producer stops at its next chunk.
+            ctx.repository.cancel_upload(session).await;
+            return Err(PushError::Interrupted);
+        }
+    };
     let produced = producer
         .await
         .map_err(|e| PushError::Internal(format!("blob producer panicked: {e}")))?;

@@ -192,6 +192,11 @@ impl Repository {
     }
 
     /// DELETE an upload session, best effort: the registry expires abandoned ones anyway.
+    ///
+    /// Known limit: after a PATCH cut off mid-body, distribution refuses a DELETE that carries
+    /// the POST's upload state (404 `BLOB_UPLOAD_INVALID`, "upload resumed at wrong offset") and
+    /// leaves the partial upload for its own purge; no client can do better without the fresh
+    /// state the cut-off PATCH never returned.
     pub async fn cancel_upload(&self, session: UploadSession) {
         let action = format!("DELETE upload in {}", self.name);
         let result = self
@@ -204,8 +209,13 @@ impl Repository {
                 |r| r,
             )
             .await;
-        if let Err(e) = result {
-            tracing::debug!(error = %e, "cancelling an upload failed");
+        match result {
+            Ok(response) if !response.status().is_success() => {
+                let error = self.client.status_error(&action, response).await;
+                tracing::debug!(error = %error, "the registry refused to cancel an upload");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "cancelling an upload failed"),
         }
     }
 

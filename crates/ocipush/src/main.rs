@@ -39,7 +39,13 @@ fn main() -> ExitCode {
         }
     };
     let quiet = cli.quiet;
+    // `push` and `serve` stop gracefully on their own signals (cancelling uploads, finishing
+    // requests); the other commands just stop.
+    let graceful = matches!(cli.command, Command::Push(_) | Command::Serve(_));
     let result = runtime.block_on(async move {
+        if graceful {
+            return run(cli).await;
+        }
         tokio::select! {
             result = run(cli) => result,
             _ = tokio::signal::ctrl_c() => Err(CliError::with_code("interrupted", None, EXIT_INTERRUPTED)),

@@ -9,8 +9,9 @@ use ocipush_engine::{
 };
 use ocipush_registry::RegistryTarget;
 use ocipush_source::open_path;
+use tokio_util::sync::CancellationToken;
 
-use crate::failure::{exit_code, CliError, EXIT_GENERAL, EXIT_OK, EXIT_TIMEOUT};
+use crate::failure::{exit_code, CliError, EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT};
 use crate::local::{default_root, LocalRegistry};
 use crate::printer;
 use crate::progress::{BarReporter, LineReporter};
@@ -53,11 +54,14 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     } else {
         Arc::new(LineReporter::new())
     };
+    let cancel = CancellationToken::new();
+    tokio::spawn(cancel_on_signal(cancel.clone()));
     let options = PushOptions {
         jobs: settings.jobs,
         client,
         compression: settings.compression,
         cache: settings.cache.clone(),
+        cancel,
     };
     let pushing = push(planned, &options, reporter);
     let report = match settings.timeout {
@@ -148,12 +152,40 @@ fn first_path(report: &PushReport) -> String {
 }
 
 /// 0 when everything was pushed; the failure's own code when all failed alike; 1 otherwise.
+/// The first SIGINT or SIGTERM cancels the push (open uploads are cancelled, no manifest is
+/// written); a second one exits at once.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    wait_for_signal().await;
+    cancel.cancel();
+    wait_for_signal().await;
+    eprintln!("error: interrupted again, exiting without cleaning up");
+    std::process::exit(i32::from(EXIT_INTERRUPTED));
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
 fn report_exit_code(report: &PushReport) -> u8 {
     let failures: Vec<FailureKind> = report
         .images
         .iter()
         .filter_map(|i| i.error.as_ref().map(|e| e.kind))
         .collect();
+    if failures.contains(&FailureKind::Interrupted) {
+        return EXIT_INTERRUPTED;
+    }
     match failures.first() {
         None => EXIT_OK,
         Some(first) if report.summary.pushed == 0 && failures.iter().all(|k| k == first) => {

@@ -1,0 +1,91 @@
+//! Ctrl-C (SIGINT) and SIGTERM during a push: ocipush stops, cancels its open upload sessions
+//! (DELETE), writes no manifest, and exits 130.
+//!
+//! The registry here is `ocipush serve`: CNCF distribution cannot cancel an upload whose PATCH
+//! was cut off (it refuses the DELETE's stale upload state and keeps the partial upload for its
+//! purge), so only a registry that honours the DELETE shows whether ocipush sends it. skopeo
+//! still judges the tags.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::serve::Serve;
+use common::*;
+use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
+use ocipush_testkit::skopeo::{self, SkopeoAuth};
+
+fn interrupt_push(signal: &str, repo: &str) {
+    let root = tempfile::tempdir().unwrap();
+    let registry = Serve::start(root.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("big.tar");
+    // Two 96 MiB text layers at gzip level 9: seconds of compression, time to interrupt.
+    let image = ImageSpec::new(vec![
+        LayerSpec::text(96 << 20, 1),
+        LayerSpec::text(96 << 20, 2),
+    ]);
+    write_docker_archive(
+        &archive,
+        &[(image, vec!["big:1"])],
+        DockerArchiveOptions::default(),
+    );
+    let dest = format!("{}/{repo}:1", registry.addr);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args([
+            "push",
+            "--plain-http",
+            "--compression-level",
+            "9",
+            &archive.display().to_string(),
+            &dest,
+        ])
+        .env("HOME", home.path())
+        .env("OCIPUSH_CACHE_DIR", home.path().join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until both uploads are open on the registry, then interrupt.
+    let uploads = root.path().join("uploads");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0) < 2 {
+        assert!(Instant::now() < deadline, "the uploads never started");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stopped_in = sent.elapsed();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stopped_in < Duration::from_secs(5),
+        "took {stopped_in:?} to stop"
+    );
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    // No tag, and no upload session left open on the registry.
+    let tagged = skopeo::try_inspect_raw(&format!("docker://{dest}"), &SkopeoAuth::insecure());
+    assert!(tagged.is_err(), "an interrupted push must not tag");
+    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(left, 0, "upload sessions left open: {left}");
+}
+
+#[test]
+fn sigint_cancels_uploads_and_tags_nothing() {
+    interrupt_push("-INT", "stop/int");
+}
+
+#[test]
+fn sigterm_does_the_same() {
+    interrupt_push("-TERM", "stop/term");
+}
