@@ -68,31 +68,15 @@ pub fn plan(
     }
     let mut planned = Vec::with_capacity(total);
     for source in sources {
-        let fallback = fallback_name(source);
         for image in &source.images {
             planned.push(PlannedImage {
                 source: source.clone(),
                 image: image.clone(),
-                references: destinations_for(image, &fallback, destination, extra_tags)?,
+                references: destinations_for(image, &source.name, destination, extra_tags)?,
             });
         }
     }
     Ok(planned)
-}
-
-fn fallback_name(source: &Source) -> String {
-    let path =
-        std::fs::canonicalize(&source.spec.path).unwrap_or_else(|_| source.spec.path.clone());
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".into());
-    for ext in [".tar.gz", ".tgz", ".tar"] {
-        if let Some(stem) = name.strip_suffix(ext) {
-            return stem.to_string();
-        }
-    }
-    name
 }
 
 /// Pushes every planned image and reports what happened to each. Images fail independently.

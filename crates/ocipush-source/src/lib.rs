@@ -28,6 +28,9 @@ pub use store::BlobReader;
 #[derive(Clone)]
 pub struct Source {
     pub spec: SourceSpec,
+    /// The source's own name, its file or directory name without archive extensions
+    /// (`build/app.tar.gz` -> `app`): what images the source leaves unnamed are called.
+    pub name: String,
     pub kind: SourceKind,
     pub images: Vec<LocalImage>,
     pub blobs: Arc<dyn BlobReader>,
@@ -37,6 +40,7 @@ impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Source")
             .field("spec", &self.spec)
+            .field("name", &self.name)
             .field("kind", &self.kind)
             .field("images", &self.images.len())
             .finish()

@@ -163,7 +163,7 @@ pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
         std::io::ErrorKind::NotFound => SourceError::NotFound { path: path.clone() },
         _ => SourceError::io(path, e),
     })?;
-    let fallback_name = stem_of(&std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
+    let name = stem_of(&std::fs::canonicalize(path).unwrap_or_else(|_| path.clone()));
     let reference = spec.reference.as_deref();
     if meta.is_dir() {
         if matches!(
@@ -183,9 +183,10 @@ pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
             });
         }
         let label = format!("oci:{}", path.display());
-        let images = read_layout(&store, path, reference, &fallback_name, &label)?;
+        let images = read_layout(&store, path, reference, &name, &label)?;
         return Ok(Source {
             spec: spec.clone(),
+            name,
             kind: SourceKind::OciLayout,
             images,
             blobs: Arc::new(store),
@@ -230,11 +231,12 @@ pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
     let label = format!("{}:{}", kind.transport(), path.display());
     let images = match kind {
         SourceKind::DockerArchive => read_docker_archive(&store, path, reference, &label)?,
-        _ => read_layout(&store, path, reference, &fallback_name, &label)?,
+        _ => read_layout(&store, path, reference, &name, &label)?,
     };
     let blobs: Arc<dyn BlobReader> = Arc::new(store);
     Ok(Source {
         spec: spec.clone(),
+        name,
         kind,
         images,
         blobs,

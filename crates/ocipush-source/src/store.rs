@@ -7,7 +7,7 @@ use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::error::SourceError;
-use crate::tar_index::{normalize, TarIndex};
+use crate::tar_index::{normalize, read_up_to, TarIndex};
 
 /// Opens files of a source by their path relative to the source's root.
 pub trait BlobReader: Send + Sync {
@@ -86,14 +86,7 @@ impl BlobReader for DirStore {
     fn head(&self, path: &str) -> Result<[u8; 4], SourceError> {
         let mut head = [0u8; 4];
         let mut reader = self.open(path)?;
-        let mut filled = 0;
-        while filled < head.len() {
-            match reader.read(&mut head[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) => return Err(SourceError::io(self.root.join(path), e)),
-            }
-        }
+        read_up_to(&mut reader, &mut head).map_err(|e| SourceError::io(self.root.join(path), e))?;
         Ok(head)
     }
 }

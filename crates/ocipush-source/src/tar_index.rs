@@ -290,14 +290,8 @@ fn scan<R: Read>(iter: tar::Entries<'_, R>) -> Result<HashMap<String, Entry>, St
                 head[..n].copy_from_slice(&buf[..n]);
                 Some(buf.into())
             } else {
-                let mut filled = 0;
-                while filled < head.len() {
-                    match entry.read(&mut head[filled..]) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) => return Err(format!("truncated entry `{name}`: {e}")),
-                    }
-                }
+                read_up_to(&mut entry, &mut head)
+                    .map_err(|e| format!("truncated entry `{name}`: {e}"))?;
                 None
             };
             Entry::File {
@@ -342,12 +336,15 @@ pub(crate) fn normalize(name: &str) -> Option<String> {
     }
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` from `reader` as far as it goes; fewer bytes only at end of stream.
+pub(crate) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
     Ok(filled)

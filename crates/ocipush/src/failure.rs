@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use ocipush_engine::FailureKind;
+use ocipush_engine::{FailureKind, PushError};
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_GENERAL: u8 = 1;
@@ -35,6 +35,13 @@ pub struct CliError {
     pub causes: Vec<String>,
     pub hint: Option<String>,
     pub code: u8,
+}
+
+/// An engine error as the user sees it: its message and causes, its hint, its exit code.
+impl From<PushError> for CliError {
+    fn from(error: PushError) -> Self {
+        CliError::new(error.kind(), &error, error.hint())
+    }
 }
 
 impl CliError {

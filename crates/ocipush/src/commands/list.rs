@@ -24,11 +24,8 @@ struct Row {
 pub fn run(args: ListArgs) -> Result<u8, CliError> {
     let mut rows = Vec::new();
     for arg in &args.sources {
-        let source = open_path(arg).map_err(|e| {
-            let hint = e.hint();
-            let error = ocipush_engine::PushError::from(e);
-            CliError::new(error.kind(), &error, hint)
-        })?;
+        let source =
+            open_path(arg).map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
         for image in &source.images {
             rows.push(row(&source, image));
         }

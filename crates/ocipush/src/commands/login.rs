@@ -46,9 +46,7 @@ pub fn registry_name(arg: Option<&str>) -> Result<String, CliError> {
 }
 
 pub fn registry_error(e: RegistryError) -> CliError {
-    let hint = e.hint();
-    let error = PushError::Registry(e);
-    CliError::new(error.kind(), &error, hint)
+    CliError::from(PushError::Registry(e))
 }
 
 pub fn credential_error(e: CredentialError) -> CliError {

@@ -25,11 +25,8 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     }
     let mut sources = Vec::with_capacity(settings.sources.len());
     for arg in &settings.sources {
-        let source = open_path(arg).map_err(|e| {
-            let hint = e.hint();
-            let error = ocipush_engine::PushError::from(e);
-            CliError::new(error.kind(), &error, hint)
-        })?;
+        let source =
+            open_path(arg).map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
         sources.push(Arc::new(source));
     }
 
@@ -44,8 +41,7 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
             (Destination::Registry(target), Some(local))
         }
     };
-    let planned = plan(&sources, &destination, &settings.tags)
-        .map_err(|e| CliError::new(e.kind(), &e, e.hint()))?;
+    let planned = plan(&sources, &destination, &settings.tags).map_err(CliError::from)?;
 
     let reporter: Arc<dyn Reporter> = if quiet || settings.json {
         Arc::new(SilentReporter)
