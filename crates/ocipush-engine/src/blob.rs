@@ -33,6 +33,14 @@ impl BlobContext {
         self.repository.client().registry()
     }
 
+    /// Records that this repository now holds `digest`, for other repositories to mount from.
+    /// Called the moment the blob is confirmed — before a waiting image can learn its digest —
+    /// so that image finds a repository to mount from.
+    pub(crate) fn now_holds(&self, digest: &Digest) {
+        self.state
+            .add_holder(self.registry(), self.repository.name(), digest);
+    }
+
     fn repository_key(&self) -> String {
         format!("{}/{}", self.registry(), self.repository.name())
     }
@@ -78,23 +86,20 @@ async fn push_blob_once(
     job: &BlobJob,
     id: BlobId,
 ) -> Result<PushedBlob, PushError> {
-    let pushed = match &job.transform {
+    match &job.transform {
         Transform::Verbatim { digest, size } => {
             match skip_if_present(ctx, digest, *size, id).await? {
-                Some(skipped) => skipped,
-                None => uploaded(upload_with_retries(ctx, job, id).await?),
+                Some(skipped) => Ok(skipped),
+                None => Ok(uploaded(upload_with_retries(ctx, job, id).await?)),
             }
         }
         Transform::Gzip { diff_id, .. } | Transform::Zstd { diff_id, .. } => {
-            push_compressed_layer(ctx, job, id, Some(diff_id)).await?
+            push_compressed_layer(ctx, job, id, Some(diff_id)).await
         }
         Transform::GzipPassthrough { .. } | Transform::ZstdPassthrough { .. } => {
-            push_compressed_layer(ctx, job, id, None).await?
+            push_compressed_layer(ctx, job, id, None).await
         }
-    };
-    ctx.state
-        .add_holder(ctx.registry(), ctx.repository.name(), &pushed.digest);
-    Ok(pushed)
+    }
 }
 
 /// A layer whose digest is learnt by producing it. `cached_by` is the diffID under which the
@@ -163,6 +168,7 @@ async fn skip_if_present(
 ) -> Result<Option<PushedBlob>, PushError> {
     ctx.reporter.blob_state(id, BlobState::Checking);
     let found = |outcome| {
+        ctx.now_holds(digest);
         Some(PushedBlob {
             digest: digest.clone(),
             size,

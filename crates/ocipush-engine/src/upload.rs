@@ -22,7 +22,10 @@ pub(crate) async fn upload_with_retries(
     let mut attempt = 0u32;
     loop {
         match upload_once(ctx, job, id).await {
-            Ok(produced) => return Ok(produced),
+            Ok(produced) => {
+                ctx.now_holds(&produced.digest);
+                return Ok(produced);
+            }
             Err(PushError::Registry(e)) if e.is_transient() && attempt < ctx.retries => {
                 attempt += 1;
                 ctx.reporter.blob_restarted(id, attempt, &e.to_string());
