@@ -94,7 +94,7 @@ async fn push_blob_once(
             }
         }
         Transform::Gzip { diff_id, .. } | Transform::Zstd { diff_id, .. } => {
-            push_compressed_layer(ctx, job, id, Some(diff_id)).await
+            push_compressed_layer(ctx, job, id, diff_id.as_ref()).await
         }
         Transform::GzipPassthrough { .. } | Transform::ZstdPassthrough { .. } => {
             push_compressed_layer(ctx, job, id, None).await
@@ -124,10 +124,12 @@ async fn push_compressed_layer(
     // Compress once per run: the first repository to get here uploads while producing the
     // digest; any other waits for that digest and then mounts or uploads.
     let produced_here = AtomicBool::new(false);
+    let learnt = std::sync::Mutex::new(None);
     let (digest, size) = digest_cell
         .get_or_try_init(|| async {
             produced_here.store(true, Ordering::Relaxed);
             let produced = upload_with_retries(ctx, job, id).await?;
+            *learnt.lock().expect("not poisoned") = produced.diff_id;
             Ok::<_, PushError>((produced.digest, produced.size))
         })
         .await?
@@ -142,6 +144,7 @@ async fn push_compressed_layer(
             digest,
             size,
             outcome: BlobOutcome::Uploaded,
+            diff_id: learnt.into_inner().expect("not poisoned"),
         });
     }
     if let Some(skipped) = skip_if_present(ctx, &digest, size, id).await? {
@@ -156,11 +159,12 @@ fn uploaded(produced: crate::producer::Produced) -> PushedBlob {
         digest: produced.digest,
         size: produced.size,
         outcome: BlobOutcome::Uploaded,
+        diff_id: produced.diff_id,
     }
 }
 
 /// HEAD, then a mount from another repository of the run: `Some` when no upload is needed.
-async fn skip_if_present(
+pub(crate) async fn skip_if_present(
     ctx: &BlobContext,
     digest: &Digest,
     size: u64,
@@ -173,6 +177,7 @@ async fn skip_if_present(
             digest: digest.clone(),
             size,
             outcome,
+            diff_id: None,
         })
     };
     if ctx.repository.blob_exists(digest).await?.is_some() {

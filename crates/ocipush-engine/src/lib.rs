@@ -7,6 +7,7 @@ mod assemble;
 mod blob;
 mod cache;
 mod compress;
+mod daemon;
 mod error;
 mod job;
 mod naming;

@@ -24,14 +24,18 @@ pub(crate) enum Transform {
     /// Send the bytes as stored; they must hash to `digest` and be `size` long.
     Verbatim { digest: Digest, size: u64 },
     /// An uncompressed layer: verify its diffID and gzip it at `level`.
-    Gzip { diff_id: Digest, level: u32 },
+    Gzip { diff_id: DiffId, level: u32 },
     /// A gzip-compressed layer: send as is; decompress alongside to verify its diffID.
-    GzipPassthrough { diff_id: Digest },
+    GzipPassthrough { diff_id: DiffId },
     /// An uncompressed layer: verify its diffID and zstd it at `level`.
-    Zstd { diff_id: Digest, level: u32 },
+    Zstd { diff_id: DiffId, level: u32 },
     /// A zstd-compressed layer: send as is; decompress alongside to verify its diffID.
-    ZstdPassthrough { diff_id: Digest },
+    ZstdPassthrough { diff_id: DiffId },
 }
+
+/// A layer's diffID: promised by the source (and verified while reading), or — for a layer
+/// streaming by in a daemon's export before the manifest that names it — learnt by hashing.
+pub(crate) type DiffId = Option<Digest>;
 
 impl Transform {
     /// How the produced blob is compressed.
@@ -45,11 +49,12 @@ impl Transform {
     }
 }
 
-/// The digest and size of what was sent.
+/// The digest and size of what was sent, and the layer's diffID (verified or learnt).
 #[derive(Debug, Clone)]
 pub(crate) struct Produced {
     pub digest: Digest,
     pub size: u64,
+    pub diff_id: Option<Digest>,
 }
 
 #[derive(Debug)]
@@ -82,12 +87,16 @@ pub(crate) fn produce(
     let mut sink = ChannelWriter::new(tx.clone(), known_digest.is_none());
     let result = run(counted, transform, what, &mut sink);
     match result {
-        Ok(()) => {
+        Ok(diff_id) => {
             let (hashed, size) = sink.finish().map_err(|_| ProduceError::Closed)?;
             let digest = known_digest
                 .or(hashed)
                 .expect("the sink hashes whenever the digest is not known");
-            Ok(Produced { digest, size })
+            Ok(Produced {
+                digest,
+                size,
+                diff_id,
+            })
         }
         Err(err) => {
             let message = match &err {
@@ -101,25 +110,24 @@ pub(crate) fn produce(
     }
 }
 
+/// Runs the transform; returns the layer's diffID (none for verbatim blobs).
 fn run(
     source: CountingReader<'_>,
     transform: &Transform,
     what: &str,
     sink: &mut ChannelWriter,
-) -> Result<(), ProduceError> {
+) -> Result<Option<Digest>, ProduceError> {
     match transform {
         Transform::Verbatim { digest, size } => {
             let mut reader = VerifyingReader::new(source, what, digest.clone(), Some(*size));
-            copy(&mut reader, sink)
+            copy(&mut reader, sink).map(|()| None)
         }
-        Transform::Gzip { diff_id, level } => {
-            let mut reader = VerifyingReader::new(source, what, diff_id.clone(), None);
-            gzip_parallel(&mut reader, sink, *level).map_err(classify)
-        }
-        Transform::Zstd { diff_id, level } => {
-            let mut reader = VerifyingReader::new(source, what, diff_id.clone(), None);
-            zstd_compress(&mut reader, sink, *level).map_err(classify)
-        }
+        Transform::Gzip { diff_id, level } => compress(source, diff_id, what, |reader| {
+            gzip_parallel(reader, sink, *level)
+        }),
+        Transform::Zstd { diff_id, level } => compress(source, diff_id, what, |reader| {
+            zstd_compress(reader, sink, *level)
+        }),
         Transform::GzipPassthrough { diff_id } => {
             let decoder = MultiGzDecoder::new(Sha256Writer::new());
             let hasher = passthrough(source, sink, decoder, what, |d| d.finish())?;
@@ -134,6 +142,44 @@ fn run(
             })?;
             check_diff_id(hasher, diff_id, what)
         }
+    }
+}
+
+/// Compresses an uncompressed layer, verifying its diffID or learning it.
+fn compress(
+    source: CountingReader<'_>,
+    diff_id: &DiffId,
+    what: &str,
+    compressor: impl FnOnce(&mut dyn Read) -> io::Result<()>,
+) -> Result<Option<Digest>, ProduceError> {
+    match diff_id {
+        Some(expected) => {
+            let mut reader = VerifyingReader::new(source, what, expected.clone(), None);
+            compressor(&mut reader).map_err(classify)?;
+            Ok(Some(expected.clone()))
+        }
+        None => {
+            let mut reader = HashingReader {
+                inner: source,
+                hasher: Sha256Writer::new(),
+            };
+            compressor(&mut reader).map_err(classify)?;
+            Ok(Some(reader.hasher.finish().0))
+        }
+    }
+}
+
+/// Hashes what is read through it.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256Writer,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -156,16 +202,20 @@ fn passthrough<D: Write>(
     })
 }
 
-fn check_diff_id(hasher: Sha256Writer, diff_id: &Digest, what: &str) -> Result<(), ProduceError> {
+fn check_diff_id(
+    hasher: Sha256Writer,
+    diff_id: &DiffId,
+    what: &str,
+) -> Result<Option<Digest>, ProduceError> {
     let (actual, _) = hasher.finish();
-    if &actual != diff_id {
-        return Err(ProduceError::Verify(VerifyError::Digest {
+    match diff_id {
+        Some(expected) if expected != &actual => Err(ProduceError::Verify(VerifyError::Digest {
             what: format!("{what} (uncompressed)"),
-            expected: diff_id.clone(),
+            expected: expected.clone(),
             actual,
-        }));
+        })),
+        _ => Ok(Some(actual)),
     }
-    Ok(())
 }
 
 fn copy(reader: &mut impl Read, writer: &mut impl Write) -> Result<(), ProduceError> {
@@ -327,14 +377,14 @@ mod tests {
         let (a, out_a) = run_to_end(
             data.clone(),
             Transform::Gzip {
-                diff_id: diff_id.clone(),
+                diff_id: Some(diff_id.clone()),
                 level: 1,
             },
         );
         let (b, out_b) = run_to_end(
             data.clone(),
             Transform::Gzip {
-                diff_id: diff_id.clone(),
+                diff_id: Some(diff_id.clone()),
                 level: 1,
             },
         );
@@ -349,7 +399,12 @@ mod tests {
         assert_eq!(round, data);
 
         // The compressed output passes through untouched and its diffID still verifies.
-        let (c, out_c) = run_to_end(out_a.clone(), Transform::GzipPassthrough { diff_id });
+        let (c, out_c) = run_to_end(
+            out_a.clone(),
+            Transform::GzipPassthrough {
+                diff_id: Some(diff_id.clone()),
+            },
+        );
         assert_eq!(c.unwrap().digest, a.digest);
         assert_eq!(out_c, out_a);
     }
@@ -359,7 +414,7 @@ mod tests {
         let (r, out) = run_to_end(
             b"abc".to_vec(),
             Transform::Gzip {
-                diff_id: sha256_of(b"abd"),
+                diff_id: Some(sha256_of(b"abd")),
                 level: 1,
             },
         );
@@ -381,7 +436,7 @@ mod tests {
         let (r, _) = run_to_end(
             b"not gzip".to_vec(),
             Transform::GzipPassthrough {
-                diff_id: sha256_of(b""),
+                diff_id: Some(sha256_of(b"")),
             },
         );
         assert!(r.is_err());

@@ -17,6 +17,7 @@ use crate::assemble::image_manifest;
 use crate::blob::{push_blob, BlobContext};
 use crate::cache::DigestCache;
 use crate::compress::CompressionSettings;
+use crate::daemon::push_daemon_image;
 use crate::error::PushError;
 use crate::job::{BlobJob, PushedBlob};
 use crate::naming::{destinations_for, Destination};
@@ -130,7 +131,7 @@ pub async fn push(
 
 /// Counts gathered while pushing one image.
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     bytes_uploaded: u64,
     bytes_skipped: u64,
     blobs: BlobCounts,
@@ -138,7 +139,7 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, blob: &PushedBlob) {
+    pub(crate) fn add(&mut self, blob: &PushedBlob) {
         match blob.outcome {
             BlobOutcome::Existing => {
                 self.blobs.existing += 1;
@@ -267,15 +268,8 @@ async fn push_to_repository(
                 .collect::<Vec<_>>();
             let config_size = assembled.config.len() as u64;
             let config_digest = assembled.config_digest.clone();
-            let config_upload = async {
-                if ctx.repository.blob_exists(&config_digest).await?.is_some() {
-                    return Ok::<_, PushError>(BlobOutcome::Existing);
-                }
-                ctx.repository
-                    .upload_bytes(&config_digest, Bytes::from(assembled.config.clone()))
-                    .await?;
-                Ok(BlobOutcome::Uploaded)
-            };
+            let config_upload =
+                push_config(ctx, &config_digest, Bytes::from(assembled.config.clone()));
             let kinds: Vec<_> = jobs
                 .iter()
                 .map(|j| j.transform.output_compression())
@@ -286,6 +280,7 @@ async fn push_to_repository(
                 digest: config_digest.clone(),
                 size: config_size,
                 outcome: config?,
+                diff_id: None,
             });
             for pushed in &layers {
                 tally.add(pushed);
@@ -297,6 +292,7 @@ async fn push_to_repository(
                 .collect();
             image_manifest(&config_digest, config_size, &descriptors)?
         }
+        ImageContent::Daemon(daemon_image) => push_daemon_image(daemon_image, ctx, tally).await?,
     };
     for reference in references {
         let target = reference
@@ -313,6 +309,21 @@ async fn push_to_repository(
         put_manifest(ctx, &root, &target).await?;
     }
     Ok(root.digest().to_string())
+}
+
+/// An image config: small, so sent in one request unless the repository has it.
+pub(crate) async fn push_config(
+    ctx: &BlobContext,
+    digest: &ocipush_oci::Digest,
+    bytes: Bytes,
+) -> Result<BlobOutcome, PushError> {
+    if ctx.repository.blob_exists(digest).await?.is_some() {
+        ctx.now_holds(digest);
+        return Ok(BlobOutcome::Existing);
+    }
+    ctx.repository.upload_bytes(digest, bytes).await?;
+    ctx.now_holds(digest);
+    Ok(BlobOutcome::Uploaded)
 }
 
 async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Result<(), PushError> {
@@ -333,7 +344,7 @@ async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Res
 
 /// Runs blob jobs in parallel within the run-wide budget; the first failure wins, but every
 /// job is let finish (or fail) so no upload is left dangling.
-async fn run_jobs(
+pub(crate) async fn run_jobs(
     ctx: &BlobContext,
     jobs: Vec<BlobJob>,
 ) -> Result<Vec<PushedBlob>, Arc<PushError>> {
@@ -415,7 +426,7 @@ fn kind_of(media_type: &str) -> &'static str {
     }
 }
 
-fn short(digest: &str) -> &str {
+pub(crate) fn short(digest: &str) -> &str {
     let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
     &hex[..hex.len().min(12)]
 }

@@ -77,6 +77,15 @@ impl RunState {
             .clone()
     }
 
+    /// Forgets pushes that failed, so a later attempt (a daemon's next export) can try again;
+    /// whoever waited on them has already seen the failure.
+    pub fn forget_failures(&self) {
+        self.pushes
+            .lock()
+            .expect("pushes lock")
+            .retain(|_, cell| !matches!(cell.get(), Some(Err(_))));
+    }
+
     /// Records that `repository` on `registry` holds `digest`.
     pub fn add_holder(&self, registry: &str, repository: &str, digest: &Digest) {
         let mut holders = self.holders.lock().expect("holders lock");

@@ -49,8 +49,26 @@ pub enum SourceError {
     InvalidSpec { arg: String, reason: String },
     #[error("{what} is not supported yet")]
     Unsupported { what: String },
-    #[error("pushing `{name}` straight from a Docker or Podman daemon is not supported yet")]
-    DaemonUnsupported { name: String },
+    #[error("no Docker or Podman daemon is reachable (tried {})", tried.join(", "))]
+    NoDaemon { tried: Vec<String> },
+    /// `message` is the engine's own words (kept for debugging; it repeats the name).
+    #[error("{engine} has no image `{name}`")]
+    DaemonImageUnknown {
+        name: String,
+        engine: String,
+        message: String,
+    },
+    #[error("{engine} speaks Engine API {api}; ocipush needs {minimum} or newer")]
+    DaemonTooOld {
+        engine: String,
+        api: String,
+        minimum: String,
+    },
+    #[error("{detail}")]
+    Daemon { detail: String },
+    /// A file of a stream (a daemon's export) was wanted again after it went by.
+    #[error("`{path}` of the daemon's export cannot be read twice")]
+    Reread { path: String },
 }
 
 impl SourceError {
@@ -73,9 +91,16 @@ impl SourceError {
             SourceError::UnknownRef { available, .. } => {
                 Some(format!("available: {}", available.join(", ")))
             }
-            SourceError::DaemonUnsupported { name } => Some(format!(
-                "export it first: `docker save {name} -o image.tar` (or `podman save`), then push image.tar; a path that does not exist is also read as a daemon image name"
-            )),
+            SourceError::NoDaemon { .. } => Some(
+                "start Docker or Podman (`systemctl start docker`, `systemctl --user start podman.socket`), or set DOCKER_HOST=unix:///path/to/socket; a name that is no existing path is read as a daemon image"
+                    .into(),
+            ),
+            SourceError::DaemonImageUnknown { .. } => Some(
+                "`docker images` (or `ocipush list daemon:`) shows what the daemon has; a name that is no existing path is read as a daemon image".into(),
+            ),
+            SourceError::DaemonTooOld { .. } => Some(
+                "upgrade the engine, or export the image with `docker save NAME -o image.tar` and push image.tar".into(),
+            ),
             SourceError::InvalidSpec { .. } => Some(
                 "use a path, or TRANSPORT:PATH[:REF] with oci, oci-archive or docker-archive".into(),
             ),

@@ -5,6 +5,7 @@
 //! blobs through a [`BlobReader`], so the engine can stream, verify and retry without this crate
 //! ever extracting an archive to disk or holding a layer in memory.
 
+pub mod daemon;
 mod docker_archive;
 mod error;
 mod name;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 
 use ocipush_oci::{Compression, Digest, Document};
 
+pub use daemon::DaemonSettings;
 pub use error::SourceError;
 pub use name::ImageName;
 pub use spec::{SourceKind, SourceSpec};
@@ -71,6 +73,8 @@ pub enum ImageContent {
     /// A `docker save` image: config and layers; the manifest is written after the layers are
     /// compressed, since their compressed digests are only known then.
     Assembled(AssembledImage),
+    /// An image in a Docker or Podman daemon: exported by the engine only when a blob is missing.
+    Daemon(daemon::DaemonImage),
 }
 
 /// A docker-archive image, before its manifest exists.
@@ -95,9 +99,38 @@ pub struct LayerFile {
 }
 
 impl Source {
-    /// Opens a source named on the command line (`oci:DIR:REF`, a path, …).
+    /// Opens a file source named on the command line (`oci:DIR:REF`, a path, …); daemon
+    /// sources need [`Source::open_any`].
     pub fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
         spec::open(spec)
+    }
+
+    /// Opens any source: files on a blocking thread, daemon images over the daemon's API.
+    pub async fn open_any(
+        spec: &SourceSpec,
+        daemon: &DaemonSettings,
+    ) -> Result<Source, SourceError> {
+        if spec.transport != Some(SourceKind::Daemon) {
+            let spec = spec.clone();
+            return tokio::task::spawn_blocking(move || spec::open(&spec))
+                .await
+                .map_err(|e| SourceError::Unsupported {
+                    what: format!("opening the source panicked: {e}"),
+                })?;
+        }
+        let reference = spec.reference.clone().unwrap_or_default();
+        let client = daemon::Daemon::connect(daemon).await?;
+        let images = client.local_images(&reference).await?;
+        let name = ImageName::parse(&reference)
+            .map(|n| n.short_name().to_string())
+            .unwrap_or_else(|| "image".into());
+        Ok(Source {
+            spec: spec.clone(),
+            name,
+            kind: SourceKind::Daemon,
+            images,
+            blobs: Arc::new(store::NoFiles),
+        })
     }
 
     /// Opens a blob of this source for reading, from its start.
@@ -106,9 +139,14 @@ impl Source {
     }
 }
 
-/// Convenience: parse and open a source argument.
+/// Convenience: parse and open a file source argument.
 pub fn open_path(arg: &str) -> Result<Source, SourceError> {
     Source::open(&SourceSpec::parse(arg)?)
+}
+
+/// Parses and opens any source argument, daemon images included.
+pub async fn open_source(arg: &str, daemon: &DaemonSettings) -> Result<Source, SourceError> {
+    Source::open_any(&SourceSpec::parse(arg)?, daemon).await
 }
 
 /// The file name of a path without archive extensions: `build/app.tar.gz` -> `app`.

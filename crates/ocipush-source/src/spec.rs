@@ -62,9 +62,7 @@ impl SourceSpec {
         }
         for (prefix, kind) in TRANSPORTS {
             if let Some(rest) = arg.strip_prefix(prefix) {
-                if rest.is_empty() {
-                    return Err(invalid("nothing after the transport"));
-                }
+                // `daemon:` alone means every tagged image of the daemon.
                 if kind == SourceKind::Daemon {
                     return Ok(SourceSpec {
                         original: arg.to_string(),
@@ -72,6 +70,9 @@ impl SourceSpec {
                         path: PathBuf::new(),
                         reference: Some(rest.to_string()),
                     });
+                }
+                if rest.is_empty() {
+                    return Err(invalid("nothing after the transport"));
                 }
                 let (path, reference) = split_path_ref(rest);
                 return Ok(SourceSpec {
@@ -154,8 +155,8 @@ fn looks_like_path(arg: &str) -> bool {
 
 pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
     if spec.transport == Some(SourceKind::Daemon) {
-        return Err(SourceError::DaemonUnsupported {
-            name: spec.reference.clone().unwrap_or_default(),
+        return Err(SourceError::Unsupported {
+            what: format!("`{}` names a daemon image: opening it", spec.original),
         });
     }
     let path = &spec.path;

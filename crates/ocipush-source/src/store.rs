@@ -124,3 +124,31 @@ impl BlobReader for ArchiveStore {
         Ok(self.index.lookup(path)?.head)
     }
 }
+
+/// A source without files of its own (a daemon: its bytes come from an export stream).
+#[derive(Debug)]
+pub struct NoFiles;
+
+impl BlobReader for NoFiles {
+    fn open(&self, path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
+        Err(SourceError::Reread {
+            path: path.to_string(),
+        })
+    }
+
+    fn read_small(&self, path: &str, _limit: u64) -> Result<Vec<u8>, SourceError> {
+        self.open(path).map(|_| Vec::new())
+    }
+
+    fn exists(&self, _path: &str) -> bool {
+        false
+    }
+
+    fn size(&self, _path: &str) -> Option<u64> {
+        None
+    }
+
+    fn head(&self, path: &str) -> Result<[u8; 4], SourceError> {
+        self.open(path).map(|_| [0; 4])
+    }
+}

@@ -7,13 +7,17 @@
 //!   port, optionally with TLS and htpasswd or bearer-token auth.
 //! - [`token_server`]: a distribution token server (ES256 JWTs) for `auth: token:` mode.
 //! - [`skopeo`]: skopeo wrappers to inspect and copy images independently of ocipush.
+//! - [`dockerd`], [`podman`]: real Docker and Podman engines (own sockets, storage, vfs) for
+//!   daemon-source tests.
 //! - [`tools`]: finding the external programs above.
 //!
 //! Everything here panics with a clear message on failure: it runs inside tests.
 
 pub mod digest;
+pub mod dockerd;
 pub mod fixtures;
 pub mod pki;
+pub mod podman;
 pub mod registry;
 pub mod skopeo;
 pub mod token_server;

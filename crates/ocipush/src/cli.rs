@@ -107,13 +107,16 @@ Examples:
   ocipush push ./build/app.tar localhost:5000/team/app:dev
   ocipush push -r localhost:5000/team ./build/app.tar oci:./layout:1.0
   echo \"$TOKEN\" | ocipush push -u ci --password-stdin app.tar.gz ghcr.io/org/app:1.2
-  ocipush push examples/hello-oci          # into the embedded local registry";
+  ocipush push examples/hello-oci          # into the embedded local registry
+  ocipush push myapp:dev -r localhost:5000/team     # straight from the Docker/Podman daemon
+  ocipush push daemon: -r localhost:5000/team --include 'myapp*'";
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// SOURCE [DEST], or with -r: SOURCE... . A source is a path (OCI layout directory,
-    /// oci-archive, `docker save` tarball, plain or gzipped) or TRANSPORT:PATH[:REF] with
-    /// oci, oci-archive or docker-archive.
+    /// oci-archive, `docker save` tarball, plain or gzipped), TRANSPORT:PATH[:REF] with
+    /// oci, oci-archive or docker-archive, or an image of the Docker/Podman daemon:
+    /// NAME[:TAG] (a name that is no existing path), `daemon:NAME[:TAG]`, or `daemon:` for all.
     #[arg(required = true, value_name = "SOURCE")]
     pub args: Vec<String>,
     /// Push every source to REGISTRY[/NAMESPACE], named after the images' own names and tags.
@@ -147,6 +150,21 @@ pub struct PushArgs {
     /// Do not read or write the digest cache (every uncompressed layer is compressed again).
     #[arg(long)]
     pub no_cache: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+/// Which images of the sources to take, by name.
+#[derive(Debug, Args, Default)]
+pub struct FilterArgs {
+    /// Only images with a name matching GLOB (repeatable), e.g. 'myapp*', 'team/*:dev'.
+    /// Names are matched in full (`localhost/team/app:dev`) and by their last path part (`app:dev`),
+    /// with and without the tag.
+    #[arg(long, value_name = "GLOB")]
+    pub include: Vec<String>,
+    /// Leave out images with a name matching GLOB (repeatable); wins over --include.
+    #[arg(long, value_name = "GLOB")]
+    pub exclude: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -157,12 +175,14 @@ pub enum CompressionArg {
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// Sources to inspect.
-    #[arg(required = true, value_name = "SOURCE")]
+    /// Sources to inspect; the Docker/Podman daemon's images (`daemon:`) when none is given.
+    #[arg(value_name = "SOURCE")]
     pub sources: Vec<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
 }
 
 #[derive(Debug, Args)]

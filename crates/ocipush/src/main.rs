@@ -5,6 +5,7 @@ mod cli;
 mod commands;
 mod connection;
 mod failure;
+mod filter;
 mod idpbuilder;
 mod local;
 mod printer;
@@ -70,7 +71,7 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
             let settings = settings::resolve_push(args, &mut std::io::stdin().lock())?;
             commands::push::run(settings, cli.quiet).await
         }
-        Command::List(args) => commands::list::run(args),
+        Command::List(args) => commands::list::run(args).await,
         Command::Serve(args) => commands::serve::run(args, cli.quiet).await,
         Command::Login(args) => commands::login::run(args, cli.quiet).await,
         Command::Logout(args) => commands::logout::run(args, cli.quiet),

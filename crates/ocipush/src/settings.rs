@@ -11,10 +11,12 @@ use clap::ValueEnum as _;
 
 use ocipush_engine::{Algorithm, CompressionSettings, Destination, DigestCache};
 use ocipush_registry::{ClientOptions, Reference, RegistryTarget, RetryPolicy};
+use ocipush_source::DaemonSettings;
 
 use crate::cli::PushArgs;
 use crate::connection::{self, env_first};
 use crate::failure::CliError;
+use crate::filter::ImageFilter;
 
 /// Where the user asked images to go.
 #[derive(Debug, Clone)]
@@ -36,6 +38,10 @@ pub struct PushSettings {
     pub json: bool,
     pub compression: CompressionSettings,
     pub cache: DigestCache,
+    /// Where the Docker or Podman daemon is, for daemon sources.
+    pub daemon: DaemonSettings,
+    /// Which images of the sources to push.
+    pub filter: ImageFilter,
     /// Warnings to show once settings are final (e.g. a password given on the command line).
     pub warnings: Vec<String>,
 }
@@ -144,6 +150,8 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         None => None,
     };
     Ok(PushSettings {
+        daemon: daemon_settings(),
+        filter: ImageFilter::new(&args.filter)?,
         sources,
         target,
         tags: args.tags,
@@ -197,6 +205,16 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         _ => return None,
     };
     (!d.is_zero()).then_some(d)
+}
+
+/// The daemon's socket as docker and podman users name it: `DOCKER_HOST`, podman's
+/// `CONTAINER_HOST`, else the usual sockets (which need `XDG_RUNTIME_DIR` and `HOME`).
+pub fn daemon_settings() -> DaemonSettings {
+    DaemonSettings {
+        host: env_first(&["DOCKER_HOST", "CONTAINER_HOST"]),
+        runtime_dir: env_first(&["XDG_RUNTIME_DIR"]).map(PathBuf::from),
+        home: env_first(&["HOME"]).map(PathBuf::from),
+    }
 }
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::dockerd::Dockerd;
 use common::serve::Serve;
 use common::*;
+use ocipush_testkit::dockerd::Dockerd;
 use ocipush_testkit::fixtures::{
     write_docker_archive, write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression,
     LayerSpec,

@@ -166,12 +166,29 @@ fn unreachable_registry_is_a_network_error() {
 }
 
 #[test]
-fn daemon_names_are_refused_with_a_way_forward() {
-    let out = ocipush(&["push", "myapp:dev", "localhost:5000/x/y:1"], None);
+fn daemon_names_without_a_daemon_say_which_sockets_were_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("none.sock");
+    let host = format!("unix://{}", socket.display());
+    let out = ocipush_env(
+        &["push", "myapp:dev", "localhost:5000/x/y:1"],
+        None,
+        &[("DOCKER_HOST", std::ffi::OsStr::new(&host))],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("docker save myapp:dev"),
-        "{}",
-        stderr(&out)
+        err.contains("no Docker or Podman daemon is reachable"),
+        "{err}"
+    );
+    assert!(err.contains(&socket.display().to_string()), "{err}");
+    assert!(
+        err.contains("hint:") && err.contains("DOCKER_HOST"),
+        "{err}"
+    );
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
     );
 }

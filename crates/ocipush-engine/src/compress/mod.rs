@@ -23,6 +23,14 @@ pub enum Algorithm {
 
 impl Algorithm {
     /// The level used when none is given: gzip 1 (as crane), zstd 3 (zstd's own default).
+    /// How blobs made with this algorithm are compressed.
+    pub fn compression(self) -> ocipush_oci::Compression {
+        match self {
+            Algorithm::Gzip => ocipush_oci::Compression::Gzip,
+            Algorithm::Zstd => ocipush_oci::Compression::Zstd,
+        }
+    }
+
     pub fn default_level(self) -> u32 {
         match self {
             Algorithm::Gzip => 1,

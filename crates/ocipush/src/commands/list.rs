@@ -1,14 +1,17 @@
-//! `ocipush list`: what each source holds — names, format, layers, size, digest.
+//! `ocipush list`: what each source holds — names, format, platforms, layers, size, digest (or
+//! the image ID, for daemon images). With no source, the images of the Docker/Podman daemon.
 
 use std::io::Write;
 
 use ocipush_oci::DocumentKind;
-use ocipush_source::{open_path, ImageContent, LocalImage, Source};
+use ocipush_source::{open_source, ImageContent, LocalImage, Source};
 use serde::Serialize;
 
 use crate::cli::ListArgs;
 use crate::failure::{CliError, EXIT_OK};
+use crate::filter::ImageFilter;
 use crate::printer::human_bytes;
+use crate::settings::daemon_settings;
 
 #[derive(Serialize)]
 struct Row {
@@ -19,14 +22,25 @@ struct Row {
     layers: usize,
     size: u64,
     digest: Option<String>,
+    /// The daemon's image ID (daemon images have no manifest digest until pushed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
 }
 
-pub fn run(args: ListArgs) -> Result<u8, CliError> {
+pub async fn run(args: ListArgs) -> Result<u8, CliError> {
+    let filter = ImageFilter::new(&args.filter)?;
+    let daemon = daemon_settings();
+    let sources = if args.sources.is_empty() {
+        vec!["daemon:".to_string()]
+    } else {
+        args.sources.clone()
+    };
     let mut rows = Vec::new();
-    for arg in &args.sources {
-        let source =
-            open_path(arg).map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
-        for image in &source.images {
+    for arg in &sources {
+        let source = open_source(arg, &daemon)
+            .await
+            .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
+        for image in source.images.iter().filter(|i| filter.accepts(i)) {
             rows.push(row(&source, image));
         }
     }
@@ -40,8 +54,8 @@ pub fn run(args: ListArgs) -> Result<u8, CliError> {
     } else {
         let _ = writeln!(
             out,
-            "{:<40} {:<15} {:>6} {:>10}  DIGEST",
-            "NAME", "FORMAT", "LAYERS", "SIZE"
+            "{:<40} {:<15} {:<16} {:>6} {:>10}  DIGEST",
+            "NAME", "FORMAT", "PLATFORMS", "LAYERS", "SIZE"
         );
         for r in &rows {
             let name = if r.names.is_empty() {
@@ -49,14 +63,25 @@ pub fn run(args: ListArgs) -> Result<u8, CliError> {
             } else {
                 r.names.join(",")
             };
+            let platforms = if r.platforms.is_empty() {
+                "-".to_string()
+            } else {
+                r.platforms.join(",")
+            };
+            let digest = match (&r.digest, &r.id) {
+                (Some(digest), _) => digest.clone(),
+                (None, Some(id)) => format!("id {}", ocipush_source::daemon::short_id(id)),
+                (None, None) => "(assigned on push)".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "{:<40} {:<15} {:>6} {:>10}  {}",
+                "{:<40} {:<15} {:<16} {:>6} {:>10}  {}",
                 name,
                 r.format,
+                platforms,
                 r.layers,
                 human_bytes(r.size),
-                r.digest.as_deref().unwrap_or("(assigned on push)")
+                digest
             );
         }
     }
@@ -95,6 +120,7 @@ fn row(source: &Source, image: &LocalImage) -> Row {
                 layers,
                 size,
                 digest: Some(root.digest().to_string()),
+                id: None,
             }
         }
         ImageContent::Assembled(a) => Row {
@@ -105,6 +131,17 @@ fn row(source: &Source, image: &LocalImage) -> Row {
             layers: a.layers.len(),
             size: a.layers.iter().map(|l| l.size).sum::<u64>() + a.config.len() as u64,
             digest: None,
+            id: None,
+        },
+        ImageContent::Daemon(d) => Row {
+            source: image.label.clone(),
+            names,
+            format: source.kind.transport(),
+            platforms: vec![d.platform.clone()],
+            layers: d.diff_ids.len(),
+            size: d.size,
+            digest: None,
+            id: Some(d.id.clone()),
         },
     }
 }

@@ -8,7 +8,7 @@ use ocipush_engine::{
     SilentReporter,
 };
 use ocipush_registry::RegistryTarget;
-use ocipush_source::open_path;
+use ocipush_source::open_source;
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::{exit_code, CliError, EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT};
@@ -25,9 +25,17 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     }
     let mut sources = Vec::with_capacity(settings.sources.len());
     for arg in &settings.sources {
-        let source =
-            open_path(arg).map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
+        let mut source = open_source(arg, &settings.daemon)
+            .await
+            .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
+        source.images.retain(|image| settings.filter.accepts(image));
         sources.push(Arc::new(source));
+    }
+    if settings.filter.is_active() && sources.iter().all(|s| s.images.is_empty()) {
+        return Err(CliError::usage(
+            "no image of the sources matches --include/--exclude",
+            Some("`ocipush list SOURCE...` shows the images and their names".into()),
+        ));
     }
 
     let mut client = settings.client.clone();

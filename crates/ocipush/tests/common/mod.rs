@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub mod creds;
-pub mod dockerd;
 pub mod proxy;
 pub mod serve;
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ocipush_testkit::tools::require_tool;
+use crate::tools::require_tool;
 
 pub struct Dockerd {
     child: Child,
@@ -56,6 +56,7 @@ impl Dockerd {
         daemon
     }
 
+    /// The socket, as `DOCKER_HOST` takes it.
     pub fn host(&self) -> String {
         format!("unix://{}", self.socket.display())
     }

@@ -1,0 +1,538 @@
+//! Pushing an image straight from a Docker or Podman daemon.
+//!
+//! Warm first: the image's diffIDs (from inspect) and the digest cache give the compressed
+//! digest of every layer; if the repository holds them all and the config, the manifest is
+//! written without exporting anything. Otherwise the daemon exports the image (`docker save`
+//! as a stream), read once front to back: each layer is compressed and uploaded while it
+//! streams by, layers the repository is known to hold are skipped unread, and the manifest is
+//! assembled from manifest.json and the config, which docker writes after the layers. A layer
+//! lost to a transient failure is fetched again by another export, up to `--retries` times.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use ocipush_oci::{Compression, Digest, Document};
+use ocipush_source::daemon::{walk_export, DaemonImage, ExportIndex, LargeEntry};
+use ocipush_source::{BlobReader, SourceError};
+use tokio::sync::mpsc;
+
+use crate::assemble::image_manifest;
+use crate::blob::{push_blob, skip_if_present, BlobContext};
+use crate::error::PushError;
+use crate::job::{BlobJob, PushedBlob};
+use crate::producer::{CHANNEL_DEPTH, CHUNK};
+use crate::push::{push_config, run_jobs, short, Tally};
+use crate::reporter::BlobOutcome;
+
+/// A blob the repository holds, found for a layer's diffID.
+#[derive(Debug, Clone)]
+struct Held {
+    digest: Digest,
+    size: u64,
+    compression: Compression,
+}
+
+/// Pushes a daemon image's blobs into the context's repository and returns its manifest.
+pub(crate) async fn push_daemon_image(
+    image: &DaemonImage,
+    ctx: &BlobContext,
+    tally: &mut Tally,
+) -> Result<Document, Arc<PushError>> {
+    let mut held = confirm_cached_layers(image, ctx, tally).await?;
+    if image.diff_ids.iter().all(|d| held.contains_key(d)) {
+        if let Some(config) = image.config_digest() {
+            let found = ctx
+                .repository
+                .blob_exists(&config)
+                .await
+                .map_err(|e| Arc::new(PushError::Registry(e)))?;
+            if let Some(size) = found {
+                ctx.now_holds(&config);
+                tally.add(&PushedBlob {
+                    digest: config.clone(),
+                    size,
+                    outcome: BlobOutcome::Existing,
+                    diff_id: None,
+                });
+                return manifest(&config, size, &image.diff_ids, &held);
+            }
+        }
+    }
+    let mut pass = 0u32;
+    loop {
+        let outcome = export_pass(image, ctx, &held, pass).await;
+        let mut transient = None;
+        for streamed in outcome.streamed {
+            match &streamed.result {
+                Ok(pushed) => {
+                    tally.add(pushed);
+                    remember(ctx, &streamed, pushed, &mut held);
+                }
+                Err(e) if is_transient(e) => {
+                    transient.get_or_insert(e.clone());
+                }
+                Err(e) => return Err(e.clone()),
+            }
+        }
+        let index = match outcome.index {
+            Ok(index) => index,
+            Err(e)
+                if matches!(e, SourceError::Daemon { .. }) && !ctx.state.cancel.is_cancelled() =>
+            {
+                transient.get_or_insert(Arc::new(PushError::Source(e)));
+                ExportIndex::default()
+            }
+            Err(e) => return Err(Arc::new(PushError::Source(e))),
+        };
+        if ctx.state.cancel.is_cancelled() {
+            return Err(Arc::new(PushError::Interrupted));
+        }
+        if transient.is_none() {
+            return finish(image, ctx, Arc::new(index), &mut held, tally).await;
+        }
+        if pass >= ctx.retries {
+            return Err(transient.expect("checked above"));
+        }
+        pass += 1;
+        tracing::info!(image = %image.reference, pass, "exporting again for the layers a failure lost");
+        ctx.state.forget_failures();
+    }
+}
+
+/// Layers whose compressed digest the cache knows and the repository holds (or can mount).
+async fn confirm_cached_layers(
+    image: &DaemonImage,
+    ctx: &BlobContext,
+    tally: &mut Tally,
+) -> Result<HashMap<Digest, Held>, Arc<PushError>> {
+    let settings = ctx.state.compression;
+    let output = settings.algorithm.compression();
+    let unique: Vec<&Digest> = {
+        let mut seen = HashSet::new();
+        image.diff_ids.iter().filter(|d| seen.insert(*d)).collect()
+    };
+    let checks = unique.into_iter().filter_map(|diff_id| {
+        let (digest, size) = ctx.state.cache.get(diff_id, &settings)?;
+        Some(async move {
+            let id = ctx.state.next_blob_id();
+            let found = skip_if_present(ctx, &digest, size, id).await?;
+            if let Some(pushed) = &found {
+                ctx.reporter
+                    .blob_started(id, &format!("layer {}", short(diff_id.as_ref())), 0);
+                ctx.reporter.blob_finished(id, pushed.outcome);
+            }
+            Ok::<_, PushError>(found.map(|p| (diff_id.clone(), p)))
+        })
+    });
+    let mut held = HashMap::new();
+    for found in join_all(checks).await {
+        if let Some((diff_id, pushed)) = found? {
+            tally.add(&pushed);
+            held.insert(
+                diff_id,
+                Held {
+                    digest: pushed.digest,
+                    size: pushed.size,
+                    compression: output,
+                },
+            );
+        }
+    }
+    Ok(held)
+}
+
+/// A layer that streamed by in an export, and what pushing it gave.
+struct Streamed {
+    /// The diffID its name promised (`blobs/sha256/<diffID>`, podman's `<diffID>.tar`).
+    named: Option<Digest>,
+    /// How the daemon stored it, and how it was pushed.
+    stored: Compression,
+    pushed_as: Compression,
+    result: Result<PushedBlob, Arc<PushError>>,
+}
+
+struct PassOutcome {
+    /// What the export held; an error if the stream broke.
+    index: Result<ExportIndex, SourceError>,
+    streamed: Vec<Streamed>,
+}
+
+/// A large entry announced by the walking thread, with the reader its bytes arrive on.
+struct Arrival {
+    path: String,
+    size: u64,
+    head: [u8; 4],
+    named: Option<Digest>,
+    reader: ChunkReader,
+}
+
+/// One export of the image, every layer not yet held pushed as it streams by.
+async fn export_pass(
+    image: &DaemonImage,
+    ctx: &BlobContext,
+    held: &HashMap<Digest, Held>,
+    pass: u32,
+) -> PassOutcome {
+    let reader = match image.export().await {
+        Ok(reader) => reader,
+        Err(e) => {
+            return PassOutcome {
+                index: Err(e),
+                streamed: Vec::new(),
+            }
+        }
+    };
+    let what = format!("daemon:{}", image.reference);
+    let diff_ids: HashSet<Digest> = image.diff_ids.iter().cloned().collect();
+    let skip: HashSet<Digest> = held.keys().cloned().collect();
+    let cancel = ctx.state.cancel.clone();
+    let (arrivals_tx, mut arrivals) = mpsc::channel::<Arrival>(1);
+    let walker = tokio::task::spawn_blocking(move || {
+        walk_export(reader, &what, |entry: LargeEntry<'_>| {
+            if cancel.is_cancelled() {
+                return Err(SourceError::Daemon {
+                    detail: "interrupted".into(),
+                });
+            }
+            let named = digest_named(&entry.path).filter(|d| diff_ids.contains(d));
+            if named.as_ref().is_some_and(|d| skip.contains(d)) {
+                return Ok(());
+            }
+            let (chunks, receiver) = sync_channel(CHANNEL_DEPTH);
+            let arrival = Arrival {
+                path: entry.path.clone(),
+                size: entry.size,
+                head: entry.head,
+                named,
+                reader: ChunkReader::new(receiver),
+            };
+            if arrivals_tx.blocking_send(arrival).is_ok() {
+                pump(entry.reader, &chunks);
+            }
+            Ok(())
+        })
+    });
+    let mut tasks = Vec::new();
+    while let Some(arrival) = arrivals.recv().await {
+        let stored = Compression::sniff(&arrival.head);
+        let label = match &arrival.named {
+            Some(d) => format!("layer {}", short(d.as_ref())),
+            None => format!("layer {}", short_path(&arrival.path)),
+        };
+        // The path names this one reading of the entry: a layer whose diffID is not yet known
+        // is keyed by it, and a later export must not find this attempt's outcome.
+        let job = BlobJob::layer_at(
+            label,
+            format!("{}#{pass}/{}", image.id, arrival.path),
+            arrival.named.clone(),
+            stored,
+            arrival.size,
+            &ctx.state.compression,
+        );
+        let pushed_as = job.transform.output_compression();
+        let stream_ctx = BlobContext {
+            blobs: Arc::new(OneShot::new(arrival.reader)),
+            ..ctx.clone()
+        };
+        let id = ctx.state.next_blob_id();
+        let budget = ctx.state.budget.clone();
+        let task = tokio::spawn(async move {
+            let _permit = budget
+                .acquire_owned()
+                .await
+                .expect("the budget is never closed");
+            push_blob(&stream_ctx, &job, id).await
+        });
+        tasks.push((arrival.named, stored, pushed_as, task));
+    }
+    let index = walker.await.unwrap_or_else(|e| {
+        Err(SourceError::Daemon {
+            detail: format!("reading the export panicked: {e}"),
+        })
+    });
+    let mut streamed = Vec::with_capacity(tasks.len());
+    for (named, stored, pushed_as, task) in tasks {
+        let result = task.await.unwrap_or_else(|e| {
+            Err(Arc::new(PushError::Internal(format!(
+                "blob task failed: {e}"
+            ))))
+        });
+        streamed.push(Streamed {
+            named,
+            stored,
+            pushed_as,
+            result,
+        });
+    }
+    PassOutcome { index, streamed }
+}
+
+/// Records a streamed layer under the diffID it was verified or learnt to have.
+fn remember(
+    ctx: &BlobContext,
+    streamed: &Streamed,
+    pushed: &PushedBlob,
+    held: &mut HashMap<Digest, Held>,
+) {
+    let Some(diff_id) = pushed.diff_id.clone().or_else(|| streamed.named.clone()) else {
+        return;
+    };
+    // Layers named by diffID were cached by the blob push; learnt ones are cached here.
+    if streamed.named.is_none() && streamed.stored == Compression::None {
+        let settings = ctx.state.compression;
+        ctx.state
+            .cache
+            .put(&diff_id, &settings, &pushed.digest, pushed.size);
+    }
+    held.insert(
+        diff_id,
+        Held {
+            digest: pushed.digest.clone(),
+            size: pushed.size,
+            compression: streamed.pushed_as,
+        },
+    );
+}
+
+/// After a complete export: small layers (kept whole) and the config are pushed, and the
+/// manifest is assembled in the order the export's manifest.json gives.
+async fn finish(
+    image: &DaemonImage,
+    ctx: &BlobContext,
+    index: Arc<ExportIndex>,
+    held: &mut HashMap<Digest, Held>,
+    tally: &mut Tally,
+) -> Result<Document, Arc<PushError>> {
+    let what = format!("daemon:{}", image.reference);
+    let assembled = index
+        .image(&what)
+        .map_err(|e| Arc::new(PushError::Source(e)))?;
+    let settings = ctx.state.compression;
+    let mut jobs = Vec::new();
+    let mut job_diff_ids = Vec::new();
+    for layer in &assembled.layers {
+        if held.contains_key(&layer.diff_id) || job_diff_ids.contains(&layer.diff_id) {
+            continue;
+        }
+        if index.is_large(&layer.path) {
+            return Err(Arc::new(PushError::Source(SourceError::Daemon {
+                detail: format!(
+                    "{what}: the export's `{}` is not layer {} its config names",
+                    layer.path, layer.diff_id
+                ),
+            })));
+        }
+        jobs.push(BlobJob::layer(
+            format!("layer {}", short(layer.diff_id.as_ref())),
+            layer,
+            &settings,
+        ));
+        job_diff_ids.push(layer.diff_id.clone());
+    }
+    let small_ctx = BlobContext {
+        blobs: index.clone(),
+        ..ctx.clone()
+    };
+    let kinds: Vec<_> = jobs
+        .iter()
+        .map(|j| j.transform.output_compression())
+        .collect();
+    let config_bytes = Bytes::from(assembled.config.clone());
+    let (pushed, config) = tokio::join!(
+        run_jobs(&small_ctx, jobs),
+        push_config(ctx, &assembled.config_digest, config_bytes)
+    );
+    for ((pushed, diff_id), compression) in pushed?.into_iter().zip(job_diff_ids).zip(kinds) {
+        tally.add(&pushed);
+        held.insert(
+            diff_id,
+            Held {
+                digest: pushed.digest,
+                size: pushed.size,
+                compression,
+            },
+        );
+    }
+    let config_size = assembled.config.len() as u64;
+    tally.add(&PushedBlob {
+        digest: assembled.config_digest.clone(),
+        size: config_size,
+        outcome: config?,
+        diff_id: None,
+    });
+    let diff_ids: Vec<Digest> = assembled.layers.iter().map(|l| l.diff_id.clone()).collect();
+    manifest(&assembled.config_digest, config_size, &diff_ids, held)
+}
+
+fn manifest(
+    config: &Digest,
+    config_size: u64,
+    diff_ids: &[Digest],
+    held: &HashMap<Digest, Held>,
+) -> Result<Document, Arc<PushError>> {
+    let mut layers = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let held = held.get(diff_id).ok_or_else(|| {
+            Arc::new(PushError::Internal(format!(
+                "layer {diff_id} was not pushed"
+            )))
+        })?;
+        layers.push((held.digest.clone(), held.size, held.compression));
+    }
+    image_manifest(config, config_size, &layers).map_err(Arc::new)
+}
+
+/// Failures another export may cure: the registry's transient ones, and a layer lost because
+/// its stream could not be read again for a retry.
+fn is_transient(error: &PushError) -> bool {
+    match error {
+        PushError::Registry(e) => e.is_transient(),
+        PushError::Source(SourceError::Reread { .. } | SourceError::Daemon { .. }) => true,
+        _ => false,
+    }
+}
+
+/// `blobs/sha256/<hex>` (Docker 25+), `<hex>.tar` (podman), `<hex>/layer.tar` (legacy names
+/// use the v1 ID there, which no diffID matches).
+fn digest_named(path: &str) -> Option<Digest> {
+    let file = path.rsplit('/').next()?;
+    let hex = file.strip_suffix(".tar").unwrap_or(file);
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    format!("sha256:{hex}").parse().ok()
+}
+
+fn short_path(path: &str) -> String {
+    let first = path.split('/').next().unwrap_or(path);
+    first[..first.len().min(12)].to_string()
+}
+
+/// Moves an entry's bytes from the walking thread to the blob's producer, a chunk at a time.
+/// Stops quietly when the producer hangs up (it skipped the layer, or failed).
+fn pump(reader: &mut dyn Read, chunks: &SyncSender<io::Result<Bytes>>) {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                let _ = chunks.send(Err(e));
+                return;
+            }
+        };
+        if chunks.send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+            return;
+        }
+    }
+}
+
+/// The producer's side of [`pump`].
+struct ChunkReader {
+    chunks: Receiver<io::Result<Bytes>>,
+    current: Bytes,
+}
+
+impl ChunkReader {
+    fn new(chunks: Receiver<io::Result<Bytes>>) -> Self {
+        ChunkReader {
+            chunks,
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.current.is_empty() {
+            match self.chunks.recv() {
+                Ok(chunk) => self.current = chunk?,
+                // The walker finished the entry (a cut stream arrives as an error first).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// The bytes of one streamed entry, handed out once: a retry cannot read them again.
+struct OneShot {
+    reader: Mutex<Option<ChunkReader>>,
+}
+
+impl OneShot {
+    fn new(reader: ChunkReader) -> Self {
+        OneShot {
+            reader: Mutex::new(Some(reader)),
+        }
+    }
+}
+
+impl BlobReader for OneShot {
+    fn open(&self, path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
+        match self.reader.lock().expect("not poisoned").take() {
+            Some(reader) => Ok(Box::new(reader)),
+            None => Err(SourceError::Reread {
+                path: path.to_string(),
+            }),
+        }
+    }
+
+    fn read_small(&self, path: &str, _limit: u64) -> Result<Vec<u8>, SourceError> {
+        Err(SourceError::Reread {
+            path: path.to_string(),
+        })
+    }
+
+    fn exists(&self, _path: &str) -> bool {
+        true
+    }
+
+    fn size(&self, _path: &str) -> Option<u64> {
+        None
+    }
+
+    fn head(&self, path: &str) -> Result<[u8; 4], SourceError> {
+        Err(SourceError::Reread {
+            path: path.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn diff_ids_are_read_from_docker25_and_podman_names_only() {
+        let hex = "a".repeat(64);
+        assert!(digest_named(&format!("blobs/sha256/{hex}")).is_some());
+        assert!(digest_named(&format!("{hex}.tar")).is_some());
+        // Legacy names carry v1 IDs in the directory, which is not looked at.
+        assert!(digest_named("abc/layer.tar").is_none());
+        assert!(digest_named(&format!("blobs/sha256/{}", "A".repeat(64))).is_none());
+    }
+
+    #[test]
+    fn chunks_cross_threads_and_errors_arrive() {
+        let (tx, rx) = sync_channel(2);
+        let writer = std::thread::spawn(move || {
+            let mut data = io::Cursor::new(vec![5u8; CHUNK * 3 + 7]);
+            pump(&mut data, &tx);
+            tx.send(Err(io::Error::other("cut"))).unwrap();
+        });
+        let mut reader = ChunkReader::new(rx);
+        let mut got = vec![0u8; CHUNK * 3 + 7];
+        reader.read_exact(&mut got).unwrap();
+        assert!(got.iter().all(|&b| b == 5));
+        assert!(reader.read(&mut [0u8; 8]).is_err());
+        writer.join().unwrap();
+    }
+}
