@@ -67,6 +67,26 @@ impl DigestCache {
     }
 }
 
+impl DigestCache {
+    /// Remembers how big a layer is uncompressed, so a stream that names its layers by
+    /// something else (a legacy `docker save`) can tell a known layer by its size — a guess
+    /// that is always checked by hashing.
+    pub fn put_layer_size(&self, diff_id: &Digest, size: u64) {
+        let Some(dir) = &self.dir else { return };
+        let path = dir.join("v1").join("sizes").join(diff_id.digest());
+        if let Err(e) = write_atomically(&path, &format!("{size}\n")) {
+            tracing::debug!(error = %e, path = %path.display(), "cannot write the digest cache");
+        }
+    }
+
+    /// The uncompressed size recorded for a layer.
+    pub fn layer_size(&self, diff_id: &Digest) -> Option<u64> {
+        let dir = self.dir.as_ref()?;
+        let path = dir.join("v1").join("sizes").join(diff_id.digest());
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
+}
+
 fn parse_entry(text: &str) -> Option<(Digest, u64)> {
     let mut parts = text.split_whitespace();
     let digest = parse_sha256(parts.next()?).ok()?;
@@ -111,5 +131,9 @@ mod tests {
         std::fs::write(&path, format!("{} 12 extra", sha256_of(b"gz"))).unwrap();
         assert_eq!(cache.get(&diff_id, &settings), None);
         assert_eq!(DigestCache::disabled().get(&diff_id, &settings), None);
+
+        assert_eq!(cache.layer_size(&diff_id), None);
+        cache.put_layer_size(&diff_id, 1234);
+        assert_eq!(cache.layer_size(&diff_id), Some(1234));
     }
 }

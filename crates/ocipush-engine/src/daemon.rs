@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use ocipush_oci::{Compression, Digest, Document};
+use ocipush_oci::{Compression, Digest, Document, Sha256Writer};
 use ocipush_source::daemon::{walk_export, DaemonImage, ExportIndex, LargeEntry};
 use ocipush_source::{BlobReader, SourceError};
 use tokio::sync::mpsc;
@@ -63,8 +63,9 @@ pub(crate) async fn push_daemon_image(
         }
     }
     let mut pass = 0u32;
+    let mut force = HashSet::new();
     loop {
-        let outcome = export_pass(image, ctx, &held, pass).await;
+        let outcome = export_pass(image, ctx, &held, &force, pass).await;
         let mut transient = None;
         for streamed in outcome.streamed {
             match &streamed.result {
@@ -91,14 +92,19 @@ pub(crate) async fn push_daemon_image(
         if ctx.state.cancel.is_cancelled() {
             return Err(Arc::new(PushError::Interrupted));
         }
-        if transient.is_none() {
+        if transient.is_none() && outcome.lost.is_empty() {
             return finish(image, ctx, Arc::new(index), &mut held, tally).await;
         }
-        if pass >= ctx.retries {
-            return Err(transient.expect("checked above"));
+        // A layer skipped on a wrong guess is pushed by the next export; that costs no retry,
+        // and cannot repeat (it is never guessed again).
+        force.extend(outcome.lost);
+        if let Some(error) = transient {
+            if pass >= ctx.retries {
+                return Err(error);
+            }
+            pass += 1;
         }
-        pass += 1;
-        tracing::info!(image = %image.reference, pass, "exporting again for the layers a failure lost");
+        tracing::info!(image = %image.reference, pass, "exporting again for the layers still missing");
         ctx.state.forget_failures();
     }
 }
@@ -147,6 +153,8 @@ async fn confirm_cached_layers(
 
 /// A layer that streamed by in an export, and what pushing it gave.
 struct Streamed {
+    /// Its size as stored in the export.
+    size: u64,
     /// The diffID its name promised (`blobs/sha256/<diffID>`, podman's `<diffID>.tar`).
     named: Option<Digest>,
     /// How the daemon stored it, and how it was pushed.
@@ -159,6 +167,8 @@ struct PassOutcome {
     /// What the export held; an error if the stream broke.
     index: Result<ExportIndex, SourceError>,
     streamed: Vec<Streamed>,
+    /// Entries skipped as a held layer of the same size that hashed to something else.
+    lost: Vec<String>,
 }
 
 /// A large entry announced by the walking thread, with the reader its bytes arrive on.
@@ -171,10 +181,16 @@ struct Arrival {
 }
 
 /// One export of the image, every layer not yet held pushed as it streams by.
+///
+/// Entries named by diffID are skipped when held. A legacy save names layers by v1 IDs, so an
+/// unnamed entry as big as exactly one held layer is taken for it — and hashed as it streams
+/// past: if the guess was wrong, the entry is reported lost and pushed by the next export
+/// (`force`).
 async fn export_pass(
     image: &DaemonImage,
     ctx: &BlobContext,
     held: &HashMap<Digest, Held>,
+    force: &HashSet<String>,
     pass: u32,
 ) -> PassOutcome {
     let reader = match image.export().await {
@@ -183,16 +199,25 @@ async fn export_pass(
             return PassOutcome {
                 index: Err(e),
                 streamed: Vec::new(),
+                lost: Vec::new(),
             }
         }
     };
+    let mut by_size: HashMap<u64, Vec<Digest>> = HashMap::new();
+    for diff_id in held.keys() {
+        if let Some(size) = ctx.state.cache.layer_size(diff_id) {
+            by_size.entry(size).or_default().push(diff_id.clone());
+        }
+    }
+    let force = force.clone();
     let what = format!("daemon:{}", image.reference);
     let diff_ids: HashSet<Digest> = image.diff_ids.iter().cloned().collect();
     let skip: HashSet<Digest> = held.keys().cloned().collect();
     let cancel = ctx.state.cancel.clone();
     let (arrivals_tx, mut arrivals) = mpsc::channel::<Arrival>(1);
     let walker = tokio::task::spawn_blocking(move || {
-        walk_export(reader, &what, |entry: LargeEntry<'_>| {
+        let mut lost = Vec::new();
+        let index = walk_export(reader, &what, |entry: LargeEntry<'_>| {
             if cancel.is_cancelled() {
                 return Err(SourceError::Daemon {
                     detail: "interrupted".into(),
@@ -201,6 +226,17 @@ async fn export_pass(
             let named = digest_named(&entry.path).filter(|d| diff_ids.contains(d));
             if named.as_ref().is_some_and(|d| skip.contains(d)) {
                 return Ok(());
+            }
+            if named.is_none() && !force.contains(&entry.path) {
+                if let Some([guess]) = by_size.get(&entry.size).map(Vec::as_slice) {
+                    let actual = hash_all(entry.reader).map_err(|e| SourceError::Daemon {
+                        detail: format!("{what}: reading the export stream: {e}"),
+                    })?;
+                    if &actual != guess && !skip.contains(&actual) {
+                        lost.push(entry.path.clone());
+                    }
+                    return Ok(());
+                }
             }
             let (chunks, receiver) = sync_channel(CHANNEL_DEPTH);
             let arrival = Arrival {
@@ -214,7 +250,8 @@ async fn export_pass(
                 pump(entry.reader, &chunks);
             }
             Ok(())
-        })
+        });
+        (index, lost)
     });
     let mut tasks = Vec::new();
     while let Some(arrival) = arrivals.recv().await {
@@ -247,28 +284,34 @@ async fn export_pass(
                 .expect("the budget is never closed");
             push_blob(&stream_ctx, &job, id).await
         });
-        tasks.push((arrival.named, stored, pushed_as, task));
+        tasks.push((arrival.named, arrival.size, stored, pushed_as, task));
     }
-    let index = walker.await.unwrap_or_else(|e| {
-        Err(SourceError::Daemon {
+    let (index, lost) = walker.await.unwrap_or_else(|e| {
+        let error = SourceError::Daemon {
             detail: format!("reading the export panicked: {e}"),
-        })
+        };
+        (Err(error), Vec::new())
     });
     let mut streamed = Vec::with_capacity(tasks.len());
-    for (named, stored, pushed_as, task) in tasks {
+    for (named, size, stored, pushed_as, task) in tasks {
         let result = task.await.unwrap_or_else(|e| {
             Err(Arc::new(PushError::Internal(format!(
                 "blob task failed: {e}"
             ))))
         });
         streamed.push(Streamed {
+            size,
             named,
             stored,
             pushed_as,
             result,
         });
     }
-    PassOutcome { index, streamed }
+    PassOutcome {
+        index,
+        streamed,
+        lost,
+    }
 }
 
 /// Records a streamed layer under the diffID it was verified or learnt to have.
@@ -287,6 +330,7 @@ fn remember(
         ctx.state
             .cache
             .put(&diff_id, &settings, &pushed.digest, pushed.size);
+        ctx.state.cache.put_layer_size(&diff_id, streamed.size);
     }
     held.insert(
         diff_id,
@@ -410,6 +454,20 @@ fn digest_named(path: &str) -> Option<Digest> {
 fn short_path(path: &str) -> String {
     let first = path.split('/').next().unwrap_or(path);
     first[..first.len().min(12)].to_string()
+}
+
+/// The sha256 of everything `reader` yields.
+fn hash_all(reader: &mut dyn Read) -> io::Result<Digest> {
+    let mut hasher = Sha256Writer::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finish().0),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Moves an entry's bytes from the walking thread to the blob's producer, a chunk at a time.

@@ -37,7 +37,12 @@ fn archive(dir: &Path, name: &str, image: ImageSpec, tags: &[&str]) -> std::path
 
 /// Runs ocipush against a daemon with its own digest cache; returns the JSON report.
 fn push_json(host: &str, cache: &Path, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["push", "--json", "--plain-http"];
+    push_json_logged(host, cache, args).0
+}
+
+/// The same, with `-v`: also returns the log.
+fn push_json_logged(host: &str, cache: &Path, args: &[&str]) -> (serde_json::Value, String) {
+    let mut all = vec!["-v", "push", "--json", "--plain-http"];
     all.extend_from_slice(args);
     let out = ocipush_env(
         &all,
@@ -53,7 +58,7 @@ fn push_json(host: &str, cache: &Path, args: &[&str]) -> serde_json::Value {
         stdout(&out),
         stderr(&out)
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    (serde_json::from_slice(&out.stdout).unwrap(), stderr(&out))
 }
 
 fn uploaded(report: &serde_json::Value) -> u64 {
@@ -136,6 +141,37 @@ fn docker_daemon_images_push_cold_warm_and_changed() {
         &v2_diff_ids,
         &v2_digest,
     );
+    // The legacy stream names layers by v1 IDs; the unchanged ones are recognised by size and
+    // checked by hash, so only the new top layer and the config go up.
+    assert_eq!(uploaded(&changed), 2, "{changed}");
+
+    // A new layer exactly as big as a held one of the same image: the size guess is wrong,
+    // the hash says so, and the layer is pushed by a second export. The image must be exact.
+    let v3 = ImageSpec::new(vec![
+        LayerSpec::text(3 * 1024 * 1024, 61),
+        LayerSpec::random(2 * 1024 * 1024, 62),
+        LayerSpec::random(2 * 1024 * 1024, 99),
+        LayerSpec::text(64 * 1024, 63),
+    ]);
+    daemon.load(&archive(work.path(), "v3.tar", v3, &["daemonapp:3.0"]));
+    let v3_id = inspect("daemonapp:3.0", "{{.Id}}");
+    let v3_diff_ids: Vec<String> =
+        serde_json::from_str(&inspect("daemonapp:3.0", "{{json .RootFS.Layers}}")).unwrap();
+    assert_eq!(v3_diff_ids[1], diff_ids[1]);
+    let (guessed, log) =
+        push_json_logged(&daemon.host(), &cache, &["daemonapp:3.0", "-r", &target]);
+    assert!(
+        log.contains("exporting again"),
+        "the guess was not taken:\n{log}"
+    );
+    let v3_digest = guessed["images"][0]["digest"].as_str().unwrap().to_string();
+    assert_same_image(
+        &registry.docker_ref("team/daemonapp:3.0"),
+        &v3_id,
+        &v3_diff_ids,
+        &v3_digest,
+    );
+    assert_eq!(uploaded(&guessed), 2, "new layer + config: {guessed}");
 }
 
 #[test]
