@@ -294,11 +294,14 @@ async fn export_pass(
     });
     let mut streamed = Vec::with_capacity(tasks.len());
     for (named, size, stored, pushed_as, task) in tasks {
-        let result = task.await.unwrap_or_else(|e| {
-            Err(Arc::new(PushError::Internal(format!(
-                "blob task failed: {e}"
-            ))))
-        });
+        let result = task
+            .await
+            .unwrap_or_else(|e| {
+                Err(Arc::new(PushError::Internal(format!(
+                    "blob task failed: {e}"
+                ))))
+            })
+            .map_err(stream_broke);
         streamed.push(Streamed {
             size,
             named,
@@ -428,6 +431,16 @@ fn manifest(
         layers.push((held.digest.clone(), held.size, held.compression));
     }
     image_manifest(config, config_size, &layers).map_err(Arc::new)
+}
+
+/// A layer that could not be read came from a broken export stream, not a damaged file.
+fn stream_broke(error: Arc<PushError>) -> Arc<PushError> {
+    match &*error {
+        PushError::Read { blob, detail } => Arc::new(PushError::Source(SourceError::Daemon {
+            detail: format!("the daemon's export stream broke while reading {blob}: {detail}"),
+        })),
+        _ => error,
+    }
 }
 
 /// Failures another export may cure: the registry's transient ones, and a layer lost because

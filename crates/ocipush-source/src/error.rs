@@ -98,6 +98,9 @@ impl SourceError {
             SourceError::DaemonImageUnknown { .. } => Some(
                 "`docker images` (or `ocipush list daemon:`) shows what the daemon has; a name that is no existing path is read as a daemon image".into(),
             ),
+            SourceError::Daemon { .. } => Some(
+                "the daemon did not deliver the image; check it is healthy (`docker info`, its log) and push again".into(),
+            ),
             SourceError::DaemonTooOld { .. } => Some(
                 "upgrade the engine, or export the image with `docker save NAME -o image.tar` and push image.tar".into(),
             ),

@@ -9,12 +9,14 @@
 //! - [`skopeo`]: skopeo wrappers to inspect and copy images independently of ocipush.
 //! - [`dockerd`], [`podman`]: real Docker and Podman engines (own sockets, storage, vfs) for
 //!   daemon-source tests.
+//! - [`fake_engine`]: a stand-in Engine API for the Docker 25+ save stream and engine faults.
 //! - [`tools`]: finding the external programs above.
 //!
 //! Everything here panics with a clear message on failure: it runs inside tests.
 
 pub mod digest;
 pub mod dockerd;
+pub mod fake_engine;
 pub mod fixtures;
 pub mod pki;
 pub mod podman;
