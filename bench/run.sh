@@ -6,7 +6,7 @@
 #   bash bench/run.sh                    # full: 1 GiB images, 5 runs each (about 15 minutes)
 #   BENCH_RUNS=1 BENCH_LAYER_MIB=32 bash bench/run.sh   # a quick trial
 #   BENCH_ONLY="random-oci curl" bash bench/run.sh      # some rows only (text-docker
-#                                    random-docker text-oci random-oci curl small)
+#                                    random-docker text-oci random-oci curl small daemon)
 #
 # Cold: a fresh registry (empty storage), an empty ocipush digest cache and skopeo's blob-info
 # cache deleted. Warm: the same image pushed again into the registry that has it.
@@ -135,7 +135,7 @@ EOF
 RESULTS=$WORK/results
 rm -rf "$RESULTS"
 mkdir -p "$RESULTS"
-ONLY=${BENCH_ONLY:-text-docker random-docker text-oci random-oci curl small}
+ONLY=${BENCH_ONLY:-text-docker random-docker text-oci random-oci curl small daemon}
 wanted() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 bench_cold() { # NAME SOURCE_FOR_OCIPUSH SOURCE_FOR_SKOPEO
@@ -207,12 +207,48 @@ EOF
     timed "$RESULTS/small.skopeo" bash "$WORK/skopeo-small.sh"
 done
 fi
+if wanted daemon; then
+echo "==> daemon: ocipush and docker push of the text image from a real dockerd" >&2
+# Its own dockerd (vfs, own socket and data root). Cold: a fresh registry (docker's layer
+# upload cache is per registry address, and every fresh registry gets a new port) and an empty
+# ocipush digest cache. Warm: pushed again into the registry that has it.
+DK=$WORK/dockerd
+rm -rf "$DK"; mkdir -p "$DK"
+dockerd --storage-driver=vfs --iptables=false --ip6tables=false --bridge=none \
+    --data-root="$DK/data" --exec-root="$DK/exec" --pidfile="$DK/d.pid" \
+    --host="unix://$DK/d.sock" >"$DK/log" 2>&1 &
+DK_PID=$!
+trap 'stop_registry; kill $DK_PID 2>/dev/null || true' EXIT
+export DOCKER_HOST="unix://$DK/d.sock"
+for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
+docker load -q -i "$FIXTURES/text.tar" >/dev/null
+for _ in $(seq "$RUNS"); do
+    start_registry; clear_caches
+    timed "$RESULTS/daemon.ocipush" "${OCIPUSH_PUSH[@]}" bench-text:1 "127.0.0.1:$PORT/bench/daemon:1"
+    start_registry
+    docker tag bench-text:1 "127.0.0.1:$PORT/bench/daemon-d:1"
+    timed "$RESULTS/daemon.docker" docker push -q "127.0.0.1:$PORT/bench/daemon-d:1"
+    docker rmi -f "127.0.0.1:$PORT/bench/daemon-d:1" >/dev/null
+done
+start_registry; clear_caches
+"${OCIPUSH_PUSH[@]}" bench-text:1 "127.0.0.1:$PORT/bench/daemon:1" >/dev/null
+docker tag bench-text:1 "127.0.0.1:$PORT/bench/daemon-d:1"
+docker push -q "127.0.0.1:$PORT/bench/daemon-d:1" >/dev/null
+for _ in $(seq "$RUNS"); do
+    timed "$RESULTS/daemon.ocipush-warm" "${OCIPUSH_PUSH[@]}" bench-text:1 "127.0.0.1:$PORT/bench/daemon:1"
+    timed "$RESULTS/daemon.docker-warm" docker push -q "127.0.0.1:$PORT/bench/daemon-d:1"
+done
+kill "$DK_PID"; wait "$DK_PID" 2>/dev/null || true
+unset DOCKER_HOST
+fi
 stop_registry
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 {
+    if ls "$RESULTS"/*-docker.ocipush "$RESULTS"/*-oci.ocipush "$RESULTS"/small.ocipush >/dev/null 2>&1; then
     echo "| image | ocipush cold (s) | skopeo cold (s) | skopeo/ocipush | curl limit (s) | ocipush/curl | ocipush warm (ms) | skopeo warm (ms) | ocipush peak RSS (MiB) | skopeo peak RSS (MiB) |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
+    fi
     for name in text-docker random-docker text-oci random-oci; do
         [ -f "$RESULTS/$name.ocipush" ] || continue
         o=$(med_time "$RESULTS/$name.ocipush"); s=$(med_time "$RESULTS/$name.skopeo")
@@ -220,8 +256,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         if [ -f "$RESULTS/$name.curl" ]; then c=$(med_time "$RESULTS/$name.curl"); cr=$(ratio "$o" "$c"); else c="-"; cr="-"; fi
         echo "| $name | $o | $s | $(ratio "$s" "$o") | $c | $cr | $(awk -v x="$ow" 'BEGIN{printf "%.0f", x*1000}') | $(awk -v x="$sw" 'BEGIN{printf "%.0f", x*1000}') | $(max_rss_mib "$RESULTS/$name.ocipush") | $(max_rss_mib "$RESULTS/$name.skopeo") |"
     done
-    [ -f "$RESULTS/small.ocipush" ] || exit 0
-    o=$(med_time "$RESULTS/small.ocipush"); s=$(med_time "$RESULTS/small.skopeo")
-    echo "| 30 small images | $o | $s | $(ratio "$s" "$o") | - | - | - | - | $(max_rss_mib "$RESULTS/small.ocipush") | $(max_rss_mib "$RESULTS/small.skopeo") |"
+    if [ -f "$RESULTS/small.ocipush" ]; then
+        o=$(med_time "$RESULTS/small.ocipush"); s=$(med_time "$RESULTS/small.skopeo")
+        echo "| 30 small images | $o | $s | $(ratio "$s" "$o") | - | - | - | - | $(max_rss_mib "$RESULTS/small.ocipush") | $(max_rss_mib "$RESULTS/small.skopeo") |"
+    fi
+    if [ -f "$RESULTS/daemon.ocipush" ]; then
+        o=$(med_time "$RESULTS/daemon.ocipush"); d=$(med_time "$RESULTS/daemon.docker")
+        ow=$(med_time "$RESULTS/daemon.ocipush-warm"); dw=$(med_time "$RESULTS/daemon.docker-warm")
+        echo
+        echo "| daemon image (text) | ocipush cold (s) | docker push cold (s) | docker/ocipush | ocipush warm (ms) | docker push warm (ms) | docker/ocipush warm | ocipush peak RSS (MiB) |"
+        echo "|---|---|---|---|---|---|---|---|"
+        echo "| text, from dockerd | $o | $d | $(ratio "$d" "$o") | $(awk -v x="$ow" 'BEGIN{printf "%.0f", x*1000}') | $(awk -v x="$dw" 'BEGIN{printf "%.0f", x*1000}') | $(ratio "$dw" "$ow") | $(max_rss_mib "$RESULTS/daemon.ocipush") |"
+    fi
 } | tee "$WORK/results.md"
 echo "(medians of $RUNS runs; layers of $LAYER_MIB MiB, 4 per big image; $(nproc) cores)"

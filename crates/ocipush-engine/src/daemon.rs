@@ -249,6 +249,12 @@ async fn export_pass(
             if arrivals_tx.blocking_send(arrival).is_ok() {
                 pump(entry.reader, &chunks);
             }
+            // Stopped: hang up now rather than read the rest of a big layer.
+            if cancel.is_cancelled() {
+                return Err(SourceError::Daemon {
+                    detail: "interrupted".into(),
+                });
+            }
             Ok(())
         });
         (index, lost)

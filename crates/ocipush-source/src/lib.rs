@@ -121,7 +121,11 @@ impl Source {
         let reference = spec.reference.clone().unwrap_or_default();
         let client = daemon::Daemon::connect(daemon).await?;
         let images = client.local_images(&reference).await?;
-        let name = ImageName::parse(&reference)
+        // What an image without a name is pushed as: the name it was asked for by, unless
+        // that was an ID or `daemon:` (then `image`).
+        let name = images
+            .first()
+            .and_then(|i| i.names.first())
             .map(|n| n.short_name().to_string())
             .unwrap_or_else(|| "image".into());
         Ok(Source {
