@@ -6,6 +6,7 @@
 //! ever extracting an archive to disk or holding a layer in memory.
 
 pub mod daemon;
+pub mod discover;
 mod docker_archive;
 mod error;
 mod name;
@@ -46,6 +47,26 @@ impl std::fmt::Debug for Source {
             .field("kind", &self.kind)
             .field("images", &self.images.len())
             .finish()
+    }
+}
+
+impl LocalImage {
+    /// Bytes of its blobs as the source stores them (for a daemon image, what the daemon says).
+    pub fn size(&self) -> u64 {
+        match &self.content {
+            ImageContent::Stored { root, children, .. } => {
+                let docs: Vec<&Document> = if children.is_empty() {
+                    vec![root]
+                } else {
+                    children.iter().collect()
+                };
+                docs.iter().flat_map(|d| d.blobs()).map(|b| b.size()).sum()
+            }
+            ImageContent::Assembled(a) => {
+                a.layers.iter().map(|l| l.size).sum::<u64>() + a.config.len() as u64
+            }
+            ImageContent::Daemon(d) => d.size,
+        }
     }
 }
 
@@ -148,9 +169,40 @@ pub fn open_path(arg: &str) -> Result<Source, SourceError> {
     Source::open(&SourceSpec::parse(arg)?)
 }
 
-/// Parses and opens any source argument, daemon images included.
-pub async fn open_source(arg: &str, daemon: &DaemonSettings) -> Result<Source, SourceError> {
-    Source::open_any(&SourceSpec::parse(arg)?, daemon).await
+/// What a source argument opened to: one source, or for a build directory every image found
+/// under it and the ones that were broken.
+#[derive(Debug, Default)]
+pub struct Opened {
+    pub sources: Vec<Source>,
+    pub broken: Vec<discover::Broken>,
+}
+
+/// Parses and opens any source argument: a file, a layout, a daemon image, or a directory to
+/// search for images.
+pub async fn open_source(arg: &str, daemon: &DaemonSettings) -> Result<Opened, SourceError> {
+    let spec = SourceSpec::parse(arg)?;
+    if spec.transport.is_none() && spec.path.is_dir() && !discover::is_layout(&spec.path) {
+        let root = spec.path.clone();
+        let found = tokio::task::spawn_blocking(move || discover::discover(&root))
+            .await
+            .map_err(|e| SourceError::Unsupported {
+                what: format!("searching the directory panicked: {e}"),
+            })??;
+        if found.sources.is_empty() && found.broken.is_empty() {
+            return Err(SourceError::NotAnImage {
+                path: spec.path,
+                reason: "no image under it (looked for OCI layouts, *.tar, *.tar.gz, *.tgz)".into(),
+            });
+        }
+        return Ok(Opened {
+            sources: found.sources,
+            broken: found.broken,
+        });
+    }
+    Ok(Opened {
+        sources: vec![Source::open_any(&spec, daemon).await?],
+        broken: Vec::new(),
+    })
 }
 
 /// The file name of a path without archive extensions: `build/app.tar.gz` -> `app`.

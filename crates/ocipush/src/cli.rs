@@ -154,7 +154,7 @@ pub struct PushArgs {
     pub filter: FilterArgs,
 }
 
-/// Which images of the sources to take, by name.
+/// Which images of the sources to take, by name and size.
 #[derive(Debug, Args, Default)]
 pub struct FilterArgs {
     /// Only images with a name matching GLOB (repeatable), e.g. 'myapp*', 'team/*:dev'.
@@ -165,6 +165,33 @@ pub struct FilterArgs {
     /// Leave out images with a name matching GLOB (repeatable); wins over --include.
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
+    /// Only images at least this big (bytes as stored; 500k, 10MiB, 1G…).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_size: Option<u64>,
+    /// Only images at most this big.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+}
+
+/// `1234`, `500k`, `10MiB`, `1.5G`: binary units (k = KiB), as docker and du print sizes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (examples: 500k, 10MiB, 1G)"))?;
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        "t" | "tb" | "tib" => 1 << 40,
+        other => return Err(format!("unknown size unit `{other}` (use k, M, G, T)")),
+    };
+    Ok((number * scale as f64).round() as u64)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,4 +1,5 @@
-//! `--include`/`--exclude`: which images of the sources a command takes, by glob on their names.
+//! `--include`/`--exclude`, `--min-size`/`--max-size`: which images of the sources a command
+//! takes, by glob on their names and by their size.
 //! A name is matched in full and by its last path part, each with and without its tag, so
 //! `myapp*` finds docker's `myapp:dev` and podman's `localhost/myapp:dev` alike.
 
@@ -13,6 +14,8 @@ use crate::failure::CliError;
 pub struct ImageFilter {
     include: Option<GlobSet>,
     exclude: Option<GlobSet>,
+    min_size: Option<u64>,
+    max_size: Option<u64>,
 }
 
 impl ImageFilter {
@@ -20,17 +23,28 @@ impl ImageFilter {
         Ok(ImageFilter {
             include: compile(&args.include, "--include")?,
             exclude: compile(&args.exclude, "--exclude")?,
+            min_size: args.min_size,
+            max_size: args.max_size,
         })
     }
 
     /// Is any filter set?
     pub fn is_active(&self) -> bool {
-        self.include.is_some() || self.exclude.is_some()
+        self.include.is_some()
+            || self.exclude.is_some()
+            || self.min_size.is_some()
+            || self.max_size.is_some()
     }
 
     /// Does the image pass? An image without names matches no glob: it is kept only when
     /// there is no --include.
     pub fn accepts(&self, image: &LocalImage) -> bool {
+        let size = image.size();
+        if self.min_size.is_some_and(|min| size < min)
+            || self.max_size.is_some_and(|max| size > max)
+        {
+            return false;
+        }
         let forms: Vec<String> = image.names.iter().flat_map(forms_of).collect();
         let any = |set: &GlobSet| forms.iter().any(|f| set.is_match(f));
         if self.exclude.as_ref().is_some_and(any) {
@@ -92,6 +106,7 @@ mod tests {
         ImageFilter::new(&FilterArgs {
             include: include.iter().map(|s| s.to_string()).collect(),
             exclude: exclude.iter().map(|s| s.to_string()).collect(),
+            ..FilterArgs::default()
         })
         .unwrap()
     }
@@ -118,8 +133,31 @@ mod tests {
         assert!(none.accepts(&image(&[])));
         assert!(ImageFilter::new(&FilterArgs {
             include: vec!["[".into()],
-            exclude: vec![],
+            ..FilterArgs::default()
         })
         .is_err());
+    }
+
+    #[test]
+    fn sizes_bound_images() {
+        let small = image(&["a:1"]);
+        let f = ImageFilter::new(&FilterArgs {
+            min_size: Some(1),
+            ..FilterArgs::default()
+        })
+        .unwrap();
+        assert!(!f.accepts(&small), "an empty image is 0 bytes");
+        let f = ImageFilter::new(&FilterArgs {
+            max_size: Some(0),
+            ..FilterArgs::default()
+        })
+        .unwrap();
+        assert!(f.accepts(&small));
+        assert_eq!(crate::cli::parse_size("10MiB"), Ok(10 << 20));
+        assert_eq!(crate::cli::parse_size("500k"), Ok(500 << 10));
+        assert_eq!(crate::cli::parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(crate::cli::parse_size("42"), Ok(42));
+        assert!(crate::cli::parse_size("ten").is_err());
+        assert!(crate::cli::parse_size("3 parsecs").is_err());
     }
 }

@@ -8,7 +8,7 @@ use ocipush_source::{open_source, ImageContent, LocalImage, Source};
 use serde::Serialize;
 
 use crate::cli::ListArgs;
-use crate::failure::{CliError, EXIT_OK};
+use crate::failure::{CliError, EXIT_GENERAL, EXIT_OK};
 use crate::filter::ImageFilter;
 use crate::printer::human_bytes;
 use crate::settings::daemon_settings;
@@ -36,12 +36,19 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
         args.sources.clone()
     };
     let mut rows = Vec::new();
+    let mut broken = 0;
     for arg in &sources {
-        let source = open_source(arg, &daemon)
+        let opened = open_source(arg, &daemon)
             .await
             .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
-        for image in source.images.iter().filter(|i| filter.accepts(i)) {
-            rows.push(row(&source, image));
+        for source in &opened.sources {
+            for image in source.images.iter().filter(|i| filter.accepts(i)) {
+                rows.push(row(source, image));
+            }
+        }
+        for b in &opened.broken {
+            eprintln!("warning: skipping {}: {}", b.path.display(), b.error);
+            broken += 1;
         }
     }
     let mut out = std::io::stdout().lock();
@@ -85,7 +92,8 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
             );
         }
     }
-    Ok(EXIT_OK)
+    // Listed what could be read; a broken image still makes the answer "not all well".
+    Ok(if broken > 0 { EXIT_GENERAL } else { EXIT_OK })
 }
 
 fn row(source: &Source, image: &LocalImage) -> Row {

@@ -2,12 +2,14 @@
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ocipush_engine::{
-    plan, push, Destination, FailureKind, ImageStatus, PushOptions, PushReport, Reporter,
-    SilentReporter,
+    plan, push, Destination, Failure, FailureKind, ImageReport, ImageStatus, PushOptions,
+    PushReport, Reporter, SilentReporter,
 };
 use ocipush_registry::RegistryTarget;
+use ocipush_source::discover::Broken;
 use ocipush_source::open_source;
 use tokio_util::sync::CancellationToken;
 
@@ -24,12 +26,16 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         }
     }
     let mut sources = Vec::with_capacity(settings.sources.len());
+    let mut broken = Vec::new();
     for arg in &settings.sources {
-        let mut source = open_source(arg, &settings.daemon)
+        let opened = open_source(arg, &settings.daemon)
             .await
             .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
-        source.images.retain(|image| settings.filter.accepts(image));
-        sources.push(Arc::new(source));
+        for mut source in opened.sources {
+            source.images.retain(|image| settings.filter.accepts(image));
+            sources.push(Arc::new(source));
+        }
+        broken.extend(opened.broken);
     }
     if settings.filter.is_active() && sources.iter().all(|s| s.images.is_empty()) {
         return Err(CliError::usage(
@@ -68,19 +74,22 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         cancel,
     };
     let pushing = push(planned, &options, reporter);
-    let report = match settings.timeout {
-        Some(limit) => match tokio::time::timeout(limit, pushing).await {
-            Ok(report) => report,
-            Err(_) => {
-                return Err(CliError::with_code(
-                    format!("the push did not finish within {}s", limit.as_secs_f64()),
-                    Some("raise --timeout, or check the network to the registry".into()),
-                    EXIT_TIMEOUT,
-                ))
-            }
+    let report = with_broken(
+        match settings.timeout {
+            Some(limit) => match tokio::time::timeout(limit, pushing).await {
+                Ok(report) => report,
+                Err(_) => {
+                    return Err(CliError::with_code(
+                        format!("the push did not finish within {}s", limit.as_secs_f64()),
+                        Some("raise --timeout, or check the network to the registry".into()),
+                        EXIT_TIMEOUT,
+                    ))
+                }
+            },
+            None => pushing.await,
         },
-        None => pushing.await,
-    };
+        broken,
+    );
     if let Some(local) = local {
         if !quiet && !settings.json {
             explain_local(&report, &local);
@@ -89,6 +98,37 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     }
     emit(&report, settings.json, quiet);
     Ok(report_exit_code(&report))
+}
+
+/// Broken images found in a build directory count as skipped images, with their error, so
+/// the summary, `--json` and the exit code tell of them.
+fn with_broken(report: PushReport, broken: Vec<Broken>) -> PushReport {
+    if broken.is_empty() {
+        return report;
+    }
+    let elapsed = Duration::from_millis(report.summary.duration_ms);
+    let mut images = report.images;
+    for b in broken {
+        let error = ocipush_engine::PushError::from(b.error);
+        images.push(ImageReport {
+            source: b.path.display().to_string(),
+            destination: String::new(),
+            references: Vec::new(),
+            digest: None,
+            status: ImageStatus::Skipped,
+            bytes_uploaded: 0,
+            bytes_skipped: 0,
+            blobs: Default::default(),
+            retries: 0,
+            duration_ms: 0,
+            error: Some(Failure {
+                message: error.to_string(),
+                hint: error.hint(),
+                kind: error.kind(),
+            }),
+        });
+    }
+    PushReport::new(images, elapsed)
 }
 
 fn emit(report: &PushReport, json: bool, quiet: bool) {
