@@ -8,6 +8,7 @@ mod blob;
 mod cache;
 mod compress;
 mod daemon;
+mod dry_run;
 mod error;
 mod job;
 mod naming;
@@ -20,6 +21,7 @@ mod upload;
 
 pub use cache::DigestCache;
 pub use compress::{Algorithm, CompressionSettings};
+pub use dry_run::{dry_run, ImagePlan, PlannedAction, PlannedBlob};
 pub use error::{FailureKind, PushError};
 pub use naming::{destinations_for, Destination, DEFAULT_TAG};
 pub use push::{plan, push, PlannedImage, PushOptions};

@@ -139,6 +139,10 @@ pub struct PushArgs {
     /// Print one JSON document on stdout instead of references.
     #[arg(long)]
     pub json: bool,
+    /// Show what would be uploaded, mounted or skipped (asking the registry with HEADs) and
+    /// write nothing: no blob, no manifest, no tag.
+    #[arg(long)]
+    pub dry_run: bool,
     /// How layers stored uncompressed are compressed (already compressed ones are sent as they
     /// are). zstd layers make an OCI manifest, which older docker versions cannot pull.
     #[arg(long, value_enum, default_value_t = CompressionArg::Gzip)]

@@ -3,7 +3,8 @@
 
 use std::io::Write;
 
-use ocipush_engine::{ImageReport, ImageStatus, PushReport};
+use ocipush_engine::{ImagePlan, ImageReport, ImageStatus, PlannedAction, PushReport};
+use ocipush_source::discover::Broken;
 use serde::Serialize;
 
 /// The `--json` document (the CLI contract in DESIGN.md).
@@ -141,6 +142,82 @@ fn human_ms(ms: u64) -> String {
 
 fn short_digest(d: &str) -> &str {
     &d[..d.len().min(19)]
+}
+
+/// `--dry-run`, for people: per image, each blob and what would happen to it, then totals.
+pub fn dry_run(plans: &[ImagePlan], broken: &[Broken]) -> String {
+    let mut out = String::new();
+    let (mut send, mut skip, mut blobs_sent, mut blobs_skipped) = (0u64, 0u64, 0u64, 0u64);
+    for plan in plans {
+        out.push_str(&format!(
+            "{} -> {}\n",
+            plan.source,
+            plan.references.join(", ")
+        ));
+        if let Some(error) = &plan.error {
+            out.push_str(&format!("  cannot plan: {}\n", error.message));
+            continue;
+        }
+        for blob in &plan.blobs {
+            let what = match blob.action {
+                PlannedAction::Exists => "exists",
+                PlannedAction::Mount => "mount",
+                PlannedAction::Upload => "upload",
+                PlannedAction::CompressAndUpload => "compress+upload",
+                PlannedAction::UploadUnknown => "upload",
+                PlannedAction::Export => "export+upload",
+            };
+            let digest = blob
+                .digest
+                .as_deref()
+                .map(short_digest)
+                .unwrap_or("(digest learnt on the way)");
+            let size = if blob.size > 0 {
+                human_bytes(blob.size)
+            } else {
+                "?".into()
+            };
+            out.push_str(&format!(
+                "  {what:<16} {:<12} {digest:<28} {size:>10}\n",
+                blob.label
+            ));
+            if matches!(blob.action, PlannedAction::Exists | PlannedAction::Mount) {
+                skip += blob.size;
+                blobs_skipped += 1;
+            } else {
+                send += blob.size;
+                blobs_sent += 1;
+            }
+        }
+        out.push_str(&format!(
+            "  then: manifest, {} reference(s)\n",
+            plan.references.len()
+        ));
+    }
+    for b in broken {
+        out.push_str(&format!("{}: skipped: {}\n", b.path.display(), b.error));
+    }
+    out.push_str(&format!(
+        "dry run: {} image(s); would send {blobs_sent} blob(s) ({} read from the sources), skip or mount {blobs_skipped} ({}); nothing was written\n",
+        plans.len(),
+        human_bytes(send),
+        human_bytes(skip)
+    ));
+    out
+}
+
+/// `--dry-run --json`.
+pub fn dry_run_json(plans: &[ImagePlan], broken: &[Broken]) -> String {
+    let broken: Vec<serde_json::Value> = broken
+        .iter()
+        .map(|b| serde_json::json!({"source": b.path.display().to_string(), "error": b.error.to_string()}))
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({
+        "dry_run": true,
+        "images": plans,
+        "broken": broken,
+    }))
+    .expect("plans serialise")
 }
 
 #[cfg(test)]

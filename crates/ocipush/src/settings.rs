@@ -36,6 +36,8 @@ pub struct PushSettings {
     pub client: ClientOptions,
     pub timeout: Option<Duration>,
     pub json: bool,
+    /// Plan only: nothing is written.
+    pub dry_run: bool,
     pub compression: CompressionSettings,
     pub cache: DigestCache,
     /// Where the Docker or Podman daemon is, for daemon sources.
@@ -168,6 +170,7 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         },
         timeout,
         json: args.json,
+        dry_run: args.dry_run,
         compression,
         cache: match (args.no_cache, cache_dir()) {
             (false, Some(dir)) => DigestCache::at(dir),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocipush_engine::{
-    plan, push, Destination, Failure, FailureKind, ImageReport, ImageStatus, PushOptions,
+    dry_run, plan, push, Destination, Failure, FailureKind, ImageReport, ImageStatus, PushOptions,
     PushReport, Reporter, SilentReporter,
 };
 use ocipush_registry::RegistryTarget;
@@ -64,6 +64,27 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     } else {
         Arc::new(LineReporter::new())
     };
+    if settings.dry_run {
+        let options = PushOptions {
+            jobs: settings.jobs,
+            client,
+            compression: settings.compression,
+            cache: settings.cache.clone(),
+            cancel: CancellationToken::new(),
+        };
+        let plans = dry_run(&planned, &options).await;
+        if let Some(local) = local {
+            local.shutdown().await;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let _ = if settings.json {
+            writeln!(stdout, "{}", printer::dry_run_json(&plans, &broken))
+        } else {
+            write!(stdout, "{}", printer::dry_run(&plans, &broken))
+        };
+        let failed = plans.iter().any(|p| p.error.is_some()) || !broken.is_empty();
+        return Ok(if failed { EXIT_GENERAL } else { EXIT_OK });
+    }
     let cancel = CancellationToken::new();
     tokio::spawn(cancel_on_signal(cancel.clone()));
     let options = PushOptions {
