@@ -185,6 +185,14 @@ impl Repository {
                     .body(body.clone())
             })
             .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            // When the registry committed the blob but its answer was lost (connection cut),
+            // the retried PUT finds the session gone (404 BLOB_UPLOAD_UNKNOWN). The blob being
+            // in the repository under this digest is the answer that went missing.
+            if let Ok(Some(_)) = self.blob_exists(digest).await {
+                return Ok(());
+            }
+        }
         if response.status() != StatusCode::CREATED {
             return Err(self.client.status_error(&action, response).await);
         }
