@@ -1,9 +1,10 @@
 //! Streaming one blob's bytes into a repository: POST a session, one PATCH fed by the producer
-//! on a blocking thread, PUT the digest learnt while streaming. A failed attempt cancels its
-//! session; a transient failure starts over from a re-opened source.
+//! on a blocking thread (or chunks of it, with `--chunk-size` or after a 413), PUT the digest
+//! learnt while streaming. A failed attempt cancels its session; a transient failure starts
+//! over from a re-opened source.
 
 use ocipush_oci::Digest;
-use ocipush_registry::UploadSession;
+use ocipush_registry::{RegistryError, UploadSession, FALLBACK_CHUNK};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -25,6 +26,18 @@ pub(crate) async fn upload_with_retries(
             Ok(produced) => {
                 ctx.now_holds(&produced.digest);
                 return Ok(produced);
+            }
+            Err(PushError::Registry(RegistryError::Status { status, .. }))
+                if status.as_u16() == 413 && ctx.repository.client().chunk_size().is_none() =>
+            {
+                // Something in front of the registry refuses the blob in one request: send it
+                // (and every later blob to this registry) in chunks, at once, spending no retry.
+                ctx.repository.client().limit_chunk_size(FALLBACK_CHUNK);
+                ctx.reporter.blob_restarted(
+                    id,
+                    attempt,
+                    "413 Payload Too Large: uploading in chunks",
+                );
             }
             Err(PushError::Registry(e)) if e.is_transient() && attempt < ctx.retries => {
                 attempt += 1;
@@ -69,9 +82,16 @@ async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Pro
         Transform::Verbatim { size, .. } => Some(*size),
         _ => None,
     };
-    let upload = ctx
-        .repository
-        .upload_stream(session.clone(), ReceiverStream::new(rx), length);
+    let body = ReceiverStream::new(rx);
+    let upload = async {
+        if ctx.repository.client().chunk_size().is_some() {
+            ctx.repository.upload_chunked(session.clone(), body).await
+        } else {
+            ctx.repository
+                .upload_stream(session.clone(), body, length)
+                .await
+        }
+    };
     let uploaded = tokio::select! {
         uploaded = upload => uploaded,
         _ = ctx.state.cancel.cancelled() => {

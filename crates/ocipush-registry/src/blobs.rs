@@ -4,6 +4,7 @@
 //!
 //! One streamed PATCH, rather than chunks, is what every registry accepts — Gitea takes only
 //! one PATCH per upload — and it lets the digest be learnt while streaming, before the commit.
+//! Chunked uploads (`--chunk-size`, or after a 413) are in `chunked.rs`.
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -17,7 +18,7 @@ use crate::repository::Repository;
 /// An upload session opened by POST; its URL moves with every step.
 #[derive(Debug, Clone)]
 pub struct UploadSession {
-    location: Url,
+    pub(crate) location: Url,
 }
 
 impl UploadSession {

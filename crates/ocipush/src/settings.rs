@@ -143,6 +143,22 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         })?),
         None => None,
     };
+    let chunk_size = match &args.chunk_size {
+        Some(text) => Some(
+            parse_size(text)
+                .filter(|n| *n >= ocipush_registry::MIN_CHUNK)
+                .ok_or_else(|| {
+                    CliError::usage(
+                        format!("invalid chunk size `{text}`"),
+                        Some(format!(
+                            "use bytes or a size like 512k, 5MiB, 1M; at least {} KiB",
+                            ocipush_registry::MIN_CHUNK / 1024
+                        )),
+                    )
+                })?,
+        ),
+        None => None,
+    };
     Ok(PushSettings {
         sources,
         target,
@@ -153,6 +169,7 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
             plain_http: args.connection.plain_http,
             credentials,
             retry: retry_policy(args.retries),
+            chunk_size,
             ..ClientOptions::default()
         },
         timeout,
@@ -197,6 +214,24 @@ fn cache_dir() -> Option<PathBuf> {
     Some(base.join("ocipush"))
 }
 
+/// `1048576`, `512k`, `512KiB`, `5M`, `5MiB`, `1G` (binary multiples, case-insensitive).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift).filter(|n| *n > 0)
+}
+
 /// `90`, `90s`, `10m`, `1h`, `500ms`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
@@ -218,6 +253,17 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("5MiB"), Some(5 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("5 parsecs"), None);
+        assert_eq!(parse_size("99999999999999G"), None);
+    }
 
     #[test]
     fn durations() {

@@ -367,8 +367,8 @@ fn retry_after_is_honoured() {
     check_image(&registry, "slow/down:t", &case, Some(&digest)).unwrap();
 }
 
-/// A proxy refusing big bodies, with no way around it yet: a clear error naming the 413, and
-/// no tag.
+/// A proxy refusing even the smallest chunks ocipush falls back to (64 KiB): a clear error
+/// naming the 413, and no tag. (Limits above that are worked around: tests/chunked_uploads.rs.)
 #[test]
 fn payload_too_large_fails_clearly() {
     let registry = DockerRegistry::start(RegistryOptions::default());

@@ -1,0 +1,158 @@
+//! Chunked uploads (issue 4, points 2 and 3) through the fault proxy in front of a real
+//! docker-registry: `--chunk-size` sends each blob in several PATCH requests; a proxy answering
+//! 413 to big bodies makes ocipush fall back to chunks (and smaller ones) on its own; a chunk
+//! the registry never received is resumed from the offset the registry acknowledges (GET on
+//! the session, `Range`) without restarting the blob. Every push is read back with skopeo.
+
+mod common;
+
+use common::*;
+use ocipush_testkit::fault_proxy::{Fault, FaultPlan, FaultProxy, RequestKind, Rule};
+use ocipush_testkit::fixtures::{
+    write_docker_archive, write_oci_layout, DockerArchiveOptions, ExpectedImage, ImageSpec,
+    LayerCompression, LayerSpec,
+};
+use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
+use ocipush_testkit::skopeo::{self, ManifestView, SkopeoAuth};
+
+struct Setup {
+    registry: DockerRegistry,
+    proxy: FaultProxy,
+    _dir: tempfile::TempDir,
+    layout: String,
+    archive: String,
+    layout_image: ExpectedImage,
+    archive_image: ExpectedImage,
+}
+
+/// A registry behind a proxy, an OCI layout with a 600 KiB and a 300 KiB layer (random, so
+/// gzip keeps them that big) and a docker archive of the same size (compressed by ocipush,
+/// so its body has no length known in advance).
+fn setup(seed: u64) -> Setup {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(([127, 0, 0, 1], registry.port()).into());
+    let dir = tempfile::tempdir().unwrap();
+    let spec = |s| {
+        ImageSpec::new(vec![
+            LayerSpec::random(600 * 1024, s),
+            LayerSpec::random(300 * 1024, s + 1),
+        ])
+    };
+    let layout = dir.path().join("layout");
+    let layout_image =
+        write_oci_layout(&layout, &[(spec(seed), Some("1"))], LayerCompression::Gzip).remove(0);
+    let archive = dir.path().join("app.tar");
+    let archive_image = write_docker_archive(
+        &archive,
+        &[(spec(seed + 10), vec!["app:1"])],
+        DockerArchiveOptions::default(),
+    )
+    .remove(0);
+    Setup {
+        registry,
+        proxy,
+        layout: layout.display().to_string(),
+        archive: archive.display().to_string(),
+        _dir: dir,
+        layout_image,
+        archive_image,
+    }
+}
+
+fn push(s: &Setup, source: &str, tag: &str, extra: &[&str]) -> std::process::Output {
+    let dest = s.proxy.reference(tag);
+    let mut args = vec!["push", "--plain-http", "-j", "1"];
+    args.extend_from_slice(extra);
+    args.push(source);
+    args.push(&dest);
+    ocipush_env(&args, None, &[("OCIPUSH_RETRY_BASE_MS", "5".as_ref())])
+}
+
+/// The registry holds exactly the image: printed digest, config, layers' diffIDs.
+fn assert_pushed(s: &Setup, out: &std::process::Output, tag: &str, image: &ExpectedImage) {
+    let digest = pushed_digest(out);
+    let reference = s.registry.docker_ref(tag);
+    let raw = skopeo::inspect_raw(&reference, &SkopeoAuth::insecure());
+    assert_eq!(skopeo::manifest_digest(&raw), digest);
+    if let Some(expected) = &image.manifest_digest {
+        assert_eq!(&digest, expected);
+    }
+    let view = ManifestView::parse(&raw);
+    assert_eq!(
+        view.config_digest.as_deref(),
+        Some(image.config_digest.as_str())
+    );
+    assert_eq!(
+        diff_ids_via_skopeo(&reference, &SkopeoAuth::insecure()),
+        image.diff_ids
+    );
+}
+
+#[test]
+fn chunk_size_splits_every_blob() {
+    let s = setup(200);
+    for (source, image, tag) in [
+        (&s.layout, &s.layout_image, "chunks/layout:1"),
+        (&s.archive, &s.archive_image, "chunks/archive:1"),
+    ] {
+        s.proxy.set_plan(FaultPlan::none());
+        let out = push(&s, source, tag, &["--chunk-size", "128k"]);
+        assert_pushed(&s, &out, tag, image);
+        // 600 KiB and 300 KiB of random data in 128 KiB chunks: 5 + 3 PATCHes at least.
+        let patches = s.proxy.requests(RequestKind::UploadPatch);
+        assert!(patches >= 8, "{tag}: only {patches} PATCH requests");
+    }
+}
+
+#[test]
+fn a_413_falls_back_to_chunks_small_enough() {
+    let s = setup(300);
+    for (source, image, tag) in [
+        (&s.layout, &s.layout_image, "fallback/layout:1"),
+        (&s.archive, &s.archive_image, "fallback/archive:1"),
+    ] {
+        // Like nginx with client_max_body_size 200k: anything bigger (or of unknown length)
+        // is refused before the registry sees it.
+        s.proxy.set_plan(FaultPlan::rules(vec![Rule::every(
+            RequestKind::UploadPatch,
+            1,
+            Fault::RejectLarge { limit: 200 * 1024 },
+        )]));
+        let out = push(&s, source, tag, &["--retries", "0"]);
+        assert_pushed(&s, &out, tag, image);
+        assert!(
+            !s.proxy.injected().is_empty(),
+            "{tag}: the proxy never refused anything"
+        );
+    }
+}
+
+#[test]
+fn a_lost_chunk_resumes_from_the_registrys_offset() {
+    let s = setup(400);
+    for (source, image, tag) in [
+        (&s.layout, &s.layout_image, "resume/layout:1"),
+        (&s.archive, &s.archive_image, "resume/archive:1"),
+    ] {
+        // The 3rd chunk never reaches the registry. With no retries left, only a resume from
+        // the acknowledged offset can save the push; a restart would need a retry.
+        s.proxy.set_plan(FaultPlan::rules(vec![Rule::nth(
+            RequestKind::UploadPatch,
+            3,
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        )]));
+        let out = push(&s, source, tag, &["--retries", "0", "--chunk-size", "128k"]);
+        assert_pushed(&s, &out, tag, image);
+        assert_eq!(s.proxy.injected().len(), 1, "{:?}", s.proxy.injected());
+        // One POST per blob: no blob was started over.
+        let posts = s.proxy.requests(RequestKind::UploadStart);
+        let blobs = 1 + image.layers.len() as u32;
+        assert!(
+            posts <= blobs,
+            "{tag}: {posts} upload sessions for {blobs} blobs"
+        );
+    }
+}
