@@ -178,18 +178,29 @@ impl Repository {
         let mut url = session.location;
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let action = format!("PUT blob {digest}");
-        let response = self
+        // When the registry committed the blob but its answer was lost (connection cut), a
+        // retried PUT finds the session gone (404 BLOB_UPLOAD_UNKNOWN), and when every answer is
+        // lost the retries run out. Either way the blob being in the repository under this
+        // digest is the answer that went missing.
+        let response = match self
             .client
             .send(&action, self.scope(), Method::PUT, &url, |r| {
                 r.header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, body.len())
                     .body(body.clone())
             })
-            .await?;
+            .await
+        {
+            Ok(response) => response,
+            Err(e) if e.is_transient() => {
+                return match self.blob_exists(digest).await {
+                    Ok(Some(_)) => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         if response.status() == StatusCode::NOT_FOUND {
-            // When the registry committed the blob but its answer was lost (connection cut),
-            // the retried PUT finds the session gone (404 BLOB_UPLOAD_UNKNOWN). The blob being
-            // in the repository under this digest is the answer that went missing.
             if let Ok(Some(_)) = self.blob_exists(digest).await {
                 return Ok(());
             }

@@ -308,6 +308,8 @@ fn each_fault_kind_is_survived() {
         Rule::nth(RequestKind::Ping, 1, Fault::TruncateResponse),
         Rule::nth(RequestKind::UploadCommit, 1, Fault::ResetResponse),
         Rule::nth(RequestKind::UploadCommit, 1, Fault::TruncateResponse),
+        // Every answer to the commit lost: the blob is there all the same.
+        Rule::every(RequestKind::UploadCommit, 1, Fault::ResetResponse),
         Rule::nth(RequestKind::ManifestPut, 1, Fault::ResetResponse),
         Rule::nth(RequestKind::ManifestPut, 1, patch_reset),
         Rule::nth(RequestKind::UploadPatch, 1, Fault::Stall { millis: 300 }),
