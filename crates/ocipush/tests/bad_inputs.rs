@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use common::*;
 use ocipush_testkit::fixtures::{
     flip_byte, oci_blob_path, read_archive_entries, replace_oci_blob, truncate_file,
-    write_docker_archive, write_oci_archive, write_oci_layout, ArchiveEntry, DockerArchiveFormat,
-    DockerArchiveOptions, ImageSpec, LayerCompression, LayerSpec,
+    write_docker_archive, write_oci_archive, write_oci_layout, write_raw_tar, ArchiveEntry,
+    Crafted, DockerArchiveFormat, DockerArchiveOptions, ImageSpec, LayerCompression, LayerSpec,
 };
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
 use serde_json::{json, Value};
@@ -109,45 +109,6 @@ fn tagged(storage: &Path) -> Vec<String> {
         }
     }
     found
-}
-
-/// A tar entry to craft: a file, or a symlink to a target. Names are written raw, so they may
-/// be absolute or climb with `..` (which `tar::Builder` refuses to write).
-enum Crafted {
-    File(Vec<u8>),
-    Symlink(String),
-}
-
-fn write_raw_tar(path: &Path, entries: &[(String, Crafted)]) {
-    let mut builder = tar::Builder::new(fs::File::create(path).unwrap());
-    for (name, entry) in entries {
-        let mut header = tar::Header::new_gnu();
-        let raw = &mut header.as_old_mut().name;
-        assert!(name.len() < raw.len(), "name too long for the test: {name}");
-        raw[..name.len()].copy_from_slice(name.as_bytes());
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        match entry {
-            Crafted::File(bytes) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(bytes.len() as u64);
-                header.set_cksum();
-                builder.append(&header, bytes.as_slice()).unwrap();
-            }
-            Crafted::Symlink(target) => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_size(0);
-                header.set_link_name(target).unwrap_or_else(|_| {
-                    // `set_link_name` refuses `..`; write it raw too.
-                    let link = &mut header.as_old_mut().linkname;
-                    link[..target.len()].copy_from_slice(target.as_bytes());
-                });
-                header.set_cksum();
-                builder.append(&header, std::io::empty()).unwrap();
-            }
-        }
-    }
-    builder.finish().unwrap();
 }
 
 /// The entries of a valid legacy docker archive, to rewrite with one thing changed.
