@@ -41,6 +41,9 @@ struct Case {
     expected: ExpectedImage,
     /// OCI sources are pushed byte for byte: the manifest digest is known beforehand.
     oci: bool,
+    /// Pushed with `--chunk-size 64k` (every 4th seed), so chunked uploads and their resume
+    /// meet the faults too.
+    chunked: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -65,6 +68,7 @@ fn make_case(seed: u64) -> Case {
                 source: dir.path().display().to_string(),
                 expected,
                 oci: true,
+                chunked: seed % 4 == 1,
                 _dir: dir,
             }
         }
@@ -81,6 +85,7 @@ fn make_case(seed: u64) -> Case {
                 source: path.display().to_string(),
                 expected,
                 oci: false,
+                chunked: seed % 4 == 1,
                 _dir: dir,
             }
         }
@@ -92,6 +97,7 @@ fn make_case(seed: u64) -> Case {
                 source: format!("oci-archive:{}", path.display()),
                 expected,
                 oci: true,
+                chunked: seed % 4 == 1,
                 _dir: dir,
             }
         }
@@ -99,22 +105,14 @@ fn make_case(seed: u64) -> Case {
 }
 
 fn push_through(proxy: &FaultProxy, case: &Case, tag: &str) -> Output {
-    ocipush_env(
-        &[
-            "push",
-            "--plain-http",
-            "-j",
-            "1",
-            "--retries",
-            "3",
-            "--timeout",
-            "60s",
-            &case.source,
-            &proxy.reference(tag),
-        ],
-        None,
-        &[("OCIPUSH_RETRY_BASE_MS", "5".as_ref())],
-    )
+    let dest = proxy.reference(tag);
+    let mut args = vec!["push", "--plain-http", "-j", "1", "--retries", "3"];
+    args.extend_from_slice(&["--timeout", "60s"]);
+    if case.chunked {
+        args.extend_from_slice(&["--chunk-size", "64k"]);
+    }
+    args.extend_from_slice(&[&case.source, &dest]);
+    ocipush_env(&args, None, &[("OCIPUSH_RETRY_BASE_MS", "5".as_ref())])
 }
 
 /// What the registry holds under `tag` is exactly `case`'s image: manifest (for OCI sources),
@@ -252,7 +250,9 @@ fn faulted_pushes_succeed_exactly_or_fail_cleanly() {
                             "CONTRACT BROKEN".to_string()
                         }
                     };
-                    t.lines.push(format!("{plan} -> {status}; injected {injected:?}"));
+                    let mode = if case.chunked { "chunked" } else { "streamed" };
+                    t.lines
+                        .push(format!("{plan} ({mode}) -> {status}; injected {injected:?}"));
                 }
             });
         }
