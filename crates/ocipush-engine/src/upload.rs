@@ -22,16 +22,20 @@ pub(crate) async fn upload_with_retries(
 ) -> Result<Produced, PushError> {
     let mut attempt = 0u32;
     loop {
-        match upload_once(ctx, job, id).await {
+        // Decided per attempt: another blob's 413 may switch the registry to chunks meanwhile.
+        let chunked = ctx.repository.client().chunk_size().is_some();
+        match upload_once(ctx, job, id, chunked).await {
             Ok(produced) => {
                 ctx.now_holds(&produced.digest);
                 return Ok(produced);
             }
             Err(PushError::Registry(RegistryError::Status { status, .. }))
-                if status.as_u16() == 413 && ctx.repository.client().chunk_size().is_none() =>
+                if status.as_u16() == 413 && !chunked =>
             {
                 // Something in front of the registry refuses the blob in one request: send it
                 // (and every later blob to this registry) in chunks, at once, spending no retry.
+                // A chunked attempt that still meets 413 fails: the chunks were already halved
+                // down to the smallest.
                 ctx.repository.client().limit_chunk_size(FALLBACK_CHUNK);
                 ctx.reporter.blob_restarted(
                     id,
@@ -50,7 +54,12 @@ pub(crate) async fn upload_with_retries(
     }
 }
 
-async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Produced, PushError> {
+async fn upload_once(
+    ctx: &BlobContext,
+    job: &BlobJob,
+    id: BlobId,
+    chunked: bool,
+) -> Result<Produced, PushError> {
     let session = ctx.repository.start_upload().await?;
     ctx.reporter.blob_state(
         id,
@@ -84,7 +93,7 @@ async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Pro
     };
     let body = ReceiverStream::new(rx);
     let upload = async {
-        if ctx.repository.client().chunk_size().is_some() {
+        if chunked {
             ctx.repository.upload_chunked(session.clone(), body).await
         } else {
             ctx.repository

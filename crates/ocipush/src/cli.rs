@@ -131,7 +131,9 @@ pub struct PushArgs {
     #[arg(long, default_value_t = 3)]
     pub retries: u32,
     /// Upload each blob in PATCH requests of at most SIZE bytes (e.g. 5MiB, 512k) instead of
-    /// one streamed request. Without it, chunks are used only once a proxy answers 413.
+    /// one streamed request. A chunk stays in memory until the registry has it (so a failed
+    /// one can resume): memory grows with SIZE x --jobs. Without it, chunks are used only
+    /// once a proxy answers 413.
     #[arg(long, value_name = "SIZE")]
     pub chunk_size: Option<String>,
     /// Give up after this long (e.g. 90s, 10m) [env: OCIPUSH_TIMEOUT]

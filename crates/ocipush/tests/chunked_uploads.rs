@@ -61,7 +61,10 @@ fn setup(seed: u64) -> Setup {
 
 fn push(s: &Setup, source: &str, tag: &str, extra: &[&str]) -> std::process::Output {
     let dest = s.proxy.reference(tag);
-    let mut args = vec!["push", "--plain-http", "-j", "1"];
+    let mut args = vec!["push", "--plain-http"];
+    if !extra.contains(&"-j") {
+        args.extend_from_slice(&["-j", "1"]);
+    }
     args.extend_from_slice(extra);
     args.push(source);
     args.push(&dest);
@@ -125,6 +128,25 @@ fn a_413_falls_back_to_chunks_small_enough() {
             "{tag}: the proxy never refused anything"
         );
     }
+}
+
+/// Blobs streaming side by side all meet the 413; each falls back, whichever switched the
+/// registry to chunks first.
+#[test]
+fn parallel_blobs_all_fall_back_on_413() {
+    let s = setup(350);
+    s.proxy.set_plan(FaultPlan::rules(vec![Rule::every(
+        RequestKind::UploadPatch,
+        1,
+        Fault::RejectLarge { limit: 200 * 1024 },
+    )]));
+    let out = push(
+        &s,
+        &s.layout,
+        "parallel/layout:1",
+        &["-j", "4", "--retries", "0"],
+    );
+    assert_pushed(&s, &out, "parallel/layout:1", &s.layout_image);
 }
 
 #[test]
