@@ -4,8 +4,9 @@
 //! digests (read back with skopeo from the registry itself, not through the proxy) or fail with
 //! one `error:` line — and a tag that exists after a failure must name a whole image.
 //!
-//! The faults of push `i` come from the seed `BASE + i` (`FaultPlan::from_seed`); each push
-//! runs with `-j 1`, so its requests, and so its faults, come in the same order on every run.
+//! The faults of push `i` come from the seed `BASE + i` (`FaultPlan::from_seed`); most pushes
+//! run with `-j 1`, so their requests, and so their faults, come in the same order on every
+//! run; every 3rd runs with `-j 3` (same schedule, but which blob it hits may vary).
 //! Replay: `OCIPUSH_FAULT_SEED=<seed> OCIPUSH_FAULT_PUSHES=1 cargo test -p ocipush --test
 //! faults`. Other seeds explore other schedules.
 
@@ -44,6 +45,8 @@ struct Case {
     /// Pushed with `--chunk-size 64k` (every 4th seed), so chunked uploads and their resume
     /// meet the faults too.
     chunked: bool,
+    /// Pushed with `-j 3`.
+    parallel: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -69,6 +72,7 @@ fn make_case(seed: u64) -> Case {
                 expected,
                 oci: true,
                 chunked: seed % 4 == 1,
+                parallel: seed % 3 == 2,
                 _dir: dir,
             }
         }
@@ -86,6 +90,7 @@ fn make_case(seed: u64) -> Case {
                 expected,
                 oci: false,
                 chunked: seed % 4 == 1,
+                parallel: seed % 3 == 2,
                 _dir: dir,
             }
         }
@@ -98,6 +103,7 @@ fn make_case(seed: u64) -> Case {
                 expected,
                 oci: true,
                 chunked: seed % 4 == 1,
+                parallel: seed % 3 == 2,
                 _dir: dir,
             }
         }
@@ -106,7 +112,10 @@ fn make_case(seed: u64) -> Case {
 
 fn push_through(proxy: &FaultProxy, case: &Case, tag: &str) -> Output {
     let dest = proxy.reference(tag);
-    let mut args = vec!["push", "--plain-http", "-j", "1", "--retries", "3"];
+    // Every 3rd push sends its blobs side by side: which blob meets a fault may then differ
+    // between runs of the same seed, but races between blobs get their share of faults.
+    let jobs = if case.parallel { "3" } else { "1" };
+    let mut args = vec!["push", "--plain-http", "-j", jobs, "--retries", "3"];
     args.extend_from_slice(&["--timeout", "60s"]);
     if case.chunked {
         args.extend_from_slice(&["--chunk-size", "64k"]);
@@ -250,7 +259,12 @@ fn faulted_pushes_succeed_exactly_or_fail_cleanly() {
                             "CONTRACT BROKEN".to_string()
                         }
                     };
-                    let mode = if case.chunked { "chunked" } else { "streamed" };
+                    let mode = match (case.chunked, case.parallel) {
+                        (true, true) => "chunked, -j 3",
+                        (true, false) => "chunked",
+                        (false, true) => "streamed, -j 3",
+                        (false, false) => "streamed",
+                    };
                     t.lines
                         .push(format!("{plan} ({mode}) -> {status}; injected {injected:?}"));
                 }
