@@ -43,7 +43,11 @@ pub(crate) async fn upload_with_retries(
                     "413 Payload Too Large: uploading in chunks",
                 );
             }
-            Err(PushError::Registry(e)) if e.is_transient() && attempt < ctx.retries => {
+            // A lost session (its request cut off, its answer lost) cannot be repaired, but
+            // the blob can start over in a new one, like after a transient failure.
+            Err(PushError::Registry(e))
+                if (e.is_transient() || e.is_lost_upload()) && attempt < ctx.retries =>
+            {
                 attempt += 1;
                 ctx.reporter.blob_restarted(id, attempt, &e.to_string());
                 let delay = ctx.repository.client().retry_policy().delay(attempt, None);

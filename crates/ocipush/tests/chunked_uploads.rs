@@ -178,3 +178,35 @@ fn a_lost_chunk_resumes_from_the_registrys_offset() {
         );
     }
 }
+
+/// A chunk cut off mid-body makes distribution drop the session (404 BLOB_UPLOAD_INVALID to
+/// the retried chunk): the blob starts over in a new session, as a streamed upload would.
+#[test]
+fn a_chunk_cut_off_mid_body_restarts_the_blob() {
+    let s = setup(500);
+    for (source, image, tag) in [
+        (&s.layout, &s.layout_image, "cut/layout"),
+        (&s.archive, &s.archive_image, "cut/archive"),
+    ] {
+        // A repository per fault: blobs already in one would be skipped, not uploaded.
+        for (n, fault) in [
+            Fault::ResetRequest {
+                after_body_bytes: 10_000,
+            },
+            Fault::TruncateResponse,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let tag = &format!("{tag}{n}:1");
+            s.proxy.set_plan(FaultPlan::rules(vec![Rule::nth(
+                RequestKind::UploadPatch,
+                2,
+                fault,
+            )]));
+            let out = push(&s, source, tag, &["--retries", "1", "--chunk-size", "128k"]);
+            assert_pushed(&s, &out, tag, image);
+            assert_eq!(s.proxy.injected().len(), 1, "{:?}", s.proxy.injected());
+        }
+    }
+}

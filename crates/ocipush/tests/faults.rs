@@ -247,7 +247,13 @@ fn faulted_pushes_succeed_exactly_or_fail_cleanly() {
                         }
                         Ok(false) => {
                             t.failed += 1;
-                            format!("failed cleanly (exit {:?})", out.status.code())
+                            let err = stderr(&out);
+                            let line = err.lines().find(|l| l.starts_with("error: "));
+                            format!(
+                                "failed cleanly (exit {:?}, {})",
+                                out.status.code(),
+                                line.unwrap_or_default()
+                            )
                         }
                         Err(why) => {
                             t.violations.push(format!(
