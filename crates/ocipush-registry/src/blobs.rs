@@ -179,9 +179,11 @@ impl Repository {
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let action = format!("PUT blob {digest}");
         // When the registry committed the blob but its answer was lost (connection cut), a
-        // retried PUT finds the session gone (404 BLOB_UPLOAD_UNKNOWN), and when every answer is
-        // lost the retries run out. Either way the blob being in the repository under this
-        // digest is the answer that went missing.
+        // retried PUT finds the session gone (404 BLOB_UPLOAD_UNKNOWN) or, racing the first
+        // PUT still at work, a half-moved upload (400 DIGEST_INVALID, seen with distribution);
+        // when every answer is lost the retries run out. In each case the blob being in the
+        // repository under this digest (the registry checked it) is the answer that went
+        // missing, so any failed commit asks for it before failing.
         let response = match self
             .client
             .send(&action, self.scope(), Method::PUT, &url, |r| {
@@ -200,12 +202,10 @@ impl Repository {
             }
             Err(e) => return Err(e),
         };
-        if response.status() == StatusCode::NOT_FOUND {
+        if response.status() != StatusCode::CREATED {
             if let Ok(Some(_)) = self.blob_exists(digest).await {
                 return Ok(());
             }
-        }
-        if response.status() != StatusCode::CREATED {
             return Err(self.client.status_error(&action, response).await);
         }
         Ok(())
