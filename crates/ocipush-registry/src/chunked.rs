@@ -25,19 +25,22 @@ pub const FALLBACK_CHUNK: u64 = 1024 * 1024;
 pub const MIN_CHUNK: u64 = 64 * 1024;
 
 impl Repository {
-    /// Sends the whole `body` in PATCH chunks of the client's chunk size (or
-    /// [`FALLBACK_CHUNK`]), resuming a chunk from the registry's acknowledged offset after a
-    /// transient failure. Returns the session to commit.
+    /// Sends `body` in PATCH chunks of the client's chunk size (or [`FALLBACK_CHUNK`]),
+    /// starting at byte `start` of the blob (0, or where a resumed upload goes on), resuming a
+    /// chunk from the registry's acknowledged offset after a transient failure. `session`
+    /// follows every acknowledged chunk, so after a failure it is the one to ask for the
+    /// upload's status (or to cancel); after success, the one to commit.
     pub async fn upload_chunked<S>(
         &self,
-        mut session: UploadSession,
+        session: &mut UploadSession,
         body: S,
-    ) -> Result<UploadSession, RegistryError>
+        start: u64,
+    ) -> Result<(), RegistryError>
     where
         S: Stream<Item = BodyChunk> + Send,
     {
         let mut body = std::pin::pin!(body);
-        let mut offset = 0u64;
+        let mut offset = start;
         let mut pending = BytesMut::new();
         let mut finished = false;
         while !finished || !pending.is_empty() {
@@ -60,31 +63,31 @@ impl Repository {
                 break;
             }
             let chunk = pending.split_to(take).freeze();
-            session = self.send_chunk(session, offset, chunk.clone()).await?;
+            self.send_chunk(session, offset, chunk.clone()).await?;
             offset += chunk.len() as u64;
         }
-        Ok(session)
+        Ok(())
     }
 
     /// Sends one in-memory chunk at `offset`, splitting it on 413 and resuming it from the
     /// registry's acknowledged offset after a failure the registry may have survived.
     async fn send_chunk(
         &self,
-        mut session: UploadSession,
+        session: &mut UploadSession,
         offset: u64,
         chunk: Bytes,
-    ) -> Result<UploadSession, RegistryError> {
+    ) -> Result<(), RegistryError> {
         let mut sent = 0usize;
         let mut resumed = false;
         while sent < chunk.len() {
             let size = self.client.chunk_size().unwrap_or(FALLBACK_CHUNK) as usize;
             let piece = chunk.slice(sent..chunk.len().min(sent + size));
             match self
-                .patch_chunk(&session, offset + sent as u64, piece.clone())
+                .patch_chunk(session, offset + sent as u64, piece.clone())
                 .await
             {
                 Ok(next) => {
-                    session = next;
+                    *session = next;
                     sent += piece.len();
                 }
                 Err(RegistryError::Status { status, .. })
@@ -97,7 +100,7 @@ impl Repository {
                 // caller's restart and its backoff.
                 Err(e) if e.is_transient() && !resumed => {
                     resumed = true;
-                    let (next, acknowledged) = match self.upload_status(&session).await {
+                    let (next, acknowledged) = match self.upload_status(session).await {
                         Ok(status) => status,
                         Err(_) => return Err(e),
                     };
@@ -110,13 +113,13 @@ impl Repository {
                         acknowledged,
                         "resuming an upload from the registry's offset"
                     );
-                    session = next;
+                    *session = next;
                     sent = (acknowledged - offset) as usize;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Ok(session)
+        Ok(())
     }
 
     /// PATCH `bytes` at `offset` (`Content-Range: offset-last`). Transient answers are retried

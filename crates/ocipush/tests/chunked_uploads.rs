@@ -73,9 +73,13 @@ fn push(s: &Setup, source: &str, tag: &str, extra: &[&str]) -> std::process::Out
 
 /// The registry holds exactly the image: printed digest, config, layers' diffIDs.
 fn assert_pushed(s: &Setup, out: &std::process::Output, tag: &str, image: &ExpectedImage) {
+    assert_holds(&s.registry.docker_ref(tag), out, image);
+}
+
+/// `reference` (`docker://…`) is exactly the image `out` says it pushed.
+fn assert_holds(reference: &str, out: &std::process::Output, image: &ExpectedImage) {
     let digest = pushed_digest(out);
-    let reference = s.registry.docker_ref(tag);
-    let raw = skopeo::inspect_raw(&reference, &SkopeoAuth::insecure());
+    let raw = skopeo::inspect_raw(reference, &SkopeoAuth::insecure());
     assert_eq!(skopeo::manifest_digest(&raw), digest);
     if let Some(expected) = &image.manifest_digest {
         assert_eq!(&digest, expected);
@@ -86,7 +90,7 @@ fn assert_pushed(s: &Setup, out: &std::process::Output, tag: &str, image: &Expec
         Some(image.config_digest.as_str())
     );
     assert_eq!(
-        diff_ids_via_skopeo(&reference, &SkopeoAuth::insecure()),
+        diff_ids_via_skopeo(reference, &SkopeoAuth::insecure()),
         image.diff_ids
     );
 }
@@ -208,5 +212,83 @@ fn a_chunk_cut_off_mid_body_restarts_the_blob() {
             assert_pushed(&s, &out, tag, image);
             assert_eq!(s.proxy.injected().len(), 1, "{:?}", s.proxy.injected());
         }
+    }
+}
+
+/// A streamed PATCH whose answer is lost, against `ocipush serve`, which keeps what it got and
+/// reports it in the upload's `Range`: with no retries allowed, the upload resumes at that
+/// offset in the same session — here the blob was all there, so nothing is sent again — and
+/// is committed.
+#[test]
+fn a_lost_answer_resumes_from_the_range_the_registry_reports() {
+    let s = setup(600);
+    let root = tempfile::tempdir().unwrap();
+    let serve = common::serve::Serve::start(root.path(), &[]);
+    let proxy = FaultProxy::start(serve.addr.parse().unwrap());
+    let push = |source: &str, repo: &str| {
+        let dest = proxy.reference(&format!("{repo}:1"));
+        let args = [
+            "push",
+            "--plain-http",
+            "-j",
+            "1",
+            "--retries",
+            "0",
+            source,
+            &dest,
+        ];
+        ocipush_env(&args, None, &[("OCIPUSH_RETRY_BASE_MS", "5".as_ref())])
+    };
+    for (source, image, repo) in [
+        (&s.layout, &s.layout_image, "lost/layout"),
+        (&s.archive, &s.archive_image, "lost/archive"),
+    ] {
+        // What a push without faults sends, into a repository of its own.
+        proxy.set_plan(FaultPlan::none());
+        pushed_digest(&push(source, &format!("{repo}-clean")));
+        let posts = proxy.requests(RequestKind::UploadStart);
+        let patches = proxy.requests(RequestKind::UploadPatch);
+        proxy.set_plan(FaultPlan::rules(vec![Rule::nth(
+            RequestKind::UploadPatch,
+            2,
+            Fault::ResetResponse,
+        )]));
+        let out = push(source, repo);
+        assert_holds(&format!("docker://{}/{repo}:1", serve.addr), &out, image);
+        assert_eq!(proxy.injected().len(), 1, "{:?}", proxy.injected());
+        let restarted = proxy.requests(RequestKind::UploadStart) != posts;
+        assert!(!restarted, "a blob was started over");
+        let resent = proxy.requests(RequestKind::UploadPatch) != patches;
+        assert!(!resent, "bytes were sent again");
+    }
+}
+
+/// A chunk that fails twice in a row exhausts the in-place resume; the next attempt goes on
+/// from the offset the registry reports, in the same session: the source is read again but
+/// only the rest is sent (with `--retries 0`, a restart is not even allowed).
+#[test]
+fn a_chunk_failing_twice_resumes_in_a_new_attempt() {
+    let s = setup(700);
+    for (source, image, tag) in [
+        (&s.layout, &s.layout_image, "twice/layout:1"),
+        (&s.archive, &s.archive_image, "twice/archive:1"),
+    ] {
+        let unavailable = Fault::Status {
+            status: 503,
+            retry_after: None,
+        };
+        s.proxy.set_plan(FaultPlan::rules(vec![
+            Rule::nth(RequestKind::UploadPatch, 3, unavailable),
+            Rule::nth(RequestKind::UploadPatch, 4, unavailable),
+        ]));
+        let out = push(&s, source, tag, &["--retries", "0", "--chunk-size", "128k"]);
+        assert_pushed(&s, &out, tag, image);
+        assert_eq!(s.proxy.injected().len(), 2, "{:?}", s.proxy.injected());
+        let posts = s.proxy.requests(RequestKind::UploadStart);
+        let blobs = 1 + image.layers.len() as u32;
+        assert!(
+            posts <= blobs,
+            "{tag}: {posts} upload sessions for {blobs} blobs"
+        );
     }
 }
