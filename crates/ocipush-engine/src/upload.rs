@@ -74,9 +74,12 @@ pub(crate) async fn upload_with_retries(
                 );
             }
             // A lost session (its request cut off, its answer lost) cannot be repaired, but
-            // the blob can start over in a new one, like after a transient failure.
+            // the blob can start over in a new one, like after a transient failure. So can a
+            // resume the registry refused (Gitea takes one PATCH per upload): starting over
+            // is what worked before resuming was tried.
             PushError::Registry(e)
-                if (e.is_transient() || e.is_lost_upload()) && attempt < ctx.retries =>
+                if (e.is_transient() || e.is_lost_upload() || resumed_from > 0)
+                    && attempt < ctx.retries =>
             {
                 attempt += 1;
                 ctx.reporter.blob_restarted(id, attempt, &e.to_string());

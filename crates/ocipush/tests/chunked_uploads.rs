@@ -292,3 +292,34 @@ fn a_chunk_failing_twice_resumes_in_a_new_attempt() {
         );
     }
 }
+
+/// A registry that refuses the resumed upload (as Gitea refuses a second PATCH): the blob
+/// starts over in a new session, as it did before resuming existed.
+#[test]
+fn a_refused_resume_starts_the_blob_over() {
+    let s = setup(800);
+    let unavailable = Fault::Status {
+        status: 503,
+        retry_after: None,
+    };
+    let refused = Fault::Status {
+        status: 400,
+        retry_after: None,
+    };
+    // With --retries 1, the 3rd chunk fails twice in the request loop, twice more after its
+    // in-place resume; the attempt that resumes from the registry's offset is refused.
+    let mut rules: Vec<Rule> = (3..=6)
+        .map(|n| Rule::nth(RequestKind::UploadPatch, n, unavailable))
+        .collect();
+    rules.push(Rule::nth(RequestKind::UploadPatch, 7, refused));
+    s.proxy.set_plan(FaultPlan::rules(rules));
+    let tag = "refused/layout:1";
+    let out = push(
+        &s,
+        &s.layout,
+        tag,
+        &["--retries", "1", "--chunk-size", "128k"],
+    );
+    assert_pushed(&s, &out, tag, &s.layout_image);
+    assert_eq!(s.proxy.injected().len(), 5, "{:?}", s.proxy.injected());
+}
