@@ -1,11 +1,19 @@
 //! Streaming one blob's bytes into a repository: POST a session, one PATCH fed by the producer
-//! on a blocking thread, PUT the digest learnt while streaming. A failed attempt cancels its
-//! session; a transient failure starts over from a re-opened source.
+//! on a blocking thread (or chunks of it, with `--chunk-size` or after a 413), PUT the digest
+//! learnt while streaming.
+//!
+//! When a request fails, the upload's status (GET on the session, `Range`) says how much the
+//! registry kept. If it kept something, the next attempt resumes there in the same session:
+//! the source is read again (it is verified and hashed whole) but only the rest is sent, in
+//! chunks with `Content-Range`. Otherwise — or where the registry cannot tell, as CNCF
+//! distribution after a cut-off request — the session is cancelled and a transient failure
+//! starts over from a re-opened source.
 
 use ocipush_oci::Digest;
-use ocipush_registry::UploadSession;
+use ocipush_registry::{BodyChunk, RegistryError, UploadSession, FALLBACK_CHUNK};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 
 use crate::blob::BlobContext;
 use crate::error::PushError;
@@ -13,32 +21,114 @@ use crate::job::BlobJob;
 use crate::producer::{produce, ProduceError, Produced, Transform, CHANNEL_DEPTH};
 use crate::reporter::{BlobId, BlobState};
 
-/// Uploads the job's bytes, retrying transient registry failures from the start.
+/// Uploads the job's bytes, resuming where the registry kept them or retrying transient
+/// registry failures from the start.
 pub(crate) async fn upload_with_retries(
     ctx: &BlobContext,
     job: &BlobJob,
     id: BlobId,
 ) -> Result<Produced, PushError> {
     let mut attempt = 0u32;
+    let mut resume: Option<Resume> = None;
     loop {
-        match upload_once(ctx, job, id).await {
+        // Decided per attempt: another blob's 413 may switch the registry to chunks meanwhile.
+        let chunked = ctx.repository.client().chunk_size().is_some();
+        let resumed_from = resume.as_ref().map_or(0, |r| r.offset);
+        let failed = match upload_once(ctx, job, id, chunked, resume.take()).await {
             Ok(produced) => {
                 ctx.now_holds(&produced.digest);
                 return Ok(produced);
             }
-            Err(PushError::Registry(e)) if e.is_transient() && attempt < ctx.retries => {
+            Err(failed) => failed,
+        };
+        // Resuming spends no retry while the registry keeps more each time: progress is
+        // bounded by the blob's size.
+        if let Some(point) = failed.resume {
+            if point.offset > resumed_from {
+                ctx.reporter.blob_restarted(
+                    id,
+                    attempt,
+                    &format!(
+                        "{}; resuming at byte {} the registry kept",
+                        failed.error, point.offset
+                    ),
+                );
+                resume = Some(point);
+                continue;
+            }
+            ctx.repository.cancel_upload(point.session).await;
+        }
+        match failed.error {
+            PushError::Registry(RegistryError::Status { status, .. })
+                if status.as_u16() == 413 && !chunked =>
+            {
+                // Something in front of the registry refuses the blob in one request: send it
+                // (and every later blob to this registry) in chunks, at once, spending no retry.
+                // A chunked attempt that still meets 413 fails: the chunks were already halved
+                // down to the smallest.
+                ctx.repository.client().limit_chunk_size(FALLBACK_CHUNK);
+                ctx.reporter.blob_restarted(
+                    id,
+                    attempt,
+                    "413 Payload Too Large: uploading in chunks",
+                );
+            }
+            // A lost session (its request cut off, its answer lost) cannot be repaired, but
+            // the blob can start over in a new one, like after a transient failure. So can a
+            // resume the registry refused (Gitea takes one PATCH per upload): starting over
+            // is what worked before resuming was tried.
+            PushError::Registry(e)
+                if (e.is_transient() || e.is_lost_upload() || resumed_from > 0)
+                    && attempt < ctx.retries =>
+            {
                 attempt += 1;
                 ctx.reporter.blob_restarted(id, attempt, &e.to_string());
                 let delay = ctx.repository.client().retry_policy().delay(attempt, None);
                 tokio::time::sleep(delay).await;
             }
-            Err(e) => return Err(e),
+            e => return Err(e),
         }
     }
 }
 
-async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Produced, PushError> {
-    let session = ctx.repository.start_upload().await?;
+/// Where a failed upload can go on: its session and the bytes the registry holds.
+struct Resume {
+    session: UploadSession,
+    offset: u64,
+}
+
+/// A failed attempt; with `resume`, its session is still open (the caller resumes or cancels).
+struct Failed {
+    error: PushError,
+    resume: Option<Resume>,
+}
+
+impl From<PushError> for Failed {
+    fn from(error: PushError) -> Self {
+        Failed {
+            error,
+            resume: None,
+        }
+    }
+}
+
+async fn upload_once(
+    ctx: &BlobContext,
+    job: &BlobJob,
+    id: BlobId,
+    chunked: bool,
+    resume: Option<Resume>,
+) -> Result<Produced, Failed> {
+    let (session, offset) = match resume {
+        Some(Resume { session, offset }) => (session, offset),
+        None => (
+            ctx.repository
+                .start_upload()
+                .await
+                .map_err(PushError::from)?,
+            0,
+        ),
+    };
     ctx.reporter.blob_state(
         id,
         match job.transform {
@@ -69,15 +159,29 @@ async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Pro
         Transform::Verbatim { size, .. } => Some(*size),
         _ => None,
     };
-    let upload = ctx
-        .repository
-        .upload_stream(session.clone(), ReceiverStream::new(rx), length);
+    let body = skip_bytes(ReceiverStream::new(rx), offset);
+    // The session as the registry last acknowledged it: what to ask for the upload's status
+    // after a failure.
+    let mut latest = session.clone();
+    let upload = async {
+        // Bytes after an offset need Content-Range, which only chunked PATCHes carry.
+        if chunked || offset > 0 {
+            ctx.repository
+                .upload_chunked(&mut latest, body, offset)
+                .await
+                .map(|()| latest.clone())
+        } else {
+            ctx.repository
+                .upload_stream(session.clone(), body, length)
+                .await
+        }
+    };
     let uploaded = tokio::select! {
         uploaded = upload => uploaded,
         _ = ctx.state.cancel.cancelled() => {
             // Dropping the request closed its body, so the producer stops at its next chunk.
             ctx.repository.cancel_upload(session).await;
-            return Err(PushError::Interrupted);
+            return Err(PushError::Interrupted.into());
         }
     };
     let produced = producer
@@ -88,34 +192,92 @@ async fn upload_once(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Pro
             commit(ctx, next, &produced.digest).await?;
             Ok(produced)
         }
-        (Err(failure), uploaded) => {
-            let (session, request_error) = match uploaded {
-                Ok(next) => (next, None),
-                Err(e) => (session, Some(e)),
-            };
-            ctx.repository.cancel_upload(session).await;
-            Err(match failure {
-                Err(source_error) => PushError::Source(source_error),
-                Ok(ProduceError::Verify(source)) => PushError::Verify {
-                    blob: job.label.clone(),
-                    source: Box::new(source),
-                },
-                Ok(ProduceError::Read(e)) => PushError::Read {
-                    blob: job.label.clone(),
-                    detail: e.to_string(),
-                },
-                // The body was closed because the request failed; that failure is the story.
-                Ok(ProduceError::Closed) => match request_error {
-                    Some(e) => PushError::Registry(e),
-                    None => PushError::Internal("upload body closed early".into()),
-                },
-            })
+        // The source itself failed: nothing to resume.
+        (Err(Err(source_error)), uploaded) => {
+            cancel(ctx, session, uploaded).await;
+            Err(PushError::Source(source_error).into())
         }
-        (Ok(_), Err(e)) => {
-            ctx.repository.cancel_upload(session).await;
-            Err(PushError::Registry(e))
+        (Err(Ok(ProduceError::Verify(source))), uploaded) => {
+            cancel(ctx, session, uploaded).await;
+            Err(PushError::Verify {
+                blob: job.label.clone(),
+                source: Box::new(source),
+            }
+            .into())
+        }
+        (Err(Ok(ProduceError::Read(e))), uploaded) => {
+            cancel(ctx, session, uploaded).await;
+            Err(PushError::Read {
+                blob: job.label.clone(),
+                detail: e.to_string(),
+            }
+            .into())
+        }
+        // The request failed (and closed the body, or the body was all sent): that failure is
+        // the story, and the registry may have kept part of the blob.
+        (Ok(_), Err(e)) | (Err(Ok(ProduceError::Closed)), Err(e)) => {
+            Err(resumable(ctx, latest, PushError::Registry(e)).await)
+        }
+        (Err(Ok(ProduceError::Closed)), Ok(next)) => {
+            ctx.repository.cancel_upload(next).await;
+            Err(PushError::Internal("upload body closed early".into()).into())
         }
     }
+}
+
+/// Cancels the session of an attempt whose source failed.
+async fn cancel(
+    ctx: &BlobContext,
+    session: UploadSession,
+    uploaded: Result<UploadSession, RegistryError>,
+) {
+    ctx.repository
+        .cancel_upload(uploaded.unwrap_or(session))
+        .await;
+}
+
+/// After a failed request: asks the registry how much of the blob it holds. Something kept
+/// leaves the session open to resume; nothing (or no answer) cancels it.
+async fn resumable(ctx: &BlobContext, session: UploadSession, error: PushError) -> Failed {
+    let kept = match &error {
+        PushError::Registry(e) if e.is_transient() => ctx.repository.upload_status(&session).await,
+        _ => {
+            ctx.repository.cancel_upload(session).await;
+            return error.into();
+        }
+    };
+    match kept {
+        Ok((session, offset)) if offset > 0 => Failed {
+            error,
+            resume: Some(Resume { session, offset }),
+        },
+        Ok((session, _)) => {
+            ctx.repository.cancel_upload(session).await;
+            error.into()
+        }
+        Err(_) => {
+            ctx.repository.cancel_upload(session).await;
+            error.into()
+        }
+    }
+}
+
+/// The body without its first `offset` bytes (the ones the registry already holds); the
+/// producer still reads, verifies and hashes them.
+fn skip_bytes(body: impl Stream<Item = BodyChunk>, offset: u64) -> impl Stream<Item = BodyChunk> {
+    let mut left = offset;
+    body.filter_map(move |item| match item {
+        Ok(bytes) if left >= bytes.len() as u64 => {
+            left -= bytes.len() as u64;
+            None
+        }
+        Ok(bytes) => {
+            let from = left as usize;
+            left = 0;
+            Some(Ok(bytes.slice(from..)))
+        }
+        Err(e) => Some(Err(e)),
+    })
 }
 
 async fn commit(
@@ -127,4 +289,28 @@ async fn commit(
         .commit_upload(session, digest)
         .await
         .map_err(PushError::Registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[tokio::test]
+    async fn skips_the_bytes_the_registry_holds() {
+        for (offset, expected) in [(0, "abcdefgh"), (3, "defgh"), (5, "fgh"), (8, "")] {
+            let chunks: Vec<BodyChunk> = ["abc", "defg", "h"]
+                .into_iter()
+                .map(|s| Ok(Bytes::from_static(s.as_bytes())))
+                .collect();
+            let rest: Vec<BodyChunk> = skip_bytes(tokio_stream::iter(chunks), offset)
+                .collect()
+                .await;
+            let text: String = rest
+                .into_iter()
+                .map(|c| String::from_utf8(c.unwrap().to_vec()).unwrap())
+                .collect();
+            assert_eq!(text, expected, "from byte {offset}");
+        }
+    }
 }

@@ -4,6 +4,7 @@
 //!
 //! One streamed PATCH, rather than chunks, is what every registry accepts — Gitea takes only
 //! one PATCH per upload — and it lets the digest be learnt while streaming, before the commit.
+//! Chunked uploads (`--chunk-size`, or after a 413) are in `chunked.rs`.
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -17,7 +18,7 @@ use crate::repository::Repository;
 /// An upload session opened by POST; its URL moves with every step.
 #[derive(Debug, Clone)]
 pub struct UploadSession {
-    location: Url,
+    pub(crate) location: Url,
 }
 
 impl UploadSession {
@@ -177,15 +178,34 @@ impl Repository {
         let mut url = session.location;
         url.query_pairs_mut().append_pair("digest", digest.as_ref());
         let action = format!("PUT blob {digest}");
-        let response = self
+        // When the registry committed the blob but its answer was lost (connection cut), a
+        // retried PUT finds the session gone (404 BLOB_UPLOAD_UNKNOWN) or, racing the first
+        // PUT still at work, a half-moved upload (400 DIGEST_INVALID, seen with distribution);
+        // when every answer is lost the retries run out. In each case the blob being in the
+        // repository under this digest (the registry checked it) is the answer that went
+        // missing, so any failed commit asks for it before failing.
+        let response = match self
             .client
             .send(&action, self.scope(), Method::PUT, &url, |r| {
                 r.header(CONTENT_TYPE, "application/octet-stream")
                     .header(CONTENT_LENGTH, body.len())
                     .body(body.clone())
             })
-            .await?;
+            .await
+        {
+            Ok(response) => response,
+            Err(e) if e.is_transient() => {
+                return match self.blob_exists(digest).await {
+                    Ok(Some(_)) => Ok(()),
+                    _ => Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
         if response.status() != StatusCode::CREATED {
+            if let Ok(Some(_)) = self.blob_exists(digest).await {
+                return Ok(());
+            }
             return Err(self.client.status_error(&action, response).await);
         }
         Ok(())

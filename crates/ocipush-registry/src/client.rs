@@ -24,6 +24,9 @@ pub struct ClientOptions {
     pub credentials: Option<Credentials>,
     pub retry: RetryPolicy,
     pub user_agent: String,
+    /// Upload blobs in PATCH chunks of at most this many bytes (`--chunk-size`); `None` sends
+    /// each blob in one streamed PATCH until a proxy refuses that (413).
+    pub chunk_size: Option<u64>,
 }
 
 impl Default for ClientOptions {
@@ -34,6 +37,7 @@ impl Default for ClientOptions {
             credentials: None,
             retry: RetryPolicy::default(),
             user_agent: concat!("ocipush/", env!("CARGO_PKG_VERSION")).to_string(),
+            chunk_size: None,
         }
     }
 }
@@ -55,6 +59,9 @@ pub struct RegistryClient {
     pub(crate) auth: Auth,
     retry: RetryPolicy,
     retries_done: AtomicU64,
+    /// Chunk size of uploads, 0 for one streamed PATCH; shrinks when a proxy answers 413, for
+    /// every later upload to this registry.
+    chunk_size: AtomicU64,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -107,6 +114,7 @@ impl RegistryClient {
                 auth: Auth::new(registry, options.credentials.clone()),
                 retry: options.retry.clone(),
                 retries_done: AtomicU64::new(0),
+                chunk_size: AtomicU64::new(options.chunk_size.unwrap_or(0)),
             };
             match client.ping(probing).await {
                 Ok(()) => return Ok(Arc::new(client)),
@@ -198,6 +206,22 @@ impl RegistryClient {
 
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// The chunk size uploads use: `--chunk-size`, or what a 413 taught; `None` streams each
+    /// blob in one PATCH.
+    pub fn chunk_size(&self) -> Option<u64> {
+        Some(self.chunk_size.load(Ordering::Relaxed)).filter(|n| *n > 0)
+    }
+
+    /// Lowers the chunk size to `size` (never raises it); from streaming, switches to chunks.
+    pub fn limit_chunk_size(&self, size: u64) {
+        let size = size.max(1);
+        let _ = self
+            .chunk_size
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |current| {
+                (current == 0 || current > size).then_some(size)
+            });
     }
 
     pub(crate) fn url(&self, path: &str) -> Url {

@@ -94,6 +94,23 @@ impl RegistryError {
         }
     }
 
+    /// The registry lost the upload session, or holds it in another state than the client
+    /// assumed — typically after a request of it was cut off or its answer lost (CNCF
+    /// distribution then drops the session: 404 `BLOB_UPLOAD_INVALID`). The session is beyond
+    /// repair, but the blob can start over in a new one.
+    pub fn is_lost_upload(&self) -> bool {
+        match self {
+            RegistryError::Status { status, code, .. } => {
+                *status == StatusCode::RANGE_NOT_SATISFIABLE
+                    || matches!(
+                        code.as_deref(),
+                        Some("BLOB_UPLOAD_UNKNOWN" | "BLOB_UPLOAD_INVALID")
+                    )
+            }
+            _ => false,
+        }
+    }
+
     pub fn hint(&self) -> Option<String> {
         match self {
             RegistryError::Connect { registry, .. } => Some(format!(
@@ -182,5 +199,14 @@ mod tests {
             err.to_string(),
             "r answered 400 Bad Request to PUT manifest: <html>bad gateway</html>"
         );
+        assert!(!err.is_lost_upload());
+        let lost = RegistryError::Status {
+            registry: "r".into(),
+            action: "PATCH upload".into(),
+            status: StatusCode::NOT_FOUND,
+            code: Some("BLOB_UPLOAD_INVALID".into()),
+            message: None,
+        };
+        assert!(lost.is_lost_upload() && !lost.is_transient());
     }
 }

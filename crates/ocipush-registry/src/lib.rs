@@ -6,6 +6,7 @@
 mod auth;
 mod blobs;
 mod challenge;
+mod chunked;
 mod client;
 pub mod credentials;
 mod error;
@@ -19,6 +20,7 @@ mod token;
 
 pub use blobs::{BodyChunk, MountOutcome, UploadSession};
 pub use challenge::Challenge;
+pub use chunked::{FALLBACK_CHUNK, MIN_CHUNK};
 pub use client::{ClientOptions, LoginCheck, RegistryClient};
 pub use error::{ErrorClass, RegistryError};
 pub use reference::{Reference, ReferenceError, RegistryTarget, DOCKER_HUB};

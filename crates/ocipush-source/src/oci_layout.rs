@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use ocipush_oci::{parse_sha256, Descriptor, Digest, Document, DocumentKind};
+use ocipush_oci::{media_type, parse_sha256, Descriptor, Digest, Document, DocumentKind};
 
 use crate::error::SourceError;
 use crate::name::ImageName;
@@ -13,6 +13,8 @@ use crate::{ImageContent, LocalImage};
 
 /// Upper bound for index.json and manifests: real ones are kilobytes.
 const MAX_DOCUMENT: u64 = 8 * 1024 * 1024;
+/// Upper bound for image configs (big histories make them hundreds of kilobytes at most).
+const MAX_CONFIG: u64 = 32 * 1024 * 1024;
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
@@ -85,6 +87,9 @@ pub fn read_layout(
                     blob_paths.push((blob.digest().clone(), path));
                 }
             }
+            if let DocumentKind::Manifest(manifest) = doc.kind() {
+                check_config(store, origin, manifest.config())?;
+            }
         }
         let mut names: Vec<ImageName> = raw_names
             .iter()
@@ -147,6 +152,40 @@ fn load_document(
             source,
         }
     })
+}
+
+/// An image config must be a JSON object. A registry stores any bytes, but runtimes cannot
+/// use an image whose config does not parse, so such an image is refused before anything is
+/// pushed. Configs of other media types (artifacts) are left alone.
+fn check_config(
+    store: &dyn BlobReader,
+    origin: &Path,
+    desc: &Descriptor,
+) -> Result<(), SourceError> {
+    let media_type = desc.media_type().to_string();
+    if media_type != media_type::OCI_CONFIG && media_type != media_type::DOCKER_CONFIG {
+        return Ok(());
+    }
+    let path = blob_path(origin, desc.digest())?;
+    let bytes = store.read_small(&path, MAX_CONFIG)?;
+    // A damaged config is a digest mismatch first; only intact bytes are judged as JSON.
+    let actual = ocipush_oci::sha256_of(&bytes);
+    if &actual != desc.digest() {
+        return Err(SourceError::Verify {
+            path: origin.to_path_buf(),
+            source: Box::new(ocipush_oci::VerifyError::Digest {
+                what: path,
+                expected: desc.digest().clone(),
+                actual,
+            }),
+        });
+    }
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
+        .map(drop)
+        .map_err(|e| SourceError::Corrupt {
+            path: origin.to_path_buf(),
+            reason: format!("image config {} is not a JSON object: {e}", desc.digest()),
+        })
 }
 
 fn check_blob(

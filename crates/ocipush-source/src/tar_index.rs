@@ -62,7 +62,15 @@ impl TarIndex {
         let file = File::open(path).map_err(|e| SourceError::io(path, e))?;
         let scanned = if gzipped {
             let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
-            archive.entries().map_err(|e| e.to_string()).and_then(scan)
+            let scanned = archive.entries().map_err(|e| e.to_string()).and_then(scan);
+            // tar stops reading at its end-of-archive blocks; reading on to the end makes the
+            // decoder check the gzip trailer (CRC-32 and length), so a damaged file is refused
+            // as gunzip would refuse it, not pushed because the damage missed every entry.
+            scanned.and_then(|entries| {
+                io::copy(&mut archive.into_inner(), &mut io::sink())
+                    .map_err(|e| format!("damaged gzip stream: {e}"))?;
+                Ok(entries)
+            })
         } else {
             // A plain tar is indexed by seeking over content: a re-push of a large unchanged
             // archive reads its headers, not its layers.
@@ -435,5 +443,28 @@ mod tests {
             TarIndex::build(&path),
             Err(SourceError::Corrupt { .. })
         ));
+    }
+
+    #[test]
+    fn refuses_a_damaged_gzip_trailer() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar_with(&[("manifest.json", b"[]")], &[]))
+            .unwrap();
+        let mut bytes = gz.finish().unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(TarIndex::build(&path).is_ok());
+        // The CRC-32 is the trailer's first 4 of 8 bytes; the entries themselves are intact.
+        let crc = bytes.len() - 8;
+        bytes[crc] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        match TarIndex::build(&path) {
+            Err(SourceError::Corrupt { reason, .. }) => {
+                assert!(reason.contains("gzip"), "{reason}")
+            }
+            other => panic!("a bad CRC was accepted: {:?}", other.map(|_| ())),
+        }
     }
 }

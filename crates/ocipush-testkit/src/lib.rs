@@ -6,6 +6,8 @@
 //! - [`registry`]: a real CNCF distribution registry (`docker-registry`) on a free loopback
 //!   port, optionally with TLS and htpasswd or bearer-token auth.
 //! - [`token_server`]: a distribution token server (ES256 JWTs) for `auth: token:` mode.
+//! - [`fault_proxy`]: a loopback HTTP proxy in front of a registry that breaks requests on a
+//!   seeded, deterministic schedule (resets, 5xx/429, stalls, truncation, 413).
 //! - [`skopeo`]: skopeo wrappers to inspect and copy images independently of ocipush.
 //! - [`dockerd`], [`podman`]: real Docker and Podman engines (own sockets, storage, vfs) for
 //!   daemon-source tests.
@@ -17,6 +19,7 @@
 pub mod digest;
 pub mod dockerd;
 pub mod fake_engine;
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod pki;
 pub mod podman;

@@ -133,6 +133,12 @@ pub struct PushArgs {
     /// Retries of a failed request or upload.
     #[arg(long, default_value_t = 3)]
     pub retries: u32,
+    /// Upload each blob in PATCH requests of at most SIZE bytes (e.g. 5MiB, 512k) instead of
+    /// one streamed request. A chunk stays in memory until the registry has it (so a failed
+    /// one can resume): memory grows with SIZE x --jobs. Without it, chunks are used only
+    /// once a proxy answers 413.
+    #[arg(long, value_name = "SIZE")]
+    pub chunk_size: Option<String>,
     /// Give up after this long (e.g. 90s, 10m) [env: OCIPUSH_TIMEOUT]
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
@@ -177,25 +183,10 @@ pub struct FilterArgs {
     pub max_size: Option<u64>,
 }
 
-/// `1234`, `500k`, `10MiB`, `1.5G`: binary units (k = KiB), as docker and du print sizes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (examples: 500k, 10MiB, 1G)"))?;
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        other => return Err(format!("unknown size unit `{other}` (use k, M, G, T)")),
-    };
-    Ok((number * scale as f64).round() as u64)
+/// A size flag: `1048576`, `500k`, `10MiB`, `1G` (binary units, as docker and du print sizes).
+fn parse_size(text: &str) -> Result<u64, String> {
+    crate::settings::parse_size(text)
+        .ok_or_else(|| format!("`{text}` is not a size (examples: 500k, 10MiB, 1G)"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

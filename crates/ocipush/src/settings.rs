@@ -151,6 +151,22 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         })?),
         None => None,
     };
+    let chunk_size = match &args.chunk_size {
+        Some(text) => Some(
+            parse_size(text)
+                .filter(|n| *n >= ocipush_registry::MIN_CHUNK)
+                .ok_or_else(|| {
+                    CliError::usage(
+                        format!("invalid chunk size `{text}`"),
+                        Some(format!(
+                            "use bytes or a size like 512k, 5MiB, 1M; at least {} KiB",
+                            ocipush_registry::MIN_CHUNK / 1024
+                        )),
+                    )
+                })?,
+        ),
+        None => None,
+    };
     Ok(PushSettings {
         daemon: daemon_settings(),
         filter: ImageFilter::new(&args.filter)?,
@@ -162,10 +178,8 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
             tls,
             plain_http: args.connection.plain_http,
             credentials,
-            retry: RetryPolicy {
-                retries: args.retries,
-                ..RetryPolicy::default()
-            },
+            retry: retry_policy(args.retries),
+            chunk_size,
             ..ClientOptions::default()
         },
         timeout,
@@ -180,6 +194,25 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
     })
 }
 
+/// `--retries` with the default backoff, whose first step `OCIPUSH_RETRY_BASE_MS` (hidden, not
+/// in `--help`) replaces: the fault-injection tests push hundreds of times through failing
+/// requests and cannot wait a quarter second per retry. The upper bound shrinks with it, so
+/// a tiny base cannot grow back into long waits; a `Retry-After` from the registry still wins.
+fn retry_policy(retries: u32) -> RetryPolicy {
+    let default = RetryPolicy::default();
+    let base = env_first(&["OCIPUSH_RETRY_BASE_MS"])
+        .and_then(|ms| ms.trim().parse::<u64>().ok())
+        .map(Duration::from_millis);
+    match base {
+        Some(base) => RetryPolicy {
+            retries,
+            base_delay: base,
+            max_delay: default.max_delay.min(base.saturating_mul(64)),
+        },
+        None => RetryPolicy { retries, ..default },
+    }
+}
+
 /// The digest cache's directory: `$OCIPUSH_CACHE_DIR`, else `$XDG_CACHE_HOME/ocipush`, else
 /// `~/.cache/ocipush`.
 fn cache_dir() -> Option<PathBuf> {
@@ -190,6 +223,24 @@ fn cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| env_first(&["HOME"]).map(|h| PathBuf::from(h).join(".cache")))?;
     Some(base.join("ocipush"))
+}
+
+/// `1048576`, `512k`, `512KiB`, `5M`, `5MiB`, `1G` (binary multiples, case-insensitive).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1u64 << shift).filter(|n| *n > 0)
 }
 
 /// `90`, `90s`, `10m`, `1h`, `500ms`.
@@ -223,6 +274,17 @@ pub fn daemon_settings() -> DaemonSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_size("512k"), Some(512 << 10));
+        assert_eq!(parse_size("5MiB"), Some(5 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("5 parsecs"), None);
+        assert_eq!(parse_size("99999999999999G"), None);
+    }
 
     #[test]
     fn durations() {

@@ -104,7 +104,7 @@ pub fn diff_ids_via_skopeo(reference: &str, auth: &SkopeoAuth) -> Vec<String> {
     layout_diff_ids(dir.path())
 }
 
-fn layout_diff_ids(dir: &Path) -> Vec<String> {
+pub fn layout_diff_ids(dir: &Path) -> Vec<String> {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
     let digest = index["manifests"][0]["digest"].as_str().unwrap();

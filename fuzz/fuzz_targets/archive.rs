@@ -1,0 +1,44 @@
+//! The archive readers on arbitrary bytes written to a temporary file: opened as a
+//! docker-archive, as an oci-archive and auto-detected, they either refuse the file with an
+//! error or list images whose blobs can be read — never a panic, a hang, or a read outside
+//! the file.
+#![no_main]
+
+use std::io::Read;
+
+use libfuzzer_sys::fuzz_target;
+use ocipush_source::{open_path, ImageContent};
+
+/// Blob bytes read per image at most: enough to reach every code path of the readers.
+const READ_LIMIT: u64 = 1 << 20;
+
+fuzz_target!(|data: &[u8]| {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("input.tar");
+    std::fs::write(&path, data).expect("writing the input");
+    let path = path.display().to_string();
+    for arg in [
+        format!("docker-archive:{path}"),
+        format!("oci-archive:{path}"),
+        path.clone(),
+    ] {
+        let Ok(source) = open_path(&arg) else {
+            continue;
+        };
+        for image in &source.images {
+            let blobs: Vec<String> = match &image.content {
+                ImageContent::Stored { blob_paths, .. } => {
+                    blob_paths.iter().map(|(_, p)| p.clone()).collect()
+                }
+                ImageContent::Assembled(assembled) => {
+                    assembled.layers.iter().map(|l| l.path.clone()).collect()
+                }
+            };
+            for blob in blobs {
+                if let Ok(reader) = source.open_blob(&blob) {
+                    let _ = std::io::copy(&mut reader.take(READ_LIMIT), &mut std::io::sink());
+                }
+            }
+        }
+    }
+});
