@@ -45,9 +45,13 @@ fn unchanged_archive_is_not_uploaded_or_compressed_again() {
     assert_eq!(second["summary"]["bytes_uploaded"], 0);
     assert_eq!(second["images"][0]["digest"], first["images"][0]["digest"]);
 
-    // The cache made the layers' digests known without reading them: a cache entry per layer.
-    let entries: Vec<_> = walk(&cache);
+    // The cache made the layers' digests known without reading them: a cache entry per layer
+    // (and, beside them, each layer's uncompressed size, for daemons' legacy save streams).
+    let (sizes, entries): (Vec<_>, Vec<_>) = walk(&cache)
+        .into_iter()
+        .partition(|p| p.parent().is_some_and(|d| d.ends_with("sizes")));
     assert_eq!(entries.len(), 2, "{entries:?}");
+    assert_eq!(sizes.len(), 2, "{sizes:?}");
 
     // A corrupt cache entry is ignored: the layer is compressed again and the push succeeds.
     std::fs::write(&entries[0], "not a cache entry").unwrap();
