@@ -30,6 +30,10 @@ struct State {
     /// Tokens the registry accepts.
     valid: Vec<String>,
     issued: usize,
+    /// Tokens stop being accepted once an upload has started (they expire mid-upload).
+    expire_during_uploads: bool,
+    /// Digests committed by `PUT …?digest=`.
+    committed: Vec<String>,
 }
 
 struct Mock {
@@ -89,6 +93,22 @@ impl State {
         }
         let bearer = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
         if bearer.is_some_and(|t| self.valid.iter().any(|v| v == t)) {
+            if method == "POST" && path.ends_with("/blobs/uploads/") {
+                if self.expire_during_uploads {
+                    self.valid.clear();
+                }
+                let location = format!("{path}session-1");
+                return (202, vec![("Location".into(), location)], String::new());
+            }
+            if method == "PUT" && path.contains("/blobs/uploads/") {
+                let digest = query
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("digest="))
+                    .unwrap_or_default()
+                    .replace("%3A", ":");
+                self.committed.push(digest);
+                return (201, vec![], String::new());
+            }
             return if path == "/v2/" {
                 (200, vec![], "{}".into())
             } else {
@@ -231,6 +251,33 @@ async fn identity_token_is_exchanged_by_oauth2_post_and_cached_per_repository() 
     let calls = mock.state.lock().unwrap().calls.clone();
     assert_eq!(calls.len(), 3, "{calls:#?}");
     assert_eq!(calls[2].form["scope"], "repository:team/app:pull,push");
+}
+
+#[tokio::test]
+async fn a_token_that_expires_during_an_upload_is_renewed_and_the_upload_completes() {
+    let mock = start(true).await;
+    mock.state.lock().unwrap().expire_during_uploads = true;
+    let client = RegistryClient::connect(&mock.addr, &options(identity(None)))
+        .await
+        .unwrap();
+    let app = Repository::new(client.clone(), "team/app");
+    let body = bytes::Bytes::from_static(b"layer bytes");
+    let digest = ocipush_oci::sha256_of(&body);
+    // The session starts with the first token; the registry then stops accepting it, so the
+    // commit is refused once, a new token is fetched, and the commit goes through with it.
+    app.upload_bytes(&digest, body).await.unwrap();
+    let state = mock.state.lock().unwrap();
+    assert_eq!(state.committed, [digest.to_string()]);
+    assert_eq!(
+        state.calls.len(),
+        2,
+        "one token, then its renewal: {:#?}",
+        state.calls
+    );
+    assert_eq!(
+        state.calls[1].form["scope"],
+        "repository:team/app:pull,push"
+    );
 }
 
 #[tokio::test]
