@@ -245,7 +245,11 @@ stop_registry
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 {
-    if ls "$RESULTS"/*-docker.ocipush "$RESULTS"/*-oci.ocipush "$RESULTS"/small.ocipush >/dev/null 2>&1; then
+    have_rows=""
+    for f in "$RESULTS"/text-docker.ocipush "$RESULTS"/random-docker.ocipush "$RESULTS"/text-oci.ocipush "$RESULTS"/random-oci.ocipush "$RESULTS"/small.ocipush; do
+        [ -f "$f" ] && have_rows=1
+    done
+    if [ -n "$have_rows" ]; then
     echo "| image | ocipush cold (s) | skopeo cold (s) | skopeo/ocipush | curl limit (s) | ocipush/curl | ocipush warm (ms) | skopeo warm (ms) | ocipush peak RSS (MiB) | skopeo peak RSS (MiB) |"
     echo "|---|---|---|---|---|---|---|---|---|---|"
     fi
