@@ -137,15 +137,7 @@ async fn confirm_cached_layers(
     let mut held = HashMap::new();
     for found in join_all(checks).await {
         if let Some((diff_id, pushed)) = found? {
-            tally.add(&pushed);
-            held.insert(
-                diff_id,
-                Held {
-                    digest: pushed.digest,
-                    size: pushed.size,
-                    compression: output,
-                },
-            );
+            hold(&mut held, diff_id, &pushed, output, tally);
         }
     }
     Ok(held)
@@ -400,15 +392,7 @@ async fn finish(
         push_config(ctx, &assembled.config_digest, config_bytes)
     );
     for ((pushed, diff_id), compression) in pushed?.into_iter().zip(job_diff_ids).zip(kinds) {
-        tally.add(&pushed);
-        held.insert(
-            diff_id,
-            Held {
-                digest: pushed.digest,
-                size: pushed.size,
-                compression,
-            },
-        );
+        hold(held, diff_id, &pushed, compression, tally);
     }
     let config_size = assembled.config.len() as u64;
     tally.add(&PushedBlob {
@@ -419,6 +403,25 @@ async fn finish(
     });
     let diff_ids: Vec<Digest> = assembled.layers.iter().map(|l| l.diff_id.clone()).collect();
     manifest(&assembled.config_digest, config_size, &diff_ids, held)
+}
+
+/// Counts a blob and records it as the repository's for its layer.
+fn hold(
+    held: &mut HashMap<Digest, Held>,
+    diff_id: Digest,
+    pushed: &PushedBlob,
+    compression: Compression,
+    tally: &mut Tally,
+) {
+    tally.add(pushed);
+    held.insert(
+        diff_id,
+        Held {
+            digest: pushed.digest.clone(),
+            size: pushed.size,
+            compression,
+        },
+    );
 }
 
 fn manifest(

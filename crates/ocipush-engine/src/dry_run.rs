@@ -6,18 +6,17 @@
 //! fully hold would be exported.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use futures_util::future::join_all;
 use ocipush_oci::Digest;
-use ocipush_registry::{RegistryClient, Repository};
+use ocipush_registry::Repository;
 use ocipush_source::ImageContent;
 use serde::Serialize;
 
 use crate::error::PushError;
 use crate::job::BlobJob;
 use crate::producer::Transform;
-use crate::push::{PlannedImage, PushOptions};
+use crate::push::{connect_all, Clients, PlannedImage, PushOptions};
 use crate::report::Failure;
 
 /// What would happen to one blob.
@@ -73,17 +72,7 @@ impl ImagePlan {
 
 /// Plans every image without writing to any registry.
 pub async fn dry_run(plan: &[PlannedImage], options: &PushOptions) -> Vec<ImagePlan> {
-    let mut clients: HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>> = HashMap::new();
-    for image in plan {
-        for reference in &image.references {
-            if !clients.contains_key(&reference.registry) {
-                let client = RegistryClient::connect(&reference.registry, &options.client)
-                    .await
-                    .map_err(|e| Arc::new(PushError::Registry(e)));
-                clients.insert(reference.registry.clone(), client);
-            }
-        }
-    }
+    let clients = connect_all(plan, options).await;
     // Repositories of the run by registry, where a missing blob could be mounted from.
     let mut repositories: HashMap<String, Vec<String>> = HashMap::new();
     for image in plan {
@@ -104,7 +93,7 @@ pub async fn dry_run(plan: &[PlannedImage], options: &PushOptions) -> Vec<ImageP
 async fn plan_image(
     image: &PlannedImage,
     options: &PushOptions,
-    clients: &HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>,
+    clients: &Clients,
     repositories: &HashMap<String, Vec<String>>,
 ) -> ImagePlan {
     let mut result = ImagePlan {

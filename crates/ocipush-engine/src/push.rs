@@ -93,17 +93,7 @@ pub async fn push(
         options.compression,
         options.cancel.clone(),
     ));
-    let mut clients: HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>> = HashMap::new();
-    for image in &plan {
-        for reference in &image.references {
-            if !clients.contains_key(&reference.registry) {
-                let client = RegistryClient::connect(&reference.registry, &options.client)
-                    .await
-                    .map_err(|e| Arc::new(PushError::Registry(e)));
-                clients.insert(reference.registry.clone(), client);
-            }
-        }
-    }
+    let clients = connect_all(&plan, options).await;
     let run = Run {
         clients,
         reporter,
@@ -127,6 +117,25 @@ pub async fn push(
     });
     let reports = join_all(runs).await;
     PushReport::new(reports, started.elapsed())
+}
+
+/// The registries of the plan, each connected once; a registry that cannot be reached fails
+/// only the images going there.
+pub(crate) type Clients = HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>;
+
+pub(crate) async fn connect_all(plan: &[PlannedImage], options: &PushOptions) -> Clients {
+    let mut clients = Clients::new();
+    for image in plan {
+        for reference in &image.references {
+            if !clients.contains_key(&reference.registry) {
+                let client = RegistryClient::connect(&reference.registry, &options.client)
+                    .await
+                    .map_err(|e| Arc::new(PushError::Registry(e)));
+                clients.insert(reference.registry.clone(), client);
+            }
+        }
+    }
+    clients
 }
 
 /// Counts gathered while pushing one image.
@@ -160,7 +169,7 @@ impl Tally {
 
 /// What every image of a run shares.
 struct Run {
-    clients: HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>,
+    clients: Clients,
     reporter: Arc<dyn Reporter>,
     state: Arc<RunState>,
     retries: u32,
