@@ -79,19 +79,18 @@ pub(crate) async fn push_daemon_image(
                 Err(e) => return Err(e.clone()),
             }
         }
+        // Stopped: whatever the pass ran into, the story is the interruption.
+        if ctx.state.cancel.is_cancelled() {
+            return Err(Arc::new(PushError::Interrupted));
+        }
         let index = match outcome.index {
             Ok(index) => index,
-            Err(e)
-                if matches!(e, SourceError::Daemon { .. }) && !ctx.state.cancel.is_cancelled() =>
-            {
+            Err(e) if matches!(e, SourceError::Daemon { .. }) => {
                 transient.get_or_insert(Arc::new(PushError::Source(e)));
                 ExportIndex::default()
             }
             Err(e) => return Err(Arc::new(PushError::Source(e))),
         };
-        if ctx.state.cancel.is_cancelled() {
-            return Err(Arc::new(PushError::Interrupted));
-        }
         if transient.is_none() && outcome.lost.is_empty() {
             return finish(image, ctx, Arc::new(index), &mut held, tally).await;
         }
@@ -185,7 +184,15 @@ async fn export_pass(
     force: &HashSet<String>,
     pass: u32,
 ) -> PassOutcome {
-    let reader = match image.export().await {
+    // The daemon may take a while before its first byte (docker before 25 writes the image to
+    // a temporary directory first): a Ctrl-C must not wait for it.
+    let started = tokio::select! {
+        started = image.export() => started,
+        _ = ctx.state.cancel.cancelled() => Err(SourceError::Daemon {
+            detail: "interrupted".into(),
+        }),
+    };
+    let reader = match started {
         Ok(reader) => reader,
         Err(e) => {
             return PassOutcome {

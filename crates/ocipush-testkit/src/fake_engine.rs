@@ -20,6 +20,9 @@ pub struct FakeEngineOptions {
     /// Cut the first `n` exports after this many bytes (a daemon that dies mid-stream).
     pub cut_exports: usize,
     pub cut_after: u64,
+    /// Wait this long before answering an export (docker before 25 writes the image to a
+    /// temporary directory before its first byte).
+    pub export_delay_ms: u64,
 }
 
 impl Default for FakeEngineOptions {
@@ -28,6 +31,7 @@ impl Default for FakeEngineOptions {
             api_version: "1.44".into(),
             cut_exports: 0,
             cut_after: 0,
+            export_delay_ms: 0,
         }
     }
 }
@@ -158,6 +162,9 @@ fn serve(stream: UnixStream, served: &Served) -> std::io::Result<()> {
         || path == format!("/images/get?names={}", id.replace(':', "%3A"))
     {
         let n = served.exports.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(
+            served.options.export_delay_ms,
+        ));
         let bytes = std::fs::read(&served.archive)?;
         if n < served.options.cut_exports {
             // Promise everything, send part, hang up.

@@ -183,3 +183,59 @@ fn an_engine_too_old_is_refused_with_a_way_forward() {
     );
     assert_eq!(engine.exports(), 0);
 }
+
+#[test]
+fn ctrl_c_while_the_daemon_prepares_its_export_stops_at_once() {
+    let work = tempfile::tempdir().unwrap();
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let (archive, expected) = docker25(work.path(), "v1.tar", image(72), "slow:1.0");
+    let engine = FakeEngine::start(
+        &archive,
+        &expected,
+        "slow:1.0",
+        FakeEngineOptions {
+            export_delay_ms: 30_000,
+            ..FakeEngineOptions::default()
+        },
+    );
+    let target = registry.reference("slow");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args(["push", "--plain-http", "slow:1.0", "-r", &target])
+        .env("DOCKER_HOST", engine.host())
+        .env("OCIPUSH_CACHE_DIR", work.path().join("cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the export was asked for, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while engine.exports() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no export started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let sent = std::time::Instant::now();
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        sent.elapsed() < std::time::Duration::from_secs(5),
+        "took {:?} to stop",
+        sent.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("interrupted") && !err.contains("did not deliver"),
+        "{err}"
+    );
+    let auth = SkopeoAuth::insecure();
+    assert!(skopeo::try_inspect_raw(&registry.docker_ref("slow/slow:1.0"), &auth).is_err());
+}
