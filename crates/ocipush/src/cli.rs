@@ -152,6 +152,23 @@ pub struct PushArgs {
     pub no_cache: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
+
+/// Which platforms of the images to take.
+#[derive(Debug, Args, Default)]
+pub struct PlatformArgs {
+    /// Only this platform, OS/ARCH[/VARIANT] (repeatable or comma-separated), e.g. linux/arm64.
+    /// A multi-platform image keeps only the matching manifests, under a rewritten index (new
+    /// digest); single-platform images of other platforms are left out. A variant may be left
+    /// out: linux/arm64 matches linux/arm64/v8. Default: every platform.
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
+    pub platforms: Vec<String>,
 }
 
 /// Which images of the sources to take, by name.
@@ -183,6 +200,8 @@ pub struct ListArgs {
     pub json: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 #[derive(Debug, Args)]

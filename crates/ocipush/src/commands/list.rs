@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use ocipush_oci::DocumentKind;
+use ocipush_engine::{image_platforms, select_platforms};
 use ocipush_source::{open_source, ImageContent, LocalImage, Source};
 use serde::Serialize;
 
@@ -11,7 +11,7 @@ use crate::cli::ListArgs;
 use crate::failure::{CliError, EXIT_OK};
 use crate::filter::ImageFilter;
 use crate::printer::human_bytes;
-use crate::settings::daemon_settings;
+use crate::settings::{daemon_settings, resolve_platforms};
 
 #[derive(Serialize)]
 struct Row {
@@ -35,15 +35,22 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     } else {
         args.sources.clone()
     };
-    let mut rows = Vec::new();
+    let platforms = resolve_platforms(&args.platform)?;
+    let mut opened = Vec::new();
     for arg in &sources {
-        let source = open_source(arg, &daemon)
+        let mut source = open_source(arg, &daemon)
             .await
             .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
-        for image in source.images.iter().filter(|i| filter.accepts(i)) {
-            rows.push(row(&source, image));
-        }
+        source.images.retain(|i| filter.accepts(i));
+        opened.push(source);
     }
+    // The same narrowing as `push --platform`: rows show what would be pushed (an index's
+    // rewritten digest, the kept manifests' layers and size).
+    select_platforms(&mut opened, &platforms).map_err(CliError::from)?;
+    let rows: Vec<Row> = opened
+        .iter()
+        .flat_map(|source| source.images.iter().map(move |image| row(source, image)))
+        .collect();
     let mut out = std::io::stdout().lock();
     if args.json {
         let _ = writeln!(
@@ -90,6 +97,10 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
 
 fn row(source: &Source, image: &LocalImage) -> Row {
     let names = image.names.iter().map(|n| n.to_string()).collect();
+    let platforms = image_platforms(source, image)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     match &image.content {
         ImageContent::Stored { root, children, .. } => {
             let docs: Vec<_> = if children.is_empty() {
@@ -103,15 +114,6 @@ fn row(source: &Source, image: &LocalImage) -> Row {
                 .flat_map(|d| d.blobs())
                 .map(|b| b.size())
                 .sum::<u64>();
-            let platforms = match root.kind() {
-                DocumentKind::Index(index) => index
-                    .manifests()
-                    .iter()
-                    .filter_map(|m| m.platform().as_ref())
-                    .map(|p| format!("{}/{}", p.os(), p.architecture()))
-                    .collect(),
-                DocumentKind::Manifest(_) => Vec::new(),
-            };
             Row {
                 source: image.label.clone(),
                 names,
@@ -127,7 +129,7 @@ fn row(source: &Source, image: &LocalImage) -> Row {
             source: image.label.clone(),
             names,
             format: source.kind.transport(),
-            platforms: Vec::new(),
+            platforms,
             layers: a.layers.len(),
             size: a.layers.iter().map(|l| l.size).sum::<u64>() + a.config.len() as u64,
             digest: None,
@@ -137,7 +139,7 @@ fn row(source: &Source, image: &LocalImage) -> Row {
             source: image.label.clone(),
             names,
             format: source.kind.transport(),
-            platforms: vec![d.platform.clone()],
+            platforms,
             layers: d.diff_ids.len(),
             size: d.size,
             digest: None,

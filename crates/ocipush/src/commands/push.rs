@@ -4,11 +4,11 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use ocipush_engine::{
-    plan, push, Destination, FailureKind, ImageStatus, PushOptions, PushReport, Reporter,
-    SilentReporter,
+    plan, push, select_platforms, Destination, FailureKind, ImageStatus, PushOptions, PushReport,
+    Reporter, SilentReporter, SkippedImage,
 };
 use ocipush_registry::RegistryTarget;
-use ocipush_source::open_source;
+use ocipush_source::{open_source, Source};
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::{exit_code, CliError, EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT};
@@ -23,20 +23,27 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
             eprintln!("warning: {warning}");
         }
     }
-    let mut sources = Vec::with_capacity(settings.sources.len());
+    let mut opened = Vec::with_capacity(settings.sources.len());
     for arg in &settings.sources {
         let mut source = open_source(arg, &settings.daemon)
             .await
             .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
         source.images.retain(|image| settings.filter.accepts(image));
-        sources.push(Arc::new(source));
+        opened.push(source);
     }
-    if settings.filter.is_active() && sources.iter().all(|s| s.images.is_empty()) {
+    if settings.filter.is_active() && opened.iter().all(|s| s.images.is_empty()) {
         return Err(CliError::usage(
             "no image of the sources matches --include/--exclude",
             Some("`ocipush list SOURCE...` shows the images and their names".into()),
         ));
     }
+    let skipped = select_platforms(&mut opened, &settings.platforms).map_err(CliError::from)?;
+    if !quiet {
+        for image in &skipped {
+            eprintln!("note: {}", platform_note(image));
+        }
+    }
+    let sources: Vec<Arc<Source>> = opened.into_iter().map(Arc::new).collect();
 
     let mut client = settings.client.clone();
     let (destination, local) = match &settings.target {
@@ -117,6 +124,23 @@ fn emit(report: &PushReport, json: bool, quiet: bool) {
     }
     if !quiet {
         eprintln!("{}", printer::summary(report));
+    }
+}
+
+/// Why `--platform` left an image out.
+pub fn platform_note(image: &SkippedImage) -> String {
+    let platforms: Vec<String> = image.platforms.iter().map(|p| p.to_string()).collect();
+    if platforms.is_empty() {
+        format!(
+            "{} left out: its platform is unknown, so it matches no --platform",
+            image.label
+        )
+    } else {
+        format!(
+            "{} left out: it is {}, not a --platform",
+            image.label,
+            platforms.join(", ")
+        )
     }
 }
 
