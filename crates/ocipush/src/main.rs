@@ -75,6 +75,8 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Serve(args) => commands::serve::run(args, cli.quiet).await,
         Command::Login(args) => commands::login::run(args, cli.quiet).await,
         Command::Logout(args) => commands::logout::run(args, cli.quiet),
+        Command::Completions(args) => commands::completions::run(args.shell),
+        Command::Man => commands::man::run(),
     }
 }
 
