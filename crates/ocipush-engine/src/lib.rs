@@ -17,6 +17,7 @@ mod push;
 mod report;
 mod reporter;
 mod run_state;
+mod totals;
 mod upload;
 
 pub use cache::DigestCache;
@@ -26,4 +27,4 @@ pub use naming::{destinations_for, Destination, DEFAULT_TAG};
 pub use platform::{image_platforms, select_platforms, SkippedImage};
 pub use push::{plan, push, PlannedImage, PushOptions};
 pub use report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport, Summary};
-pub use reporter::{BlobId, BlobOutcome, BlobState, Reporter, SilentReporter};
+pub use reporter::{BlobId, BlobOutcome, BlobState, Reporter, RunTotals, SilentReporter};
