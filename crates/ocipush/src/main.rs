@@ -11,6 +11,8 @@ mod local;
 mod printer;
 mod progress;
 mod settings;
+#[cfg(test)]
+mod snapshots;
 
 use std::process::ExitCode;
 

@@ -1,30 +1,96 @@
 //! `ocipush list`: what each source holds — names, format, platforms, layers, size, digest (or
 //! the image ID, for daemon images). With no source, the images of the Docker/Podman daemon.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
 use ocipush_engine::{image_platforms, select_platforms};
 use ocipush_source::{open_source, ImageContent, LocalImage, Source};
 use serde::Serialize;
 
 use crate::cli::ListArgs;
-use crate::failure::{CliError, EXIT_OK};
+use crate::failure::{CliError, EXIT_GENERAL, EXIT_OK};
 use crate::filter::ImageFilter;
 use crate::printer::human_bytes;
 use crate::settings::{daemon_settings, resolve_platforms};
 
-#[derive(Serialize)]
-struct Row {
-    source: String,
-    names: Vec<String>,
-    format: &'static str,
-    platforms: Vec<String>,
-    layers: usize,
-    size: u64,
-    digest: Option<String>,
+/// One image as `list` shows it.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub source: String,
+    pub names: Vec<String>,
+    pub format: &'static str,
+    pub platforms: Vec<String>,
+    pub layers: usize,
+    pub size: u64,
+    pub digest: Option<String>,
     /// The daemon's image ID (daemon images have no manifest digest until pushed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
+    pub id: Option<String>,
+}
+
+/// `--json`: the rows as a JSON array.
+pub fn json(rows: &[Row]) -> String {
+    let mut text = serde_json::to_string_pretty(rows).expect("rows serialise");
+    text.push('\n');
+    text
+}
+
+/// The table: a header, then one line per image, each column as wide as its widest cell
+/// (two spaces apart; counts and sizes aligned right), so long names or platform lists never
+/// push the columns out of line.
+pub fn table(rows: &[Row]) -> String {
+    const HEADER: [&str; 6] = ["NAME", "FORMAT", "PLATFORMS", "LAYERS", "SIZE", "DIGEST"];
+    const RIGHT: [bool; 6] = [false, false, false, true, true, false];
+    let mut cells: Vec<[String; 6]> = vec![HEADER.map(String::from)];
+    for r in rows {
+        let name = if r.names.is_empty() {
+            "<none>".to_string()
+        } else {
+            r.names.join(",")
+        };
+        let platforms = if r.platforms.is_empty() {
+            "-".to_string()
+        } else {
+            r.platforms.join(",")
+        };
+        let digest = match (&r.digest, &r.id) {
+            (Some(digest), _) => digest.clone(),
+            (None, Some(id)) => format!("id {}", ocipush_source::daemon::short_id(id)),
+            (None, None) => "(assigned on push)".to_string(),
+        };
+        cells.push([
+            name,
+            r.format.to_string(),
+            platforms,
+            r.layers.to_string(),
+            human_bytes(r.size),
+            digest,
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for line in &cells {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in &cells {
+        let mut text = String::new();
+        for (i, cell) in line.iter().enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            let _ = if RIGHT[i] {
+                write!(text, "{cell:>width$}", width = widths[i])
+            } else {
+                write!(text, "{cell:<width$}", width = widths[i])
+            };
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 pub async fn run(args: ListArgs) -> Result<u8, CliError> {
@@ -51,47 +117,13 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
         .iter()
         .flat_map(|source| source.images.iter().map(move |image| row(source, image)))
         .collect();
+    let text = if args.json { json(&rows) } else { table(&rows) };
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialise")
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "{:<40} {:<15} {:<16} {:>6} {:>10}  DIGEST",
-            "NAME", "FORMAT", "PLATFORMS", "LAYERS", "SIZE"
-        );
-        for r in &rows {
-            let name = if r.names.is_empty() {
-                "<none>".to_string()
-            } else {
-                r.names.join(",")
-            };
-            let platforms = if r.platforms.is_empty() {
-                "-".to_string()
-            } else {
-                r.platforms.join(",")
-            };
-            let digest = match (&r.digest, &r.id) {
-                (Some(digest), _) => digest.clone(),
-                (None, Some(id)) => format!("id {}", ocipush_source::daemon::short_id(id)),
-                (None, None) => "(assigned on push)".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "{:<40} {:<15} {:<16} {:>6} {:>10}  {}",
-                name,
-                r.format,
-                platforms,
-                r.layers,
-                human_bytes(r.size),
-                digest
-            );
-        }
-    }
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            CliError::with_code(format!("cannot write to stdout: {e}"), None, EXIT_GENERAL)
+        })?;
     Ok(EXIT_OK)
 }
 

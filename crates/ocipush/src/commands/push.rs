@@ -109,22 +109,7 @@ fn emit(report: &PushReport, json: bool, quiet: bool) {
     if json {
         return;
     }
-    for image in &report.images {
-        if let Some(error) = &image.error {
-            eprint!(
-                "{}",
-                CliError::with_code(
-                    format!("{}: {}", image.source, error.message),
-                    error.hint.clone(),
-                    1
-                )
-                .render()
-            );
-        }
-    }
-    if !quiet {
-        eprintln!("{}", printer::summary(report));
-    }
+    eprint!("{}", printer::closing(report, quiet));
 }
 
 /// Why `--platform` left an image out.
