@@ -28,7 +28,8 @@ impl std::str::FromStr for PasswordArg {
     name = "ocipush",
     version,
     about = "Push locally built container images to OCI registries — fast, resumable and correct.",
-    propagate_version = true
+    propagate_version = true,
+    after_help = ROOT_EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -105,6 +106,13 @@ pub struct CompletionsArgs {
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
 }
+
+const ROOT_EXAMPLES: &str = "\
+Examples:
+  ocipush push ./build/app.tar localhost:5000/team/app:dev
+  ocipush list ./build/app.tar
+  ocipush push --help                     # every push option, with examples
+  ocipush man | man -l -                  # the whole manual";
 
 const LOGIN_EXAMPLES: &str = "\
 Examples:

@@ -131,6 +131,10 @@ fn man_page_is_roff_with_every_command_and_push_option() {
         page.contains(".SS EXAMPLES\n.nf\n"),
         "examples are kept as typed"
     );
+    assert!(
+        page.contains(".SH EXAMPLES\n.nf\n"),
+        "and the program's own examples"
+    );
     assert!(page.contains("OCIPUSH_TIMEOUT"));
     // man itself must render it without complaint, when man is installed.
     if ocipush_testkit::tools::find_on_path("man").is_some() {
@@ -157,6 +161,7 @@ fn man_page_is_roff_with_every_command_and_push_option() {
 
 #[test]
 fn every_subcommand_help_has_examples() {
+    assert!(run_ok(&["--help"]).contains("Examples:\n  ocipush push"));
     for sub in SUBCOMMANDS {
         let help = run_ok(&[sub, "--help"]);
         let examples = help

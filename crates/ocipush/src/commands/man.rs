@@ -57,6 +57,7 @@ pub fn render() -> std::io::Result<Vec<u8>> {
         }
     }
     list.to_writer(&mut out)?;
+    examples(&cmd, "SH").to_writer(&mut out)?;
 
     for sub in subcommands {
         out.extend(subcommand_section(sub)?);
@@ -87,18 +88,27 @@ fn subcommand_section(sub: &clap::Command) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     heading.to_writer(&mut out)?;
     out.extend(own.into_bytes());
-    if let Some(after) = sub.get_after_help() {
-        let text = after.to_string();
-        let mut examples = Roff::new();
-        examples.control("SS", ["EXAMPLES"]);
-        examples.control("nf", []);
-        for line in text.lines().filter(|l| l.trim() != "Examples:") {
-            examples.text([roman(line.to_string())]);
-        }
-        examples.control("fi", []);
-        examples.to_writer(&mut out)?;
-    }
+    examples(sub, "SS").to_writer(&mut out)?;
     Ok(out)
+}
+
+/// A command's `after_help` examples under a `heading` macro (`SH` or `SS`), kept as typed
+/// (no-fill), where man would otherwise run the lines together. Empty without examples.
+fn examples(cmd: &clap::Command, heading: &str) -> Roff {
+    let mut roff = Roff::new();
+    if let Some(after) = cmd.get_after_help() {
+        roff.control(heading, ["EXAMPLES"]);
+        roff.control("nf", []);
+        for line in after
+            .to_string()
+            .lines()
+            .filter(|l| l.trim() != "Examples:")
+        {
+            roff.text([roman(line.to_string())]);
+        }
+        roff.control("fi", []);
+    }
+    roff
 }
 
 /// ENVIRONMENT and EXIT STATUS, as the README documents them (the codes are the constants
