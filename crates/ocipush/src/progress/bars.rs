@@ -27,7 +27,13 @@ struct Books {
 }
 
 impl BarReporter {
+    /// Bars on stderr, redrawn at most 10 times a second.
     pub fn new() -> Self {
+        Self::with_target(ProgressDrawTarget::stderr_with_hz(10))
+    }
+
+    /// Bars drawn to `target` (tests draw to a hidden one and read the bars back).
+    pub fn with_target(target: ProgressDrawTarget) -> Self {
         let blob_style = ProgressStyle::with_template(
             "{prefix:>24.dim} [{bar:30.cyan/blue}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {msg}",
         )
@@ -38,7 +44,7 @@ impl BarReporter {
         )
         .expect("the template is valid")
         .progress_chars("=> ");
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10));
+        let multi = MultiProgress::with_draw_target(target);
         let overall = multi.add(ProgressBar::new(0));
         overall.set_style(overall_style);
         overall.set_prefix("total");
@@ -155,5 +161,58 @@ impl Reporter for BarReporter {
 impl Drop for BarReporter {
     fn drop(&mut self) {
         log_writer::detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(r: &BarReporter, id: BlobId) -> Option<(String, u64, Option<u64>)> {
+        let books = r.books.lock().unwrap();
+        books
+            .bars
+            .get(&id)
+            .map(|b| (b.message().to_string(), b.position(), b.length()))
+    }
+
+    #[test]
+    fn blob_bars_show_each_state_and_the_overall_bar_what_remains() {
+        let r = BarReporter::with_target(ProgressDrawTarget::hidden());
+        r.run_started(&RunTotals {
+            images: 1,
+            blobs: 3,
+            bytes: 1000,
+        });
+        r.blob_started(1, "config", 100);
+        assert_eq!(message(&r, 1), Some(("waiting".into(), 0, Some(100))));
+        r.blob_state(1, BlobState::Checking);
+        assert_eq!(message(&r, 1).unwrap().0, "checking");
+        r.blob_finished(1, BlobOutcome::Existing);
+        assert_eq!(message(&r, 1), None, "a finished blob's bar leaves");
+
+        r.blob_started(2, "layer 1", 300);
+        r.blob_state(2, BlobState::Mounting);
+        assert_eq!(message(&r, 2).unwrap().0, "mounting");
+        r.blob_finished(2, BlobOutcome::Mounted);
+
+        r.blob_started(3, "layer 2", 600);
+        r.blob_state(3, BlobState::Compressing);
+        r.blob_progress(3, 250);
+        assert_eq!(message(&r, 3), Some(("compressing".into(), 250, Some(600))));
+        r.blob_restarted(3, 1, "503");
+        assert_eq!(message(&r, 3), Some(("retry 1: 503".into(), 0, Some(600))));
+        r.blob_state(3, BlobState::Uploading);
+        r.blob_progress(3, 600);
+        assert_eq!(message(&r, 3).unwrap().0, "uploading");
+        // Existing and mounted blobs left the total: 600 bytes remain, all of them sent.
+        assert_eq!((r.overall.position(), r.overall.length()), (600, Some(600)));
+        r.blob_finished(3, BlobOutcome::Uploaded);
+        r.run_finished();
+        assert!(r.overall.is_finished());
+        assert_eq!(
+            r.overall.message(),
+            "3/3 blobs, 0 in flight, 400 B already there"
+        );
     }
 }
