@@ -190,6 +190,7 @@ pub(crate) async fn skip_if_present(
     else {
         return Ok(None);
     };
+    ctx.reporter.blob_state(id, BlobState::Mounting);
     match ctx.repository.mount_blob(digest, &from).await? {
         MountOutcome::Mounted => Ok(found(BlobOutcome::Mounted)),
         MountOutcome::Upload(session) => {

@@ -37,6 +37,11 @@ pub enum PushError {
     Read { blob: String, detail: String },
     #[error("{0}")]
     Naming(String),
+    #[error("--platform {} matches no image; the sources hold {}", wanted.join(", "), list_or_none(available))]
+    NoPlatform {
+        wanted: Vec<String>,
+        available: Vec<String>,
+    },
     #[error("interrupted")]
     Interrupted,
     #[error("internal error: {0}")]
@@ -56,7 +61,9 @@ impl PushError {
                 ErrorClass::NotFound | ErrorClass::Registry => FailureKind::Registry,
                 ErrorClass::Usage => FailureKind::Usage,
             },
-            PushError::Reference(_) | PushError::Naming(_) => FailureKind::Usage,
+            PushError::Reference(_) | PushError::Naming(_) | PushError::NoPlatform { .. } => {
+                FailureKind::Usage
+            }
             PushError::Interrupted => FailureKind::Interrupted,
             PushError::Internal(_) => FailureKind::General,
         }
@@ -76,7 +83,19 @@ impl PushError {
             PushError::Naming(_) => Some(
                 "give a full destination (HOST/REPO:TAG) or tags with -t".into(),
             ),
+            PushError::NoPlatform { .. } => Some(
+                "pick platforms the sources hold (`ocipush list SOURCE` shows them), or leave out --platform to push every platform"
+                    .into(),
+            ),
             _ => None,
         }
+    }
+}
+
+fn list_or_none(platforms: &[String]) -> String {
+    if platforms.is_empty() {
+        "no platform information".into()
+    } else {
+        platforms.join(", ")
     }
 }

@@ -24,6 +24,7 @@ use crate::naming::{destinations_for, Destination};
 use crate::report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport};
 use crate::reporter::{BlobOutcome, Reporter};
 use crate::run_state::RunState;
+use crate::totals::run_totals;
 
 /// Settings of a push run, resolved by the caller from flags, environment and config.
 #[derive(Debug, Clone)]
@@ -94,6 +95,7 @@ pub async fn push(
         options.cancel.clone(),
     ));
     let clients = connect_all(&plan, options).await;
+    reporter.run_started(&run_totals(&plan));
     let run = Run {
         clients,
         reporter,
@@ -116,6 +118,7 @@ pub async fn push(
         }
     });
     let reports = join_all(runs).await;
+    run.reporter.run_finished();
     PushReport::new(reports, started.elapsed())
 }
 

@@ -20,15 +20,36 @@ pub enum BlobOutcome {
 /// What a blob is doing now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlobState {
+    /// Asking the repository whether it has the blob (HEAD).
     Checking,
+    /// Asking the registry to mount it from another repository.
+    Mounting,
+    /// Compressing while uploading (layers stored uncompressed).
     Compressing,
+    /// Sending bytes as they are.
     Uploading,
+}
+
+/// What a run is about to move, known before the first blob starts: for an overall progress
+/// figure. `bytes` counts source bytes, as [`Reporter::blob_progress`] does, once per blob and
+/// repository; it is an estimate for daemon images (the daemon's uncompressed size), so a
+/// reporter should let the real figures exceed it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunTotals {
+    pub images: usize,
+    pub blobs: usize,
+    pub bytes: u64,
 }
 
 /// Receives push events. Every method has an empty default so reporters implement what they show.
 pub trait Reporter: Send + Sync {
+    /// The run begins: what it will move at most.
+    fn run_started(&self, _totals: &RunTotals) {}
+    /// Every image has finished (pushed or failed).
+    fn run_finished(&self) {}
     fn image_started(&self, _label: &str, _destinations: &[String]) {}
-    /// A blob transfer began; `total` is the number of source bytes it will read.
+    /// A blob transfer began; `total` is the number of source bytes it will read (0 when not
+    /// known: a daemon layer found through the digest cache).
     fn blob_started(&self, _id: BlobId, _label: &str, _total: u64) {}
     fn blob_state(&self, _id: BlobId, _state: BlobState) {}
     /// `bytes` more source bytes were processed.

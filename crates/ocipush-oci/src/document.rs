@@ -17,6 +17,8 @@ pub enum DocumentError {
     },
     #[error("{what} has unsupported media type `{media_type}`")]
     UnsupportedMediaType { what: String, media_type: String },
+    #[error("cannot narrow {what}: {reason}")]
+    Rewrite { what: String, reason: String },
 }
 
 /// What a document is, parsed.

@@ -7,7 +7,9 @@
 pub mod compression;
 pub mod digest;
 pub mod document;
+mod index_subset;
 pub mod media_type;
+pub mod platform;
 pub mod verify;
 
 pub use compression::Compression;
@@ -16,4 +18,5 @@ pub use document::{Document, DocumentError, DocumentKind};
 pub use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, Platform,
 };
+pub use platform::{PlatformError, PlatformSpec};
 pub use verify::{VerifyError, VerifyingReader};

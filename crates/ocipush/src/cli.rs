@@ -28,7 +28,8 @@ impl std::str::FromStr for PasswordArg {
     name = "ocipush",
     version,
     about = "Push locally built container images to OCI registries — fast, resumable and correct.",
-    propagate_version = true
+    propagate_version = true,
+    after_help = ROOT_EXAMPLES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -47,15 +48,71 @@ pub enum Command {
     #[command(after_help = PUSH_EXAMPLES)]
     Push(PushArgs),
     /// List the images a source holds (what `push` would push).
+    #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
     /// Run the embedded OCI registry.
+    #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
     /// Log in to a registry: check the credentials there, then keep them where docker does.
     #[command(after_help = LOGIN_EXAMPLES)]
     Login(LoginArgs),
     /// Log out of a registry: remove the credentials docker's config keeps for it.
+    #[command(after_help = LOGOUT_EXAMPLES)]
     Logout(LogoutArgs),
+    /// Print a shell completion script on stdout.
+    #[command(after_help = COMPLETIONS_EXAMPLES)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout.
+    #[command(after_help = MAN_EXAMPLES)]
+    Man,
 }
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  ocipush list ./build/app.tar oci:./layout     # what these sources hold
+  ocipush list                                  # the Docker/Podman daemon's tagged images
+  ocipush list --include 'myapp*' --exclude '*:old'
+  ocipush list --platform linux/arm64 oci:./layout   # the index push --platform would write
+  ocipush list --json ./build/app.tar | jq -r '.[].digest'";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  ocipush serve                          # 127.0.0.1:5000, the local registry's directory
+  ocipush serve --addr 0.0.0.0:5000 --root /srv/registry
+  htpasswd -Bbn alice secret > users.htpasswd
+  ocipush serve --tls-cert cert.pem --tls-key key.pem --htpasswd users.htpasswd";
+
+const LOGOUT_EXAMPLES: &str = "\
+Examples:
+  ocipush logout ghcr.io
+  ocipush logout localhost:5000";
+
+const COMPLETIONS_EXAMPLES: &str = "\
+Examples:
+  ocipush completions bash > ~/.local/share/bash-completion/completions/ocipush
+  ocipush completions zsh > ~/.zfunc/_ocipush     # with fpath+=(~/.zfunc) before compinit
+  ocipush completions fish > ~/.config/fish/completions/ocipush.fish
+  ocipush completions powershell | Out-String | Invoke-Expression
+  ocipush completions elvish > ~/.config/elvish/lib/ocipush.elv   # then `use ocipush`";
+
+const MAN_EXAMPLES: &str = "\
+Examples:
+  ocipush man | man -l -
+  ocipush man > ~/.local/share/man/man1/ocipush.1 && man ocipush";
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+const ROOT_EXAMPLES: &str = "\
+Examples:
+  ocipush push ./build/app.tar localhost:5000/team/app:dev
+  ocipush list ./build/app.tar
+  ocipush push --help                     # every push option, with examples
+  ocipush man | man -l -                  # the whole manual";
 
 const LOGIN_EXAMPLES: &str = "\
 Examples:
@@ -109,7 +166,8 @@ Examples:
   echo \"$TOKEN\" | ocipush push -u ci --password-stdin app.tar.gz ghcr.io/org/app:1.2
   ocipush push examples/hello-oci          # into the embedded local registry
   ocipush push myapp:dev -r localhost:5000/team     # straight from the Docker/Podman daemon
-  ocipush push daemon: -r localhost:5000/team --include 'myapp*'";
+  ocipush push daemon: -r localhost:5000/team --include 'myapp*'
+  ocipush push --platform linux/amd64,linux/arm64 oci:./layout:1.0 localhost:5000/app:1.0";
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
@@ -162,6 +220,23 @@ pub struct PushArgs {
     pub no_cache: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
+}
+
+/// Which platforms of the images to take.
+#[derive(Debug, Args, Default)]
+pub struct PlatformArgs {
+    /// Only this platform, OS/ARCH[/VARIANT] (repeatable or comma-separated), e.g. linux/arm64.
+    /// A multi-platform image keeps only the matching manifests, under a rewritten index (new
+    /// digest); single-platform images of other platforms are left out. A variant may be left
+    /// out: linux/arm64 matches linux/arm64/v8. Default: every platform.
+    #[arg(
+        long = "platform",
+        value_name = "OS/ARCH[/VARIANT]",
+        value_delimiter = ','
+    )]
+    pub platforms: Vec<String>,
 }
 
 /// Which images of the sources to take, by name and size.
@@ -205,6 +280,8 @@ pub struct ListArgs {
     pub json: bool,
     #[command(flatten)]
     pub filter: FilterArgs,
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 }
 
 #[derive(Debug, Args)]

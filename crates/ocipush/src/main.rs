@@ -11,6 +11,8 @@ mod local;
 mod printer;
 mod progress;
 mod settings;
+#[cfg(test)]
+mod snapshots;
 
 use std::process::ExitCode;
 
@@ -75,6 +77,8 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
         Command::Serve(args) => commands::serve::run(args, cli.quiet).await,
         Command::Login(args) => commands::login::run(args, cli.quiet).await,
         Command::Logout(args) => commands::logout::run(args, cli.quiet),
+        Command::Completions(args) => commands::completions::run(args.shell),
+        Command::Man => commands::man::run(),
     }
 }
 
@@ -91,7 +95,7 @@ fn init_logging(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(progress::log_writer::LogWriter)
         .with_target(false)
         .try_init();
 }

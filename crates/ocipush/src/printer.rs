@@ -97,6 +97,29 @@ pub fn image_line(report: &ImageReport) -> String {
     }
 }
 
+/// What a push writes on stderr once it is done: each failed image's error (even with `-q`),
+/// then, unless quiet, the summary line.
+pub fn closing(report: &PushReport, quiet: bool) -> String {
+    let mut out = String::new();
+    for image in &report.images {
+        if let Some(error) = &image.error {
+            out.push_str(
+                &crate::failure::CliError::with_code(
+                    format!("{}: {}", image.source, error.message),
+                    error.hint.clone(),
+                    crate::failure::EXIT_GENERAL,
+                )
+                .render(),
+            );
+        }
+    }
+    if !quiet {
+        out.push_str(&summary(report));
+        out.push('\n');
+    }
+    out
+}
+
 /// The closing summary on stderr.
 pub fn summary(report: &PushReport) -> String {
     let s = &report.summary;

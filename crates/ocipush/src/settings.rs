@@ -13,7 +13,9 @@ use ocipush_engine::{Algorithm, CompressionSettings, Destination, DigestCache};
 use ocipush_registry::{ClientOptions, Reference, RegistryTarget, RetryPolicy};
 use ocipush_source::DaemonSettings;
 
-use crate::cli::PushArgs;
+use ocipush_oci::PlatformSpec;
+
+use crate::cli::{PlatformArgs, PushArgs};
 use crate::connection::{self, env_first};
 use crate::failure::CliError;
 use crate::filter::ImageFilter;
@@ -44,6 +46,8 @@ pub struct PushSettings {
     pub daemon: DaemonSettings,
     /// Which images of the sources to push.
     pub filter: ImageFilter,
+    /// Which platforms of them (`--platform`); empty: all.
+    pub platforms: Vec<PlatformSpec>,
     /// Warnings to show once settings are final (e.g. a password given on the command line).
     pub warnings: Vec<String>,
 }
@@ -170,6 +174,7 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
     Ok(PushSettings {
         daemon: daemon_settings(),
         filter: ImageFilter::new(&args.filter)?,
+        platforms: resolve_platforms(&args.platform)?,
         sources,
         target,
         tags: args.tags,
@@ -211,6 +216,23 @@ fn retry_policy(retries: u32) -> RetryPolicy {
         },
         None => RetryPolicy { retries, ..default },
     }
+}
+
+/// `--platform` values, checked before anything is opened.
+pub fn resolve_platforms(args: &PlatformArgs) -> Result<Vec<PlatformSpec>, CliError> {
+    let mut platforms: Vec<PlatformSpec> = Vec::new();
+    for text in &args.platforms {
+        let platform = PlatformSpec::parse(text).map_err(|e| {
+            CliError::usage(
+                e.to_string(),
+                Some("--platform takes OS/ARCH[/VARIANT], e.g. linux/amd64 or linux/arm/v7".into()),
+            )
+        })?;
+        if !platforms.contains(&platform) {
+            platforms.push(platform);
+        }
+    }
+    Ok(platforms)
 }
 
 /// The digest cache's directory: `$OCIPUSH_CACHE_DIR`, else `$XDG_CACHE_HOME/ocipush`, else
@@ -294,5 +316,19 @@ mod tests {
         assert_eq!(parse_duration("0"), None);
         assert_eq!(parse_duration("ten"), None);
         assert_eq!(parse_duration("5d"), None);
+    }
+
+    #[test]
+    fn platforms_are_parsed_and_deduplicated() {
+        let args = |list: &[&str]| PlatformArgs {
+            platforms: list.iter().map(|s| s.to_string()).collect(),
+        };
+        let got =
+            resolve_platforms(&args(&["linux/amd64", "linux/arm64/v8", "linux/amd64"])).unwrap();
+        let texts: Vec<String> = got.iter().map(|p| p.to_string()).collect();
+        assert_eq!(texts, ["linux/amd64", "linux/arm64/v8"]);
+        let err = resolve_platforms(&args(&["amd64"])).unwrap_err();
+        assert_eq!(err.code, crate::failure::EXIT_USAGE);
+        assert!(err.message.contains("amd64"), "{}", err.message);
     }
 }

@@ -1,9 +1,10 @@
 //! `ocipush list`: what each source holds — names, format, platforms, layers, size, digest (or
 //! the image ID, for daemon images). With no source, the images of the Docker/Podman daemon.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
-use ocipush_oci::DocumentKind;
+use ocipush_engine::{image_platforms, select_platforms};
 use ocipush_source::{open_source, ImageContent, LocalImage, Source};
 use serde::Serialize;
 
@@ -11,20 +12,85 @@ use crate::cli::ListArgs;
 use crate::failure::{CliError, EXIT_GENERAL, EXIT_OK};
 use crate::filter::ImageFilter;
 use crate::printer::human_bytes;
-use crate::settings::daemon_settings;
+use crate::settings::{daemon_settings, resolve_platforms};
 
-#[derive(Serialize)]
-struct Row {
-    source: String,
-    names: Vec<String>,
-    format: &'static str,
-    platforms: Vec<String>,
-    layers: usize,
-    size: u64,
-    digest: Option<String>,
+/// One image as `list` shows it.
+#[derive(Debug, Serialize)]
+pub struct Row {
+    pub source: String,
+    pub names: Vec<String>,
+    pub format: &'static str,
+    pub platforms: Vec<String>,
+    pub layers: usize,
+    pub size: u64,
+    pub digest: Option<String>,
     /// The daemon's image ID (daemon images have no manifest digest until pushed).
     #[serde(skip_serializing_if = "Option::is_none")]
-    id: Option<String>,
+    pub id: Option<String>,
+}
+
+/// `--json`: the rows as a JSON array.
+pub fn json(rows: &[Row]) -> String {
+    let mut text = serde_json::to_string_pretty(rows).expect("rows serialise");
+    text.push('\n');
+    text
+}
+
+/// The table: a header, then one line per image, each column as wide as its widest cell
+/// (two spaces apart; counts and sizes aligned right), so long names or platform lists never
+/// push the columns out of line.
+pub fn table(rows: &[Row]) -> String {
+    const HEADER: [&str; 6] = ["NAME", "FORMAT", "PLATFORMS", "LAYERS", "SIZE", "DIGEST"];
+    const RIGHT: [bool; 6] = [false, false, false, true, true, false];
+    let mut cells: Vec<[String; 6]> = vec![HEADER.map(String::from)];
+    for r in rows {
+        let name = if r.names.is_empty() {
+            "<none>".to_string()
+        } else {
+            r.names.join(",")
+        };
+        let platforms = if r.platforms.is_empty() {
+            "-".to_string()
+        } else {
+            r.platforms.join(",")
+        };
+        let digest = match (&r.digest, &r.id) {
+            (Some(digest), _) => digest.clone(),
+            (None, Some(id)) => format!("id {}", ocipush_source::daemon::short_id(id)),
+            (None, None) => "(assigned on push)".to_string(),
+        };
+        cells.push([
+            name,
+            r.format.to_string(),
+            platforms,
+            r.layers.to_string(),
+            human_bytes(r.size),
+            digest,
+        ]);
+    }
+    let mut widths = [0usize; 6];
+    for line in &cells {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for line in &cells {
+        let mut text = String::new();
+        for (i, cell) in line.iter().enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            let _ = if RIGHT[i] {
+                write!(text, "{cell:>width$}", width = widths[i])
+            } else {
+                write!(text, "{cell:<width$}", width = widths[i])
+            };
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 pub async fn run(args: ListArgs) -> Result<u8, CliError> {
@@ -35,69 +101,46 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     } else {
         args.sources.clone()
     };
-    let mut rows = Vec::new();
+    let platforms = resolve_platforms(&args.platform)?;
+    let mut opened = Vec::new();
     let mut broken = 0;
     for arg in &sources {
-        let opened = open_source(arg, &daemon)
+        let found = open_source(arg, &daemon)
             .await
             .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
-        for source in &opened.sources {
-            for image in source.images.iter().filter(|i| filter.accepts(i)) {
-                rows.push(row(source, image));
-            }
+        for mut source in found.sources {
+            source.images.retain(|i| filter.accepts(i));
+            opened.push(source);
         }
-        for b in &opened.broken {
+        for b in &found.broken {
             eprintln!("warning: skipping {}: {}", b.path.display(), b.error);
             broken += 1;
         }
     }
+    // The same narrowing as `push --platform`: rows show what would be pushed (an index's
+    // rewritten digest, the kept manifests' layers and size).
+    select_platforms(&mut opened, &platforms).map_err(CliError::from)?;
+    let rows: Vec<Row> = opened
+        .iter()
+        .flat_map(|source| source.images.iter().map(move |image| row(source, image)))
+        .collect();
+    let text = if args.json { json(&rows) } else { table(&rows) };
     let mut out = std::io::stdout().lock();
-    if args.json {
-        let _ = writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&rows).expect("rows serialise")
-        );
-    } else {
-        let _ = writeln!(
-            out,
-            "{:<40} {:<15} {:<16} {:>6} {:>10}  DIGEST",
-            "NAME", "FORMAT", "PLATFORMS", "LAYERS", "SIZE"
-        );
-        for r in &rows {
-            let name = if r.names.is_empty() {
-                "<none>".to_string()
-            } else {
-                r.names.join(",")
-            };
-            let platforms = if r.platforms.is_empty() {
-                "-".to_string()
-            } else {
-                r.platforms.join(",")
-            };
-            let digest = match (&r.digest, &r.id) {
-                (Some(digest), _) => digest.clone(),
-                (None, Some(id)) => format!("id {}", ocipush_source::daemon::short_id(id)),
-                (None, None) => "(assigned on push)".to_string(),
-            };
-            let _ = writeln!(
-                out,
-                "{:<40} {:<15} {:<16} {:>6} {:>10}  {}",
-                name,
-                r.format,
-                platforms,
-                r.layers,
-                human_bytes(r.size),
-                digest
-            );
-        }
-    }
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| {
+            CliError::with_code(format!("cannot write to stdout: {e}"), None, EXIT_GENERAL)
+        })?;
     // Listed what could be read; a broken image still makes the answer "not all well".
     Ok(if broken > 0 { EXIT_GENERAL } else { EXIT_OK })
 }
 
 fn row(source: &Source, image: &LocalImage) -> Row {
     let names = image.names.iter().map(|n| n.to_string()).collect();
+    let platforms = image_platforms(source, image)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
     match &image.content {
         ImageContent::Stored { root, children, .. } => {
             let docs: Vec<_> = if children.is_empty() {
@@ -111,15 +154,6 @@ fn row(source: &Source, image: &LocalImage) -> Row {
                 .flat_map(|d| d.blobs())
                 .map(|b| b.size())
                 .sum::<u64>();
-            let platforms = match root.kind() {
-                DocumentKind::Index(index) => index
-                    .manifests()
-                    .iter()
-                    .filter_map(|m| m.platform().as_ref())
-                    .map(|p| format!("{}/{}", p.os(), p.architecture()))
-                    .collect(),
-                DocumentKind::Manifest(_) => Vec::new(),
-            };
             Row {
                 source: image.label.clone(),
                 names,
@@ -135,7 +169,7 @@ fn row(source: &Source, image: &LocalImage) -> Row {
             source: image.label.clone(),
             names,
             format: source.kind.transport(),
-            platforms: Vec::new(),
+            platforms,
             layers: a.layers.len(),
             size: a.layers.iter().map(|l| l.size).sum::<u64>() + a.config.len() as u64,
             digest: None,
@@ -145,7 +179,7 @@ fn row(source: &Source, image: &LocalImage) -> Row {
             source: image.label.clone(),
             names,
             format: source.kind.transport(),
-            platforms: vec![d.platform.clone()],
+            platforms,
             layers: d.diff_ids.len(),
             size: d.size,
             digest: None,

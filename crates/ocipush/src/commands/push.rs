@@ -5,12 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocipush_engine::{
-    dry_run, plan, push, Destination, Failure, FailureKind, ImageReport, ImageStatus, PushOptions,
-    PushReport, Reporter, SilentReporter,
+    dry_run, plan, push, select_platforms, Destination, Failure, FailureKind, ImageReport,
+    ImageStatus, PushOptions, PushReport, Reporter, SilentReporter, SkippedImage,
 };
 use ocipush_registry::RegistryTarget;
 use ocipush_source::discover::Broken;
-use ocipush_source::open_source;
+use ocipush_source::{open_source, Source};
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::{exit_code, CliError, EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT};
@@ -25,24 +25,31 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
             eprintln!("warning: {warning}");
         }
     }
-    let mut sources = Vec::with_capacity(settings.sources.len());
+    let mut opened: Vec<Source> = Vec::with_capacity(settings.sources.len());
     let mut broken = Vec::new();
     for arg in &settings.sources {
-        let opened = open_source(arg, &settings.daemon)
+        let found = open_source(arg, &settings.daemon)
             .await
             .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
-        for mut source in opened.sources {
+        for mut source in found.sources {
             source.images.retain(|image| settings.filter.accepts(image));
-            sources.push(Arc::new(source));
+            opened.push(source);
         }
-        broken.extend(opened.broken);
+        broken.extend(found.broken);
     }
-    if settings.filter.is_active() && sources.iter().all(|s| s.images.is_empty()) {
+    if settings.filter.is_active() && opened.iter().all(|s| s.images.is_empty()) {
         return Err(CliError::usage(
             "no image of the sources matches --include/--exclude",
             Some("`ocipush list SOURCE...` shows the images and their names".into()),
         ));
     }
+    let skipped = select_platforms(&mut opened, &settings.platforms).map_err(CliError::from)?;
+    if !quiet {
+        for image in &skipped {
+            eprintln!("note: {}", platform_note(image));
+        }
+    }
+    let sources: Vec<Arc<Source>> = opened.into_iter().map(Arc::new).collect();
 
     let mut client = settings.client.clone();
     let (destination, local) = match &settings.target {
@@ -163,21 +170,23 @@ fn emit(report: &PushReport, json: bool, quiet: bool) {
     if json {
         return;
     }
-    for image in &report.images {
-        if let Some(error) = &image.error {
-            eprint!(
-                "{}",
-                CliError::with_code(
-                    format!("{}: {}", image.source, error.message),
-                    error.hint.clone(),
-                    1
-                )
-                .render()
-            );
-        }
-    }
-    if !quiet {
-        eprintln!("{}", printer::summary(report));
+    eprint!("{}", printer::closing(report, quiet));
+}
+
+/// Why `--platform` left an image out.
+pub fn platform_note(image: &SkippedImage) -> String {
+    let platforms: Vec<String> = image.platforms.iter().map(|p| p.to_string()).collect();
+    if platforms.is_empty() {
+        format!(
+            "{} left out: its platform is unknown, so it matches no --platform",
+            image.label
+        )
+    } else {
+        format!(
+            "{} left out: it is {}, not a --platform",
+            image.label,
+            platforms.join(", ")
+        )
     }
 }
 

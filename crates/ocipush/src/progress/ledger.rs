@@ -1,0 +1,192 @@
+//! The books both reporters keep: every blob in flight (its label, size, bytes so far, state,
+//! when it started) and the run's overall figures. The overall total is what remains to be
+//! moved: it starts at the plan's estimate and loses what turns out to be in the registry
+//! already (existing or mounted), so its bytes and rate are bytes really read and sent. Bytes
+//! are source bytes, as the engine reports them: a layer compressed on the way counts its
+//! uncompressed size (what takes the time), not the smaller size that goes over the wire.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ocipush_engine::{BlobId, BlobOutcome, BlobState, RunTotals};
+
+/// One blob in flight.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub label: String,
+    pub total: u64,
+    pub position: u64,
+    pub state: Option<BlobState>,
+    /// Run time at which it started.
+    pub started: Duration,
+}
+
+/// How a finished blob went, for the line that reports it.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub entry: Entry,
+    pub outcome: BlobOutcome,
+    /// Source bytes it was read for (its size, for an upload that completed).
+    pub bytes: u64,
+}
+
+/// The overall figures at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overall {
+    /// Bytes read and sent so far.
+    pub sent: u64,
+    /// Bytes to send in all: the estimate, less what was found in the registry.
+    pub to_send: u64,
+    /// Bytes found in the registry already (existing or mounted).
+    pub skipped: u64,
+    pub blobs_done: usize,
+    pub blobs: usize,
+    pub in_flight: usize,
+}
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    planned: RunTotals,
+    started_bytes: u64,
+    started_blobs: usize,
+    sent: u64,
+    skipped: u64,
+    done: usize,
+    in_flight: HashMap<BlobId, Entry>,
+}
+
+impl Ledger {
+    pub fn run_started(&mut self, totals: &RunTotals) {
+        self.planned = *totals;
+    }
+
+    pub fn blob_started(&mut self, id: BlobId, label: &str, total: u64, now: Duration) {
+        self.started_bytes += total;
+        self.started_blobs += 1;
+        self.in_flight.insert(
+            id,
+            Entry {
+                label: label.to_string(),
+                total,
+                position: 0,
+                state: None,
+                started: now,
+            },
+        );
+    }
+
+    pub fn state(&mut self, id: BlobId, state: BlobState) -> Option<&Entry> {
+        let entry = self.in_flight.get_mut(&id)?;
+        entry.state = Some(state);
+        Some(entry)
+    }
+
+    pub fn progress(&mut self, id: BlobId, bytes: u64) {
+        if let Some(entry) = self.in_flight.get_mut(&id) {
+            entry.position += bytes;
+            self.sent += bytes;
+        }
+    }
+
+    /// A retry starts the blob over: what it had read is not sent after all.
+    pub fn restarted(&mut self, id: BlobId) -> Option<&Entry> {
+        let entry = self.in_flight.get_mut(&id)?;
+        self.sent = self.sent.saturating_sub(entry.position);
+        entry.position = 0;
+        Some(entry)
+    }
+
+    pub fn finished(&mut self, id: BlobId, outcome: BlobOutcome) -> Option<Finished> {
+        let entry = self.in_flight.remove(&id)?;
+        let rest = entry.total.saturating_sub(entry.position);
+        let bytes = match outcome {
+            BlobOutcome::Existing | BlobOutcome::Mounted => {
+                self.skipped += rest;
+                entry.position
+            }
+            // Every source byte was read, even if some progress went unreported.
+            BlobOutcome::Uploaded => {
+                self.sent += rest;
+                entry.total.max(entry.position)
+            }
+            BlobOutcome::Failed => entry.position,
+        };
+        self.done += 1;
+        Some(Finished {
+            entry,
+            outcome,
+            bytes,
+        })
+    }
+
+    pub fn overall(&self) -> Overall {
+        // The plan's figures are estimates for daemon images: never show less than started.
+        let expected = self.planned.bytes.max(self.started_bytes);
+        Overall {
+            sent: self.sent,
+            to_send: expected.saturating_sub(self.skipped).max(self.sent),
+            skipped: self.skipped,
+            blobs_done: self.done,
+            blobs: self.planned.blobs.max(self.started_blobs),
+            in_flight: self.in_flight.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    #[test]
+    fn skipped_blobs_leave_the_total_and_retries_take_back_their_bytes() {
+        let mut ledger = Ledger::default();
+        ledger.run_started(&RunTotals {
+            images: 1,
+            blobs: 3,
+            bytes: 1000,
+        });
+        ledger.blob_started(1, "config", 100, at(0));
+        ledger.blob_started(2, "layer 1", 300, at(0));
+        ledger.blob_started(3, "layer 2", 600, at(0));
+        assert!(ledger.finished(1, BlobOutcome::Existing).is_some());
+        ledger.progress(2, 200);
+        ledger.restarted(2);
+        ledger.progress(2, 300);
+        let f = ledger.finished(2, BlobOutcome::Uploaded).unwrap();
+        assert_eq!(f.bytes, 300);
+        ledger.progress(3, 100);
+        assert_eq!(
+            ledger.overall(),
+            Overall {
+                sent: 400,
+                to_send: 900,
+                skipped: 100,
+                blobs_done: 2,
+                blobs: 3,
+                in_flight: 1,
+            }
+        );
+        ledger.finished(3, BlobOutcome::Mounted);
+        let o = ledger.overall();
+        assert_eq!((o.sent, o.to_send, o.skipped), (400, 400, 600));
+    }
+
+    #[test]
+    fn more_than_the_estimate_grows_the_total() {
+        let mut ledger = Ledger::default();
+        ledger.run_started(&RunTotals {
+            images: 1,
+            blobs: 1,
+            bytes: 10,
+        });
+        ledger.blob_started(7, "layer", 50, at(0));
+        ledger.blob_started(8, "layer", 0, at(0));
+        ledger.progress(8, 70);
+        let o = ledger.overall();
+        assert_eq!((o.to_send, o.blobs), (70, 2));
+    }
+}

@@ -1,0 +1,302 @@
+//! Progress as plain timestamped lines, for pipes, log files and CI: one line when an image
+//! starts, when a blob starts moving bytes, when a blob ends (how, how much, how fast), on a
+//! retry, an overall line at most every few seconds while bytes move, and one when an image ends.
+//! Nothing is redrawn, so a log reads top to bottom.
+
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use ocipush_engine::{
+    BlobId, BlobOutcome, BlobState, ImageReport, ImageStatus, Reporter, RunTotals,
+};
+
+use super::ledger::{Finished, Ledger};
+use super::{outcome_word, state_word};
+use crate::printer::human_bytes;
+
+/// How often, at most, an overall progress line is written while bytes move.
+pub const OVERALL_EVERY: Duration = Duration::from_secs(5);
+
+type Clock = Box<dyn Fn() -> Duration + Send + Sync>;
+
+pub struct LineReporter {
+    /// Time since the run started.
+    clock: Clock,
+    books: Mutex<Books>,
+}
+
+struct Books {
+    out: Box<dyn Write + Send>,
+    ledger: Ledger,
+    last_overall: Duration,
+}
+
+impl LineReporter {
+    /// Lines on stderr, timed from now.
+    pub fn new() -> Self {
+        let started = Instant::now();
+        Self::with_output(
+            Box::new(std::io::stderr()),
+            Box::new(move || started.elapsed()),
+        )
+    }
+
+    /// Lines into `out`, timed by `clock` (tests give both).
+    pub fn with_output(out: Box<dyn Write + Send>, clock: Clock) -> Self {
+        LineReporter {
+            clock,
+            books: Mutex::new(Books {
+                out,
+                ledger: Ledger::default(),
+                last_overall: Duration::ZERO,
+            }),
+        }
+    }
+
+    fn with_books<T>(&self, f: impl FnOnce(&mut Books, Duration) -> T) -> T {
+        let now = (self.clock)();
+        // A poisoned lock only means another reporter call panicked; the books are still usable.
+        let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut books, now)
+    }
+}
+
+impl Books {
+    fn line(&mut self, now: Duration, text: &str) {
+        // Progress must never fail a push: a closed stderr just loses the line.
+        let _ = writeln!(
+            self.out,
+            "[{:>7}] {text}",
+            format!("{:.1}s", now.as_secs_f64())
+        );
+    }
+
+    fn overall_line(&mut self, now: Duration) {
+        let o = self.ledger.overall();
+        let percent = (o.sent * 100).checked_div(o.to_send).unwrap_or(100);
+        let text = format!(
+            "overall: {percent}%, {} of {}, {}/s; {}/{} blobs, {} in flight, {} already there",
+            human_bytes(o.sent),
+            human_bytes(o.to_send),
+            human_bytes(rate(o.sent, now)),
+            o.blobs_done,
+            o.blobs,
+            o.in_flight,
+            human_bytes(o.skipped),
+        );
+        self.line(now, &text);
+        self.last_overall = now;
+    }
+}
+
+/// Bytes per second over `elapsed` (0 for no time).
+fn rate(bytes: u64, elapsed: Duration) -> u64 {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 {
+        return 0;
+    }
+    (bytes as f64 / secs) as u64
+}
+
+fn finished_text(f: &Finished, now: Duration) -> String {
+    let label = &f.entry.label;
+    let took = now.saturating_sub(f.entry.started);
+    match f.outcome {
+        BlobOutcome::Uploaded => {
+            let verb = match f.entry.state {
+                Some(BlobState::Compressing) => "compressed and uploaded",
+                _ => "uploaded",
+            };
+            format!(
+                "{label}: {verb} {} in {:.1}s ({}/s)",
+                human_bytes(f.bytes),
+                took.as_secs_f64(),
+                human_bytes(rate(f.bytes, took))
+            )
+        }
+        BlobOutcome::Existing | BlobOutcome::Mounted | BlobOutcome::Failed => {
+            format!("{label}: {}", outcome_word(f.outcome))
+        }
+    }
+}
+
+impl Reporter for LineReporter {
+    fn run_started(&self, totals: &RunTotals) {
+        self.with_books(|b, now| {
+            b.ledger.run_started(totals);
+            b.last_overall = now;
+            let text = format!(
+                "{} image(s), {} blob(s), up to {} to push",
+                totals.images,
+                totals.blobs,
+                human_bytes(totals.bytes)
+            );
+            b.line(now, &text);
+        });
+    }
+
+    fn run_finished(&self) {
+        self.with_books(|b, now| b.overall_line(now));
+    }
+
+    fn image_started(&self, label: &str, destinations: &[String]) {
+        self.with_books(|b, now| {
+            b.line(
+                now,
+                &format!("pushing {label} -> {}", destinations.join(", ")),
+            )
+        });
+    }
+
+    fn blob_started(&self, id: BlobId, label: &str, total: u64) {
+        self.with_books(|b, now| b.ledger.blob_started(id, label, total, now));
+    }
+
+    fn blob_state(&self, id: BlobId, state: BlobState) {
+        self.with_books(|b, now| {
+            let Some(entry) = b.ledger.state(id, state) else {
+                return;
+            };
+            // Checking and mounting take a request each; only moving bytes deserves a line.
+            if matches!(state, BlobState::Compressing | BlobState::Uploading) {
+                let text = format!(
+                    "{}: {} {}",
+                    entry.label,
+                    state_word(state),
+                    human_bytes(entry.total)
+                );
+                b.line(now, &text);
+            }
+        });
+    }
+
+    fn blob_progress(&self, id: BlobId, bytes: u64) {
+        self.with_books(|b, now| {
+            b.ledger.progress(id, bytes);
+            if now.saturating_sub(b.last_overall) >= OVERALL_EVERY {
+                b.overall_line(now);
+            }
+        });
+    }
+
+    fn blob_restarted(&self, id: BlobId, attempt: u32, reason: &str) {
+        self.with_books(|b, now| {
+            let label = b
+                .ledger
+                .restarted(id)
+                .map(|e| e.label.clone())
+                .unwrap_or_default();
+            b.line(now, &format!("{label}: retry {attempt} after: {reason}"));
+        });
+    }
+
+    fn blob_finished(&self, id: BlobId, outcome: BlobOutcome) {
+        self.with_books(|b, now| {
+            if let Some(finished) = b.ledger.finished(id, outcome) {
+                let text = finished_text(&finished, now);
+                b.line(now, &text);
+            }
+        });
+    }
+
+    fn image_finished(&self, report: &ImageReport) {
+        if report.status != ImageStatus::Pushed {
+            return;
+        }
+        self.with_books(|b, now| b.line(now, &crate::printer::image_line(report)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A reporter writing into a buffer, with a clock the test sets (milliseconds).
+    fn reporter() -> (LineReporter, Shared, Arc<AtomicU64>) {
+        let out = Shared::default();
+        let ms = Arc::new(AtomicU64::new(0));
+        let clock = ms.clone();
+        let r = LineReporter::with_output(
+            Box::new(out.clone()),
+            Box::new(move || Duration::from_millis(clock.load(Ordering::SeqCst))),
+        );
+        (r, out, ms)
+    }
+
+    fn text(out: &Shared) -> String {
+        String::from_utf8(out.0.lock().unwrap().clone()).unwrap()
+    }
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn a_run_reads_as_timestamped_lines_with_every_state() {
+        let (r, out, ms) = reporter();
+        r.run_started(&RunTotals {
+            images: 1,
+            blobs: 4,
+            bytes: 30 * MIB + 2048,
+        });
+        r.image_started("oci:app:1.0", &["localhost:5000/app:1.0".into()]);
+        r.blob_started(1, "config 0123456789ab", 2048);
+        r.blob_state(1, BlobState::Checking);
+        r.blob_finished(1, BlobOutcome::Existing);
+        r.blob_started(2, "layer 1/3 aaaaaaaaaaaa", 10 * MIB);
+        r.blob_state(2, BlobState::Checking);
+        r.blob_state(2, BlobState::Mounting);
+        ms.store(100, Ordering::SeqCst);
+        r.blob_finished(2, BlobOutcome::Mounted);
+        r.blob_started(3, "layer 2/3 bbbbbbbbbbbb", 10 * MIB);
+        r.blob_state(3, BlobState::Checking);
+        r.blob_state(3, BlobState::Compressing);
+        r.blob_progress(3, 4 * MIB);
+        ms.store(1_100, Ordering::SeqCst);
+        r.blob_restarted(3, 1, "503 Service Unavailable");
+        r.blob_progress(3, 10 * MIB);
+        ms.store(2_100, Ordering::SeqCst);
+        r.blob_finished(3, BlobOutcome::Uploaded);
+        r.blob_started(4, "layer 3/3 cccccccccccc", 10 * MIB);
+        r.blob_state(4, BlobState::Uploading);
+        ms.store(5_100, Ordering::SeqCst);
+        r.blob_progress(4, 5 * MIB);
+        // Within 5 s of the last overall line: no new one.
+        ms.store(6_100, Ordering::SeqCst);
+        r.blob_progress(4, 4 * MIB);
+        ms.store(10_100, Ordering::SeqCst);
+        r.blob_progress(4, MIB);
+        r.blob_finished(4, BlobOutcome::Failed);
+        r.run_finished();
+        let expected = "\
+[   0.0s] 1 image(s), 4 blob(s), up to 30.0 MiB to push
+[   0.0s] pushing oci:app:1.0 -> localhost:5000/app:1.0
+[   0.0s] config 0123456789ab: exists
+[   0.1s] layer 1/3 aaaaaaaaaaaa: mounted
+[   0.1s] layer 2/3 bbbbbbbbbbbb: compressing 10.0 MiB
+[   1.1s] layer 2/3 bbbbbbbbbbbb: retry 1 after: 503 Service Unavailable
+[   2.1s] layer 2/3 bbbbbbbbbbbb: compressed and uploaded 10.0 MiB in 2.0s (5.0 MiB/s)
+[   2.1s] layer 3/3 cccccccccccc: uploading 10.0 MiB
+[   5.1s] overall: 75%, 15.0 MiB of 20.0 MiB, 2.9 MiB/s; 3/4 blobs, 1 in flight, 10.0 MiB already there
+[  10.1s] overall: 100%, 20.0 MiB of 20.0 MiB, 2.0 MiB/s; 3/4 blobs, 1 in flight, 10.0 MiB already there
+[  10.1s] layer 3/3 cccccccccccc: failed
+[  10.1s] overall: 100%, 20.0 MiB of 20.0 MiB, 2.0 MiB/s; 4/4 blobs, 0 in flight, 10.0 MiB already there
+";
+        assert_eq!(text(&out), expected);
+    }
+}

@@ -1,0 +1,125 @@
+//! What `push` shows on stderr in a pipe (as in CI): timestamped lines naming each blob's
+//! state and outcome (compressed and uploaded, mounted, exists), overall lines whose totals
+//! add up, then the summary; `-q` shows nothing; `-v` adds logs. The bars need a terminal and
+//! were checked by hand (see progress/bars.rs).
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
+use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
+
+/// Two images sharing a base layer: pushed with -r, each goes to its own repository, so the
+/// base is compressed and uploaded once and mounted into the other repository.
+fn archive(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("two.tar");
+    let base = LayerSpec::text(600 * 1024, 31);
+    write_docker_archive(
+        &path,
+        &[
+            (
+                ImageSpec::new(vec![base.clone(), LayerSpec::files(&[("a", b"a")])]),
+                vec!["one:1"],
+            ),
+            (
+                ImageSpec::new(vec![base, LayerSpec::files(&[("b", b"b")])]),
+                vec!["two:1"],
+            ),
+        ],
+        DockerArchiveOptions::default(),
+    );
+    path
+}
+
+fn push(args: &[&str], cache: &Path) -> (String, String) {
+    let mut all = vec!["push", "--plain-http"];
+    all.extend_from_slice(args);
+    let out = ocipush_env(&all, None, &[("OCIPUSH_CACHE_DIR", cache.as_os_str())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (stdout(&out), stderr(&out))
+}
+
+/// `[   1.2s] text` -> `text`.
+fn timestamped(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix('[')?;
+    let (time, text) = rest.split_once("] ")?;
+    let seconds = time.trim().strip_suffix('s')?;
+    seconds.parse::<f64>().ok()?;
+    Some(text)
+}
+
+#[test]
+fn a_pipe_gets_timestamped_lines_with_states_and_a_closing_overall_line() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let source = archive(dir.path()).display().to_string();
+    let target = format!("{}/progress", registry.host_port());
+
+    let (out, err) = push(&["-r", &target, &source], &cache);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let lines: Vec<&str> = err.lines().collect();
+    let (summary, progress) = lines.split_last().expect("some output");
+    assert!(summary.starts_with("2 of 2 image(s) pushed"), "{summary}");
+    let texts: Vec<&str> = progress
+        .iter()
+        .map(|l| timestamped(l).unwrap_or_else(|| panic!("not a timestamped line: {l:?}\n{err}")))
+        .collect();
+    // Base + own layer for each repository; configs go up outside the blob events.
+    assert_eq!(
+        texts[0].split(", up to").next(),
+        Some("2 image(s), 4 blob(s)"),
+        "{err}"
+    );
+    let count = |needle: &str| texts.iter().filter(|t| t.contains(needle)).count();
+    assert_eq!(
+        count(": compressing "),
+        3,
+        "base once, each own layer once:\n{err}"
+    );
+    assert_eq!(count(": compressed and uploaded "), 3, "{err}");
+    assert_eq!(
+        count(": mounted"),
+        1,
+        "the base, into the second repository:\n{err}"
+    );
+    assert_eq!(count("pushed "), 2, "{err}");
+    let last = texts.last().unwrap();
+    assert!(last.starts_with("overall: "), "{err}");
+    assert!(
+        last.starts_with("overall: 100%,") && last.contains("4/4 blobs, 0 in flight"),
+        "{last}"
+    );
+
+    // Again, with the digest cache: nothing is compressed or sent, every layer exists.
+    let (_, err) = push(&["-r", &target, &source], &cache);
+    assert!(err.contains(": exists"), "{err}");
+    assert!(!err.contains("compress"), "{err}");
+    assert!(
+        err.contains("overall: 100%, 0 B of 0 B,"),
+        "nothing left to send once all exist:\n{err}"
+    );
+}
+
+#[test]
+fn quiet_silences_and_verbose_adds_logs() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let source = archive(dir.path()).display().to_string();
+    let target = format!("{}/quiet", registry.host_port());
+
+    let (out, err) = push(&["-q", "-r", &target, &source], &cache);
+    assert_eq!(out.lines().count(), 2, "references still go to stdout");
+    assert_eq!(err, "", "-q leaves stderr empty");
+
+    let (_, err) = push(&["-v", "-r", &target, &source], &cache);
+    let logs: Vec<&str> = err
+        .lines()
+        .filter(|l| timestamped(l).is_none() && (l.contains("DEBUG") || l.contains("INFO")))
+        .collect();
+    assert!(!logs.is_empty(), "-v shows tracing logs:\n{err}");
+    assert!(err.contains(": exists"), "and the progress lines:\n{err}");
+}
