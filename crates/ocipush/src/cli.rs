@@ -167,7 +167,9 @@ Examples:
   ocipush push examples/hello-oci          # into the embedded local registry
   ocipush push myapp:dev -r localhost:5000/team     # straight from the Docker/Podman daemon
   ocipush push daemon: -r localhost:5000/team --include 'myapp*'
-  ocipush push --platform linux/amd64,linux/arm64 oci:./layout:1.0 localhost:5000/app:1.0";
+  ocipush push --platform linux/amd64,linux/arm64 oci:./layout:1.0 localhost:5000/app:1.0
+  ocipush push -r localhost:5000/team ./build --exclude '*-test*'   # every image under ./build
+  ocipush push --dry-run -r localhost:5000/team ./build             # what would go up, nothing written";
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
