@@ -250,10 +250,10 @@ fn list_table() {
     assert_eq!(
         list::table(&rows()),
         "\
-NAME                                    FORMAT          PLATFORMS                   LAYERS      SIZE  DIGEST
-localhost/team/app:1.0,team/app:latest  oci             linux/amd64,linux/arm64/v8       4  50.0 MiB  sha256:c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3
-api:2                                   docker-archive  linux/amd64                      3   1.5 KiB  (assigned on push)
-<none>                                  daemon          -                                1       0 B  id d4d4d4d4d4d4
+SOURCE                              NAME                                    FORMAT          PLATFORMS                   LAYERS      SIZE  DIGEST
+oci:build/app                       localhost/team/app:1.0,team/app:latest  oci             linux/amd64,linux/arm64/v8       4  50.0 MiB  sha256:c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3c3
+docker-archive:build/api.tar:api:2  api:2                                   docker-archive  linux/amd64                      3   1.5 KiB  (assigned on push)
+daemon:d4d4d4d4d4d4                 <none>                                  daemon          -                                1       0 B  id d4d4d4d4d4d4
 "
     );
 }

@@ -28,21 +28,22 @@ fn human(n: u64) -> String {
     }
 }
 
-/// A table line split into its six columns (sizes and digests may hold one space).
-fn columns(line: &str) -> [String; 6] {
+/// A table line split into its seven columns (sizes and digests may hold one space).
+fn columns(line: &str) -> [String; 7] {
     let words: Vec<&str> = line.split_whitespace().collect();
-    assert!(words.len() >= 7, "short line: {line:?}");
+    assert!(words.len() >= 8, "short line: {line:?}");
     [
         words[0].to_string(),
         words[1].to_string(),
         words[2].to_string(),
         words[3].to_string(),
-        format!("{} {}", words[4], words[5]),
-        words[6..].join(" "),
+        words[4].to_string(),
+        format!("{} {}", words[5], words[6]),
+        words[7..].join(" "),
     ]
 }
 
-fn expected_columns(row: &Value) -> [String; 6] {
+fn expected_columns(row: &Value) -> [String; 7] {
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
             .unwrap()
@@ -53,6 +54,7 @@ fn expected_columns(row: &Value) -> [String; 6] {
     let names = strings(&row["names"]);
     let platforms = strings(&row["platforms"]);
     [
+        row["source"].as_str().unwrap().to_string(),
         if names.is_empty() {
             "<none>".into()
         } else {
@@ -137,6 +139,7 @@ fn table_and_json_agree_on_every_file_source() {
             .next()
             .map(|h| h.split_whitespace().collect::<Vec<_>>()),
         Some(vec![
+            "SOURCE",
             "NAME",
             "FORMAT",
             "PLATFORMS",

@@ -40,9 +40,19 @@ pub fn json(rows: &[Row]) -> String {
 /// (two spaces apart; counts and sizes aligned right), so long names or platform lists never
 /// push the columns out of line.
 pub fn table(rows: &[Row]) -> String {
-    const HEADER: [&str; 6] = ["NAME", "FORMAT", "PLATFORMS", "LAYERS", "SIZE", "DIGEST"];
-    const RIGHT: [bool; 6] = [false, false, false, true, true, false];
-    let mut cells: Vec<[String; 6]> = vec![HEADER.map(String::from)];
+    // SOURCE first: a build directory can hold one image in two files, and only the source
+    // tells those rows apart.
+    const HEADER: [&str; 7] = [
+        "SOURCE",
+        "NAME",
+        "FORMAT",
+        "PLATFORMS",
+        "LAYERS",
+        "SIZE",
+        "DIGEST",
+    ];
+    const RIGHT: [bool; 7] = [false, false, false, false, true, true, false];
+    let mut cells: Vec<[String; 7]> = vec![HEADER.map(String::from)];
     for r in rows {
         let name = if r.names.is_empty() {
             "<none>".to_string()
@@ -60,6 +70,7 @@ pub fn table(rows: &[Row]) -> String {
             (None, None) => "(assigned on push)".to_string(),
         };
         cells.push([
+            r.source.clone(),
             name,
             r.format.to_string(),
             platforms,
@@ -68,7 +79,7 @@ pub fn table(rows: &[Row]) -> String {
             digest,
         ]);
     }
-    let mut widths = [0usize; 6];
+    let mut widths = [0usize; 7];
     for line in &cells {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
