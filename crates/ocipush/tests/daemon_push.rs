@@ -226,7 +226,10 @@ fn docker_daemon_list_filters_and_errors() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     let table = stdout(&out);
-    assert!(table.lines().next().unwrap().starts_with("SOURCE"), "{table}");
+    assert!(
+        table.lines().next().unwrap().starts_with("SOURCE"),
+        "{table}"
+    );
     assert!(
         table.contains("frontend:dev") && !table.contains("backend"),
         "{table}"
