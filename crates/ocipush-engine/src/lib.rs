@@ -15,6 +15,7 @@ mod naming;
 mod platform;
 mod producer;
 mod push;
+mod rate;
 mod report;
 mod reporter;
 mod run_state;

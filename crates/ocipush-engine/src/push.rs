@@ -39,6 +39,8 @@ pub struct PushOptions {
     /// Cancelled by the caller on Ctrl-C: open uploads are cancelled (DELETE) and no manifest
     /// is written; the images report [`PushError::Interrupted`].
     pub cancel: CancellationToken,
+    /// Upload bytes per second across the run (`--limit-rate`); none for no limit.
+    pub limit_rate: Option<u64>,
 }
 
 /// One image and the references it goes to.
@@ -93,6 +95,7 @@ pub async fn push(
         options.cache.clone(),
         options.compression,
         options.cancel.clone(),
+        options.limit_rate,
     ));
     let clients = connect_all(&plan, options).await;
     reporter.run_started(&run_totals(&plan));

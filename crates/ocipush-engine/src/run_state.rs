@@ -14,6 +14,7 @@ use crate::cache::DigestCache;
 use crate::compress::CompressionSettings;
 use crate::error::PushError;
 use crate::job::PushedBlob;
+use crate::rate::RateLimit;
 
 pub(crate) type SharedPush = Arc<OnceCell<Result<PushedBlob, Arc<PushError>>>>;
 pub(crate) type SharedDigest = Arc<OnceCell<(Digest, u64)>>;
@@ -27,6 +28,8 @@ pub(crate) struct RunState {
     next_id: AtomicU64,
     pub cache: DigestCache,
     pub compression: CompressionSettings,
+    /// `--limit-rate`, shared by every upload body of the run.
+    pub rate: Option<Arc<RateLimit>>,
     /// Blob key -> the digest and size of the bytes it produces, once known in this run.
     digests: Mutex<HashMap<String, SharedDigest>>,
     /// (registry, digest) -> repositories on that registry that hold the blob.
@@ -41,6 +44,7 @@ impl RunState {
         cache: DigestCache,
         compression: CompressionSettings,
         cancel: CancellationToken,
+        limit_rate: Option<u64>,
     ) -> RunState {
         RunState {
             budget: Arc::new(Semaphore::new(jobs.max(1))),
@@ -48,6 +52,7 @@ impl RunState {
             next_id: AtomicU64::new(0),
             cache,
             compression,
+            rate: limit_rate.map(|rate| Arc::new(RateLimit::new(rate))),
             digests: Mutex::default(),
             holders: Mutex::default(),
             pushes: Mutex::default(),

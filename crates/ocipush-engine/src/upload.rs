@@ -19,6 +19,7 @@ use crate::blob::BlobContext;
 use crate::error::PushError;
 use crate::job::BlobJob;
 use crate::producer::{produce, ProduceError, Produced, Transform, CHANNEL_DEPTH};
+use crate::rate::throttled;
 use crate::reporter::{BlobId, BlobState};
 
 /// Uploads the job's bytes, resuming where the registry kept them or retrying transient
@@ -159,7 +160,10 @@ async fn upload_once(
         Transform::Verbatim { size, .. } => Some(*size),
         _ => None,
     };
-    let body = skip_bytes(ReceiverStream::new(rx), offset);
+    let body = throttled(
+        skip_bytes(ReceiverStream::new(rx), offset),
+        ctx.state.rate.clone(),
+    );
     // The session as the registry last acknowledged it: what to ask for the upload's status
     // after a failure.
     let mut latest = session.clone();

@@ -43,6 +43,8 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per run: the size of the biggest variant costs nothing worth boxing for.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Push images to a registry.
     #[command(after_help = PUSH_EXAMPLES)]
@@ -199,6 +201,10 @@ pub struct PushArgs {
     /// once a proxy answers 413.
     #[arg(long, value_name = "SIZE")]
     pub chunk_size: Option<String>,
+    /// Upload at most RATE bytes per second in all (e.g. 500k, 10M), all blobs together; manifests
+    /// and small configs are not counted.
+    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    pub limit_rate: Option<u64>,
     /// Give up after this long (e.g. 90s, 10m) [env: OCIPUSH_TIMEOUT]
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,

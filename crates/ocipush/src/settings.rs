@@ -40,6 +40,8 @@ pub struct PushSettings {
     pub json: bool,
     /// Plan only: nothing is written.
     pub dry_run: bool,
+    /// Upload bytes per second for the whole run.
+    pub limit_rate: Option<u64>,
     pub compression: CompressionSettings,
     pub cache: DigestCache,
     /// Where the Docker or Podman daemon is, for daemon sources.
@@ -190,6 +192,7 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         timeout,
         json: args.json,
         dry_run: args.dry_run,
+        limit_rate: args.limit_rate,
         compression,
         cache: match (args.no_cache, cache_dir()) {
             (false, Some(dir)) => DigestCache::at(dir),

@@ -78,6 +78,7 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
             compression: settings.compression,
             cache: settings.cache.clone(),
             cancel: CancellationToken::new(),
+            limit_rate: settings.limit_rate,
         };
         let plans = dry_run(&planned, &options).await;
         if let Some(local) = local {
@@ -100,6 +101,7 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         compression: settings.compression,
         cache: settings.cache.clone(),
         cancel,
+        limit_rate: settings.limit_rate,
     };
     let pushing = push(planned, &options, reporter);
     let report = with_broken(
