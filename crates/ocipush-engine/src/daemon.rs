@@ -17,7 +17,7 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use ocipush_oci::{Compression, Digest, Document, Sha256Writer};
 use ocipush_source::daemon::{walk_export, DaemonImage, ExportIndex, LargeEntry};
-use ocipush_source::{BlobReader, SourceError};
+use ocipush_source::{digest_in_name, BlobReader, SourceError};
 use tokio::sync::mpsc;
 
 use crate::assemble::image_manifest;
@@ -222,7 +222,7 @@ async fn export_pass(
                     detail: "interrupted".into(),
                 });
             }
-            let named = digest_named(&entry.path).filter(|d| diff_ids.contains(d));
+            let named = digest_in_name(&entry.path).filter(|d| diff_ids.contains(d));
             if named.as_ref().is_some_and(|d| skip.contains(d)) {
                 return Ok(());
             }
@@ -469,17 +469,6 @@ fn is_transient(error: &PushError) -> bool {
     }
 }
 
-/// `blobs/sha256/<hex>` (Docker 25+), `<hex>.tar` (podman), `<hex>/layer.tar` (legacy names
-/// use the v1 ID there, which no diffID matches).
-fn digest_named(path: &str) -> Option<Digest> {
-    let file = path.rsplit('/').next()?;
-    let hex = file.strip_suffix(".tar").unwrap_or(file);
-    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return None;
-    }
-    format!("sha256:{hex}").parse().ok()
-}
-
 fn short_path(path: &str) -> String {
     let first = path.split('/').next().unwrap_or(path);
     first[..first.len().min(12)].to_string()
@@ -488,15 +477,8 @@ fn short_path(path: &str) -> String {
 /// The sha256 of everything `reader` yields.
 fn hash_all(reader: &mut dyn Read) -> io::Result<Digest> {
     let mut hasher = Sha256Writer::new();
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        match reader.read(&mut buf) {
-            Ok(0) => return Ok(hasher.finish().0),
-            Ok(n) => hasher.update(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
+    io::copy(reader, &mut hasher)?;
+    Ok(hasher.finish().0)
 }
 
 /// Moves an entry's bytes from the walking thread to the blob's producer, a chunk at a time.
@@ -600,11 +582,11 @@ mod tests {
     #[test]
     fn diff_ids_are_read_from_docker25_and_podman_names_only() {
         let hex = "a".repeat(64);
-        assert!(digest_named(&format!("blobs/sha256/{hex}")).is_some());
-        assert!(digest_named(&format!("{hex}.tar")).is_some());
+        assert!(digest_in_name(&format!("blobs/sha256/{hex}")).is_some());
+        assert!(digest_in_name(&format!("{hex}.tar")).is_some());
         // Legacy names carry v1 IDs in the directory, which is not looked at.
-        assert!(digest_named("abc/layer.tar").is_none());
-        assert!(digest_named(&format!("blobs/sha256/{}", "A".repeat(64))).is_none());
+        assert!(digest_in_name("abc/layer.tar").is_none());
+        assert!(digest_in_name(&format!("blobs/sha256/{}", "A".repeat(64))).is_none());
     }
 
     #[test]

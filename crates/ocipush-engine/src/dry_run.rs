@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::error::PushError;
 use crate::job::BlobJob;
 use crate::producer::Transform;
-use crate::push::{connect_all, Clients, PlannedImage, PushOptions};
+use crate::push::{connect_all, kind_of, Clients, PlannedImage, PushOptions};
 use crate::report::Failure;
 
 /// What would happen to one blob.
@@ -186,13 +186,8 @@ fn blobs_of(
                     if blobs.iter().any(|b| b.1.as_ref() == Some(blob.digest())) {
                         continue;
                     }
-                    let kind = if blob.media_type().as_ref().contains("config") {
-                        "config"
-                    } else {
-                        "layer"
-                    };
                     blobs.push((
-                        kind.to_string(),
+                        kind_of(blob.media_type().as_ref()).to_string(),
                         Some(blob.digest().clone()),
                         blob.size(),
                         PlannedAction::Upload,

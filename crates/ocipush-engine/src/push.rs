@@ -433,7 +433,7 @@ fn image_report(
     }
 }
 
-fn kind_of(media_type: &str) -> &'static str {
+pub(crate) fn kind_of(media_type: &str) -> &'static str {
     if media_type.contains("config") {
         "config"
     } else {

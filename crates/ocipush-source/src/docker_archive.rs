@@ -169,11 +169,15 @@ fn entry_matches(position: usize, entry: &ManifestEntry, wanted: &str) -> bool {
     })
 }
 
-/// Config files are named after their digest (`<hex>.json`, `blobs/sha256/<hex>`): when they
-/// are, that name is a claim to verify.
-fn digest_in_name(path: &str) -> Option<Digest> {
+/// The digest a `docker save` file is named after, if it is: configs (`<hex>.json`,
+/// `blobs/sha256/<hex>`) and layers (`blobs/sha256/<hex>` in Docker 25+, `<hex>.tar` from
+/// podman; legacy `<v1-id>/layer.tar` names none). Such a name is a claim to verify.
+pub fn digest_in_name(path: &str) -> Option<Digest> {
     let file = path.rsplit('/').next()?;
-    let hex = file.strip_suffix(".json").unwrap_or(file);
+    let hex = file
+        .strip_suffix(".json")
+        .or_else(|| file.strip_suffix(".tar"))
+        .unwrap_or(file);
     if hex.len() == 64
         && hex
             .bytes()

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use ocipush_oci::{Compression, Digest, Document};
 
 pub use daemon::DaemonSettings;
+pub use docker_archive::digest_in_name;
 pub use error::SourceError;
 pub use name::ImageName;
 pub use spec::{SourceKind, SourceSpec};

@@ -134,24 +134,36 @@ fn load_document(
             entry: path,
         });
     }
-    let bytes = store.read_small(&path, MAX_DOCUMENT)?;
-    let actual = ocipush_oci::sha256_of(&bytes);
-    if &actual != desc.digest() {
-        return Err(SourceError::Verify {
-            path: origin.to_path_buf(),
-            source: Box::new(ocipush_oci::VerifyError::Digest {
-                what: path,
-                expected: desc.digest().clone(),
-                actual,
-            }),
-        });
-    }
+    let bytes = read_verified(store, origin, &path, desc, MAX_DOCUMENT)?;
     Document::parse(bytes, Some(desc.media_type().as_ref()), &path).map_err(|source| {
         SourceError::Document {
             path: origin.to_path_buf(),
             source,
         }
     })
+}
+
+/// Reads a small blob whole and checks it against its descriptor's digest.
+fn read_verified(
+    store: &dyn BlobReader,
+    origin: &Path,
+    path: &str,
+    desc: &Descriptor,
+    limit: u64,
+) -> Result<Vec<u8>, SourceError> {
+    let bytes = store.read_small(path, limit)?;
+    let actual = ocipush_oci::sha256_of(&bytes);
+    if &actual != desc.digest() {
+        return Err(SourceError::Verify {
+            path: origin.to_path_buf(),
+            source: Box::new(ocipush_oci::VerifyError::Digest {
+                what: path.to_string(),
+                expected: desc.digest().clone(),
+                actual,
+            }),
+        });
+    }
+    Ok(bytes)
 }
 
 /// An image config must be a JSON object. A registry stores any bytes, but runtimes cannot
@@ -167,19 +179,8 @@ fn check_config(
         return Ok(());
     }
     let path = blob_path(origin, desc.digest())?;
-    let bytes = store.read_small(&path, MAX_CONFIG)?;
     // A damaged config is a digest mismatch first; only intact bytes are judged as JSON.
-    let actual = ocipush_oci::sha256_of(&bytes);
-    if &actual != desc.digest() {
-        return Err(SourceError::Verify {
-            path: origin.to_path_buf(),
-            source: Box::new(ocipush_oci::VerifyError::Digest {
-                what: path,
-                expected: desc.digest().clone(),
-                actual,
-            }),
-        });
-    }
+    let bytes = read_verified(store, origin, &path, desc, MAX_CONFIG)?;
     serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&bytes)
         .map(drop)
         .map_err(|e| SourceError::Corrupt {

@@ -250,15 +250,20 @@ fn cache_dir() -> Option<PathBuf> {
     Some(base.join("ocipush"))
 }
 
-/// `1048576`, `512k`, `512KiB`, `5M`, `5MiB`, `1G` (binary multiples, case-insensitive).
-pub fn parse_size(text: &str) -> Option<u64> {
+/// `512k` -> (512, "k"): the leading digits and the unit after them, trimmed.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+    Some((number.parse().ok()?, unit.trim()))
+}
+
+/// `1048576`, `512k`, `512KiB`, `5M`, `5MiB`, `1G` (binary multiples, case-insensitive).
+pub fn parse_size(text: &str) -> Option<u64> {
+    let (n, unit) = number_and_unit(text)?;
+    let shift = match unit.to_ascii_lowercase().as_str() {
         "" | "b" => 0,
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
@@ -270,13 +275,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
 
 /// `90`, `90s`, `10m`, `1h`, `500ms`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let d = match unit.trim() {
+    let (n, unit) = number_and_unit(text)?;
+    let d = match unit {
         "" | "s" => Duration::from_secs(n),
         "ms" => Duration::from_millis(n),
         "m" => Duration::from_secs(n.checked_mul(60)?),

@@ -60,15 +60,11 @@ pub(crate) struct Summary {
     pub size: i64,
 }
 
-/// The part of `GET /images/{name}/json` ocipush uses.
+/// The part of `GET /images/{name}/json` ocipush uses: a list row's fields and more.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct Inspect {
-    #[serde(rename = "Id")]
-    pub id: String,
-    #[serde(rename = "RepoTags", default)]
-    pub repo_tags: Option<Vec<String>>,
-    #[serde(rename = "Size", default)]
-    pub size: i64,
+    #[serde(flatten)]
+    pub summary: Summary,
     #[serde(rename = "Os", default)]
     pub os: String,
     #[serde(rename = "Architecture", default)]

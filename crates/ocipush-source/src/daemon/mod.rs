@@ -148,10 +148,10 @@ impl Daemon {
         Ok(DaemonImage {
             daemon: self.clone(),
             reference: reference.to_string(),
-            id: inspect.id,
-            tags: real_tags(inspect.repo_tags),
+            id: inspect.summary.id,
+            tags: real_tags(inspect.summary.repo_tags),
             diff_ids,
-            size: inspect.size.max(0) as u64,
+            size: inspect.summary.size.max(0) as u64,
             platform,
         })
     }

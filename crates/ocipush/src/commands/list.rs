@@ -147,12 +147,7 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
 }
 
 fn row(source: &Source, image: &LocalImage) -> Row {
-    let names = image.names.iter().map(|n| n.to_string()).collect();
-    let platforms = image_platforms(source, image)
-        .iter()
-        .map(|p| p.to_string())
-        .collect();
-    match &image.content {
+    let (layers, digest, id) = match &image.content {
         ImageContent::Stored { root, children, .. } => {
             let docs: Vec<_> = if children.is_empty() {
                 vec![root]
@@ -160,41 +155,22 @@ fn row(source: &Source, image: &LocalImage) -> Row {
                 children.iter().collect()
             };
             let layers = docs.iter().map(|d| d.blobs().len().saturating_sub(1)).sum();
-            let size = docs
-                .iter()
-                .flat_map(|d| d.blobs())
-                .map(|b| b.size())
-                .sum::<u64>();
-            Row {
-                source: image.label.clone(),
-                names,
-                format: source.kind.transport(),
-                platforms,
-                layers,
-                size,
-                digest: Some(root.digest().to_string()),
-                id: None,
-            }
+            (layers, Some(root.digest().to_string()), None)
         }
-        ImageContent::Assembled(a) => Row {
-            source: image.label.clone(),
-            names,
-            format: source.kind.transport(),
-            platforms,
-            layers: a.layers.len(),
-            size: a.layers.iter().map(|l| l.size).sum::<u64>() + a.config.len() as u64,
-            digest: None,
-            id: None,
-        },
-        ImageContent::Daemon(d) => Row {
-            source: image.label.clone(),
-            names,
-            format: source.kind.transport(),
-            platforms,
-            layers: d.diff_ids.len(),
-            size: d.size,
-            digest: None,
-            id: Some(d.id.clone()),
-        },
+        ImageContent::Assembled(a) => (a.layers.len(), None, None),
+        ImageContent::Daemon(d) => (d.diff_ids.len(), None, Some(d.id.clone())),
+    };
+    Row {
+        source: image.label.clone(),
+        names: image.names.iter().map(|n| n.to_string()).collect(),
+        format: source.kind.transport(),
+        platforms: image_platforms(source, image)
+            .iter()
+            .map(|p| p.to_string())
+            .collect(),
+        layers,
+        size: image.size(),
+        digest,
+        id,
     }
 }
