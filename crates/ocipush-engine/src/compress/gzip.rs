@@ -345,6 +345,20 @@ mod tests {
     }
 
     #[test]
+    fn output_bytes_are_pinned() {
+        // The digest cache and every earlier push rely on these exact bytes: a change in block
+        // size, probe, library version or member framing must show up here (and then change
+        // `CompressionSettings::cache_id`), never pass silently.
+        let mut data = text(3 * BLOCK_SIZE + 4321);
+        data.extend_from_slice(&random(BLOCK_SIZE));
+        let digest = ocipush_oci::sha256_of(&gz(&data, 1));
+        assert_eq!(
+            digest.to_string(),
+            "sha256:265577b10c5b44729c0fa1725c28999b2eff3178f9f727466086c79036296393"
+        );
+    }
+
+    #[test]
     fn gzip_tool_reads_it_too() {
         // An independent decoder: the system's gzip.
         let data = text(2 * BLOCK_SIZE + 5);
