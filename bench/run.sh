@@ -9,7 +9,8 @@
 #                                    random-docker text-oci random-oci curl small daemon)
 #
 # Cold: a fresh registry (empty storage), an empty ocipush digest cache and skopeo's blob-info
-# cache deleted. Warm: the same image pushed again into the registry that has it.
+# cache deleted; the input files read into the page cache just before (for curl too).
+# Warm: the same image pushed again into the registry that has it.
 # The curl limit sends the very bytes ocipush sent (the gzip layers, the config), one monolithic
 # PUT per blob, all blobs in parallel: no reading of archives, no hashing, no compression.
 set -euo pipefail
@@ -73,6 +74,13 @@ clear_caches() {
     rm -f /var/lib/containers/cache/blob-info-cache-v1.boltdb "$HOME/.local/share/containers/cache/blob-info-cache-v1.boltdb"
 }
 
+# in_page_cache PATH...: reads every file under PATH (symlinks followed) so that each tool starts
+# with its input in memory. The kernel here drops cold file pages on its own (DAMON pageout), so
+# without this a run could read from disk or not, depending on what ran before it.
+in_page_cache() {
+    find -L "$@" -type f -exec cat {} + >/dev/null
+}
+
 # timed FILE CMD... : runs CMD, appends "wall_seconds max_rss_kib" to FILE.
 timed() {
     local out=$1
@@ -112,6 +120,7 @@ for f in "$dir"/*; do
 done
 wait
 EOF
+    in_page_cache "$dir"
     timed "$out" bash "$WORK/curl.sh" "$PORT" "$repo" "$dir"
 }
 
@@ -141,9 +150,9 @@ wanted() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 bench_cold() { # NAME SOURCE_FOR_OCIPUSH SOURCE_FOR_SKOPEO
     local name=$1 src=$2 skopeo_src=$3
     for _ in $(seq "$RUNS"); do
-        start_registry; clear_caches
+        start_registry; clear_caches; in_page_cache "$src"
         timed "$RESULTS/$name.ocipush" "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1"
-        start_registry; clear_caches
+        start_registry; clear_caches; in_page_cache "$src"
         timed "$RESULTS/$name.skopeo" "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name:1"
     done
     # Warm: the image is in the registry (and in each tool's cache) already.
