@@ -10,6 +10,7 @@ use bytes::{Bytes, BytesMut};
 use flate2::write::MultiGzDecoder;
 use ocipush_oci::{Digest, Sha256Writer, VerifyError, VerifyingReader};
 use ocipush_registry::BodyChunk;
+use ocipush_source::read_up_to;
 use tokio::sync::mpsc;
 
 use crate::compress::{gzip_parallel, zstd_compress};
@@ -243,7 +244,7 @@ fn send_in_pooled_chunks(
     let pool = ChunkPool::default();
     loop {
         let mut buf = pool.take();
-        let filled = fill(reader, &mut buf).map_err(classify)?;
+        let filled = read_up_to(reader, &mut buf).map_err(classify)?;
         if filled == 0 {
             return Ok(());
         }
@@ -254,20 +255,6 @@ fn send_in_pooled_chunks(
         });
         sink.send_owned(chunk).map_err(classify)?;
     }
-}
-
-/// Reads until `buf` is full or the reader is at its end; returns how much it holds.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// `CHUNK`-sized buffers of one blob, back from the request once it has sent them.

@@ -27,6 +27,7 @@ pub use error::SourceError;
 pub use name::ImageName;
 pub use spec::{SourceKind, SourceSpec};
 pub use store::BlobReader;
+pub use tar_index::read_up_to;
 
 /// An opened source: its images and the way to read their blobs.
 #[derive(Clone)]

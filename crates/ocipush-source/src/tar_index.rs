@@ -344,8 +344,9 @@ pub(crate) fn normalize(name: &str) -> Option<String> {
     }
 }
 
-/// Fills `buf` from `reader` as far as it goes; fewer bytes only at end of stream.
-pub(crate) fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` from `reader` as far as it goes; fewer bytes only at end of stream. (Layers are
+/// read in whole blocks and chunks, whatever sizes the reader hands out.)
+pub fn read_up_to(reader: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match reader.read(&mut buf[filled..]) {

@@ -21,6 +21,7 @@ use std::sync::mpsc;
 use std::sync::OnceLock;
 
 use libdeflater::{CompressionLvl, Compressor};
+use ocipush_source::read_up_to;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 /// Bytes of input per block (and gzip member).
@@ -81,7 +82,7 @@ fn gzip_on(
             filled: 0,
             output: Vec::new(),
         });
-        buffers.filled = read_block(input, &mut buffers.input)?;
+        buffers.filled = read_up_to(input, &mut buffers.input)?;
         // An empty input still gets one (empty) member: a gzip stream is never zero bytes.
         if buffers.filled == 0 && !first {
             break;
@@ -119,20 +120,6 @@ fn write_next(
         .map_err(|_| io::Error::other("a compression worker stopped"))?;
     out.write_all(&buffers.output[..written?])?;
     Ok(buffers)
-}
-
-/// Fills `block` from `input` as far as it goes; returns how many bytes it holds.
-fn read_block(input: &mut dyn Read, block: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < block.len() {
-        match input.read(&mut block[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 thread_local! {
