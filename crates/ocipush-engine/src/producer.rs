@@ -6,7 +6,7 @@
 use std::io::{self, Read, Write};
 use std::sync::{Arc, Mutex};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
 use ocipush_oci::{Digest, Sha256Writer, VerifyError, VerifyingReader};
 use ocipush_registry::BodyChunk;
@@ -241,18 +241,13 @@ fn send_in_pooled_chunks(
     reader: &mut impl Read,
     sink: &mut ChannelWriter,
 ) -> Result<(), ProduceError> {
-    let pool = ChunkPool::default();
     loop {
-        let mut buf = pool.take();
+        let mut buf = sink.pool.take();
         let filled = read_up_to(reader, &mut buf).map_err(classify)?;
         if filled == 0 {
             return Ok(());
         }
-        let chunk = Bytes::from_owner(PooledChunk {
-            buf,
-            len: filled,
-            pool: pool.clone(),
-        });
+        let chunk = sink.pool.bytes(buf, filled);
         sink.send_owned(chunk).map_err(classify)?;
     }
 }
@@ -268,6 +263,15 @@ impl ChunkPool {
             .ok()
             .and_then(|mut free| free.pop())
             .unwrap_or_else(|| vec![0u8; CHUNK])
+    }
+
+    /// The first `len` bytes of `buf` as a body chunk whose buffer comes back here when sent.
+    fn bytes(&self, buf: Vec<u8>, len: usize) -> Bytes {
+        Bytes::from_owner(PooledChunk {
+            buf,
+            len,
+            pool: self.clone(),
+        })
     }
 }
 
@@ -322,10 +326,14 @@ impl Read for CountingReader<'_> {
     }
 }
 
-/// Hashes what is written and sends it on in `CHUNK`-sized pieces.
+/// Hashes what is written and sends it on in `CHUNK`-sized pieces, each in a buffer from the
+/// blob's pool (so no chunk costs fresh pages).
 struct ChannelWriter {
     tx: mpsc::Sender<BodyChunk>,
-    buf: BytesMut,
+    pool: ChunkPool,
+    /// The chunk being filled (empty until the first write after a send) and how much it holds.
+    buf: Vec<u8>,
+    filled: usize,
     hasher: Option<Sha256Writer>,
     sent: u64,
 }
@@ -334,20 +342,21 @@ impl ChannelWriter {
     fn new(tx: mpsc::Sender<BodyChunk>, hash: bool) -> Self {
         ChannelWriter {
             tx,
-            buf: BytesMut::with_capacity(CHUNK),
+            pool: ChunkPool::default(),
+            buf: Vec::new(),
+            filled: 0,
             hasher: hash.then(Sha256Writer::new),
             sent: 0,
         }
     }
 
     fn send_buffered(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        if self.filled == 0 {
             return Ok(());
         }
-        let chunk: Bytes = self.buf.split().freeze();
-        self.send_chunk(chunk)?;
-        self.buf.reserve(CHUNK);
-        Ok(())
+        let chunk = self.pool.bytes(std::mem::take(&mut self.buf), self.filled);
+        self.filled = 0;
+        self.send_chunk(chunk)
     }
 
     /// Sends a chunk that is already in its own buffer, after anything still buffered.
@@ -375,10 +384,13 @@ impl ChannelWriter {
 
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len().min(CHUNK);
-        let n = data.len().min(room.max(1));
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
+        if self.buf.is_empty() {
+            self.buf = self.pool.take();
+        }
+        let n = data.len().min(CHUNK - self.filled);
+        self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+        self.filled += n;
+        if self.filled == CHUNK {
             self.send_buffered()?;
         }
         Ok(n)
