@@ -30,9 +30,10 @@ pub(crate) const BLOCK_SIZE: usize = 256 * 1024;
 const PROBE: usize = 4 * 1024;
 /// A sample that deflates to more than this fraction of itself is taken as incompressible.
 const INCOMPRESSIBLE_RATIO: f64 = 0.97;
-/// Below this many bits of entropy per byte, Huffman coding alone saves over 6%: such a block
-/// is deflated without a trial.
-const RANDOM_LOOKING_BITS: f64 = 7.5;
+/// Samples whose byte values collide less often than uniform over 2^7.5 values would are taken
+/// as random-looking: 2^7.5 as a fraction, so the decision is integer arithmetic, the same on
+/// every machine. (Below that, Huffman coding alone saves over 6%: no trial deflate needed.)
+const RANDOM_LOOKING_VALUES: (u64, u64) = (181_019_336, 1_000_000);
 
 /// The pool every layer's blocks are compressed on: one thread per core for the whole run.
 fn compression_pool() -> &'static ThreadPool {
@@ -167,7 +168,7 @@ fn grow(buf: &mut Vec<u8>, len: usize) {
 
 /// Whether a block is not worth deflating: three samples' bytes spread almost evenly over all
 /// 256 values (the signature of compressed or encrypted data), and deflating the samples does
-/// not shrink them. The byte count is cheap; only random-looking blocks pay for the trial
+/// not shrink them by 3%. The byte count is cheap; only random-looking blocks pay for the trial
 /// deflate, so compressible layers no longer spend 5% of their deflate effort on probing.
 fn looks_incompressible(block: &[u8]) -> bool {
     if block.len() < 3 * PROBE {
@@ -175,7 +176,7 @@ fn looks_incompressible(block: &[u8]) -> bool {
     }
     let offsets = [0, block.len() / 2 - PROBE / 2, block.len() - PROBE];
     let samples = offsets.map(|offset| &block[offset..offset + PROBE]);
-    if bits_per_byte(&samples) <= RANDOM_LOOKING_BITS {
+    if !random_looking(&samples) {
         return false;
     }
     let result = with_compressor(1, |c| {
@@ -192,25 +193,21 @@ fn looks_incompressible(block: &[u8]) -> bool {
     result.unwrap_or(false)
 }
 
-/// The samples' order-0 entropy: 8 for uniformly random bytes, 4 to 5 for text.
-fn bits_per_byte(samples: &[&[u8]]) -> f64 {
-    let mut counts = [0u32; 256];
-    let mut total = 0usize;
+/// Whether the samples' bytes spread like random data: their collision entropy (Rényi order 2,
+/// `log2(n² / Σ count²)`: 8 bits for uniformly random bytes, 4 to 5 for text) is over 7.5 bits.
+fn random_looking(samples: &[&[u8]]) -> bool {
+    let mut counts = [0u64; 256];
+    let mut total = 0u64;
     for sample in samples {
         for &byte in *sample {
             counts[byte as usize] += 1;
         }
-        total += sample.len();
+        total += sample.len() as u64;
     }
-    let total = total as f64;
-    counts
-        .iter()
-        .filter(|&&c| c > 0)
-        .map(|&c| {
-            let p = f64::from(c) / total;
-            -p * p.log2()
-        })
-        .sum()
+    let collisions: u64 = counts.iter().map(|c| c * c).sum();
+    // n² / Σc² > 2^7.5  <=>  Σc² · 2^7.5 < n²
+    let (num, den) = RANDOM_LOOKING_VALUES;
+    u128::from(collisions) * u128::from(num) < u128::from(total * total) * u128::from(den)
 }
 
 #[cfg(test)]
@@ -307,8 +304,8 @@ mod tests {
         let noise = random(4 * BLOCK_SIZE);
         assert!(looks_incompressible(&noise[..BLOCK_SIZE]));
         assert!(!looks_incompressible(&data[..BLOCK_SIZE]));
-        assert!(bits_per_byte(&[&noise[..3 * PROBE]]) > 7.9);
-        assert!(bits_per_byte(&[&data[..3 * PROBE]]) < 5.0);
+        assert!(random_looking(&[&noise[..3 * PROBE]]));
+        assert!(!random_looking(&[&data[..3 * PROBE]]));
         // Random-looking bytes that repeat within a sample: entropy alone would store them;
         // the trial deflate sees the repeats and the block is compressed.
         let repeated: Vec<u8> = noise[..1024]
@@ -317,7 +314,7 @@ mod tests {
             .cycle()
             .take(BLOCK_SIZE)
             .collect();
-        assert!(bits_per_byte(&[&repeated[..3 * PROBE]]) > RANDOM_LOOKING_BITS);
+        assert!(random_looking(&[&repeated[..3 * PROBE]]));
         assert!(!looks_incompressible(&repeated));
         assert!(gz(&repeated, 1).len() < BLOCK_SIZE / 10);
         let packed = gz(&noise, 6);
