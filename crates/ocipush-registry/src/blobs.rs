@@ -150,11 +150,20 @@ impl Repository {
                 },
             )
             .await?;
+        self.session_after_patch(&action, response).await
+    }
+
+    /// A PATCH's answer: success carries the session URL for the next request of the upload.
+    pub(crate) async fn session_after_patch(
+        &self,
+        action: &str,
+        response: reqwest::Response,
+    ) -> Result<UploadSession, RegistryError> {
         if !response.status().is_success() {
-            return Err(self.client.status_error(&action, response).await);
+            return Err(self.client.status_error(action, response).await);
         }
         Ok(UploadSession {
-            location: self.client.resolve_location(&action, &response)?,
+            location: self.client.resolve_location(action, &response)?,
         })
     }
 

@@ -147,12 +147,7 @@ impl Repository {
                 },
             )
             .await?;
-        if !response.status().is_success() {
-            return Err(self.client.status_error(&action, response).await);
-        }
-        Ok(UploadSession {
-            location: self.client.resolve_location(&action, &response)?,
-        })
+        self.session_after_patch(&action, response).await
     }
 
     /// GET the upload's status: a fresh session URL and how many bytes the registry holds

@@ -76,6 +76,16 @@ fn assert_pushed(s: &Setup, out: &std::process::Output, tag: &str, image: &Expec
     assert_holds(&s.registry.docker_ref(tag), out, image);
 }
 
+/// One POST per blob (config and layers): no blob was started over in a new session.
+fn assert_no_blob_started_over(s: &Setup, tag: &str, image: &ExpectedImage) {
+    let posts = s.proxy.requests(RequestKind::UploadStart);
+    let blobs = 1 + image.layers.len() as u32;
+    assert!(
+        posts <= blobs,
+        "{tag}: {posts} upload sessions for {blobs} blobs"
+    );
+}
+
 /// `reference` (`docker://…`) is exactly the image `out` says it pushed.
 fn assert_holds(reference: &str, out: &std::process::Output, image: &ExpectedImage) {
     let digest = pushed_digest(out);
@@ -173,13 +183,7 @@ fn a_lost_chunk_resumes_from_the_registrys_offset() {
         let out = push(&s, source, tag, &["--retries", "0", "--chunk-size", "128k"]);
         assert_pushed(&s, &out, tag, image);
         assert_eq!(s.proxy.injected().len(), 1, "{:?}", s.proxy.injected());
-        // One POST per blob: no blob was started over.
-        let posts = s.proxy.requests(RequestKind::UploadStart);
-        let blobs = 1 + image.layers.len() as u32;
-        assert!(
-            posts <= blobs,
-            "{tag}: {posts} upload sessions for {blobs} blobs"
-        );
+        assert_no_blob_started_over(&s, tag, image);
     }
 }
 
@@ -284,12 +288,7 @@ fn a_chunk_failing_twice_resumes_in_a_new_attempt() {
         let out = push(&s, source, tag, &["--retries", "0", "--chunk-size", "128k"]);
         assert_pushed(&s, &out, tag, image);
         assert_eq!(s.proxy.injected().len(), 2, "{:?}", s.proxy.injected());
-        let posts = s.proxy.requests(RequestKind::UploadStart);
-        let blobs = 1 + image.layers.len() as u32;
-        assert!(
-            posts <= blobs,
-            "{tag}: {posts} upload sessions for {blobs} blobs"
-        );
+        assert_no_blob_started_over(&s, tag, image);
     }
 }
 
