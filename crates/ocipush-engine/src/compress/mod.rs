@@ -60,11 +60,16 @@ impl Default for CompressionSettings {
 
 impl CompressionSettings {
     /// A stable name for these settings, used in cache keys. Changing how bytes are produced
-    /// (block size, library, the incompressibility probe: `p2` since the byte-count screen)
+    /// (block size, library or its patch — `ocipush1`: the lighter level-1 matchfinder of
+    /// `vendor/libdeflate-sys` — the incompressibility probe: `p2` since the byte-count screen)
     /// must change this name.
     pub fn cache_id(&self) -> String {
         match self.algorithm {
-            Algorithm::Gzip => format!("gzip-l{}-b{}-libdeflate-p2", self.level, gzip::BLOCK_SIZE),
+            Algorithm::Gzip => format!(
+                "gzip-l{}-b{}-libdeflate-ocipush1-p2",
+                self.level,
+                gzip::BLOCK_SIZE
+            ),
             Algorithm::Zstd => format!("zstd-l{}-mt", self.level),
         }
     }
