@@ -209,7 +209,6 @@ ht_matchfinder_skip_bytes(struct ht_matchfinder * const mf,
 {
 	s32 cur_pos = in_next - *in_base_p;
 	u32 hash;
-	u32 remaining = count;
 	int i;
 
 	if (unlikely(count + HT_MATCHFINDER_REQUIRED_NBYTES > in_end - in_next))
@@ -222,16 +221,17 @@ ht_matchfinder_skip_bytes(struct ht_matchfinder * const mf,
 	}
 
 	/*
-	 * ocipush: only the first position inside the match goes into the hash
-	 * table; upstream inserts every one. Hashing and inserting each covered
-	 * byte was a third of level 1's time on layer text, and a later match
-	 * rarely needs them.
+	 * ocipush: of the positions a match covers after its start, only the
+	 * first (in_next, the match's second byte) goes into the hash table;
+	 * upstream inserts every one. Hashing and inserting each covered byte was
+	 * a third of level 1's time on layer text, and later matches rarely need
+	 * them. next_hash is for the position after the match, as upstream's.
 	 */
 	hash = *next_hash;
 	for (i = HT_MATCHFINDER_BUCKET_SIZE - 1; i > 0; i--)
 		mf->hash_tab[hash][i] = mf->hash_tab[hash][i - 1];
 	mf->hash_tab[hash][0] = cur_pos;
-	hash = lz_hash(get_unaligned_le32(in_next + remaining),
+	hash = lz_hash(get_unaligned_le32(in_next + count),
 		       HT_MATCHFINDER_HASH_ORDER);
 
 	prefetchw(&mf->hash_tab[hash]);
