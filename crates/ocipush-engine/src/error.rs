@@ -51,7 +51,9 @@ pub enum PushError {
 impl PushError {
     pub fn kind(&self) -> FailureKind {
         match self {
-            PushError::Source(SourceError::InvalidSpec { .. }) => FailureKind::Usage,
+            PushError::Source(SourceError::InvalidSpec { .. } | SourceError::DaemonHost { .. }) => {
+                FailureKind::Usage
+            }
             PushError::Source(_) | PushError::Verify { .. } | PushError::Read { .. } => {
                 FailureKind::InvalidImage
             }

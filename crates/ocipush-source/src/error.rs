@@ -49,6 +49,9 @@ pub enum SourceError {
     InvalidSpec { arg: String, reason: String },
     #[error("{what} is not supported yet")]
     Unsupported { what: String },
+    /// `DOCKER_HOST` (or `CONTAINER_HOST`) names an endpoint ocipush does not speak to.
+    #[error("daemon host `{host}`: {reason}")]
+    DaemonHost { host: String, reason: String },
     #[error("no Docker or Podman daemon is reachable (tried {})", tried.join(", "))]
     NoDaemon { tried: Vec<String> },
     /// `message` is the engine's own words (kept for debugging; it repeats the name).
@@ -92,7 +95,11 @@ impl SourceError {
                 Some(format!("available: {}", available.join(", ")))
             }
             SourceError::NoDaemon { .. } => Some(
-                "start Docker or Podman (`systemctl start docker`, `systemctl --user start podman.socket`), or set DOCKER_HOST=unix:///path/to/socket; a name that is no existing path is read as a daemon image"
+                "start Docker or Podman (`systemctl start docker`, `systemctl --user start podman.socket`), or set DOCKER_HOST=unix:///path/to/socket or tcp://HOST:PORT; a name that is no existing path is read as a daemon image"
+                    .into(),
+            ),
+            SourceError::DaemonHost { .. } => Some(
+                "for a remote or TLS-only engine, forward its socket (`ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST`) and set DOCKER_HOST=unix:///tmp/docker.sock, or `docker save` the image and push the tarball"
                     .into(),
             ),
             SourceError::DaemonImageUnknown { .. } => Some(

@@ -1,41 +1,59 @@
 //! A real Podman API service (Debian's `podman`) for tests: `podman system service` on its own
-//! unix socket, with its own storage root and run root in a temporary directory, vfs storage,
-//! killed on drop. Images are loaded with the podman CLI against the same storage. Fails
-//! loudly when podman is missing.
+//! unix socket (or a free TCP port of 127.0.0.1), with its own storage root and run root in a
+//! temporary directory, vfs storage, killed on drop. Images are loaded with the podman CLI
+//! against the same storage. Fails loudly when podman is missing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::registry::free_port;
 use crate::tools::require_tool;
 
 pub struct Podman {
     child: Child,
     dir: tempfile::TempDir,
-    socket: PathBuf,
+    listen: Listen,
+}
+
+/// Where the service answers.
+enum Listen {
+    Unix(PathBuf),
+    /// Plain HTTP on 127.0.0.1 (the Engine API with no TLS, as `DOCKER_HOST=tcp://` reaches it).
+    Tcp(u16),
 }
 
 impl Podman {
+    /// The service on its own unix socket.
     pub fn start() -> Podman {
+        Podman::start_listening(|dir| Listen::Unix(dir.join("p.sock")))
+    }
+
+    /// The service on a free TCP port of 127.0.0.1.
+    pub fn start_tcp() -> Podman {
+        Podman::start_listening(|_| Listen::Tcp(free_port()))
+    }
+
+    fn start_listening(listen: impl FnOnce(&Path) -> Listen) -> Podman {
         require_tool("podman", "podman");
         // A short path: unix socket paths are limited to ~100 bytes.
         let dir = tempfile::Builder::new()
             .prefix("pm")
             .tempdir_in("/tmp")
             .unwrap();
-        let socket = dir.path().join("p.sock");
+        let listen = listen(dir.path());
         let log = std::fs::File::create(dir.path().join("podman.log")).unwrap();
         let mut command = Command::new("podman");
         command
             .args(global_args(dir.path()))
             .args(["system", "service", "--time", "0"])
-            .arg(format!("unix://{}", socket.display()))
+            .arg(listen.url())
             .stdout(Stdio::null())
             .stderr(log);
         let child = command.spawn().expect("podman starts");
-        let service = Podman { child, dir, socket };
+        let service = Podman { child, dir, listen };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !service.socket.exists() {
+        while !service.listen.answers() {
             assert!(
                 Instant::now() < deadline,
                 "podman system service did not come up:\n{}",
@@ -46,9 +64,9 @@ impl Podman {
         service
     }
 
-    /// The socket, as `DOCKER_HOST` or `CONTAINER_HOST` takes it.
+    /// The endpoint, as `DOCKER_HOST` or `CONTAINER_HOST` takes it.
     pub fn host(&self) -> String {
-        format!("unix://{}", self.socket.display())
+        self.listen.url()
     }
 
     pub fn log(&self) -> String {
@@ -78,6 +96,22 @@ impl Podman {
 
     pub fn load(&self, archive: &Path) {
         self.podman_ok(&["load", "-i", &archive.display().to_string()]);
+    }
+}
+
+impl Listen {
+    fn url(&self) -> String {
+        match self {
+            Listen::Unix(socket) => format!("unix://{}", socket.display()),
+            Listen::Tcp(port) => format!("tcp://127.0.0.1:{port}"),
+        }
+    }
+
+    fn answers(&self) -> bool {
+        match self {
+            Listen::Unix(socket) => socket.exists(),
+            Listen::Tcp(port) => std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok(),
+        }
     }
 }
 

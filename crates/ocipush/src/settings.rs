@@ -286,11 +286,13 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
-/// The daemon's socket as docker and podman users name it: `DOCKER_HOST`, podman's
-/// `CONTAINER_HOST`, else the usual sockets (which need `XDG_RUNTIME_DIR` and `HOME`).
+/// The daemon's endpoint as docker and podman users name it: `DOCKER_HOST`, podman's
+/// `CONTAINER_HOST`, else the usual sockets (which need `XDG_RUNTIME_DIR` and `HOME`); TLS is
+/// asked for, as the docker CLI reads it, by a non-empty `DOCKER_TLS_VERIFY` or `DOCKER_TLS`.
 pub fn daemon_settings() -> DaemonSettings {
     DaemonSettings {
         host: env_first(&["DOCKER_HOST", "CONTAINER_HOST"]),
+        tls: env_first(&["DOCKER_TLS_VERIFY", "DOCKER_TLS"]).is_some(),
         runtime_dir: env_first(&["XDG_RUNTIME_DIR"]).map(PathBuf::from),
         home: env_first(&["HOME"]).map(PathBuf::from),
     }

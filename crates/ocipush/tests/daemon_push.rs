@@ -294,3 +294,47 @@ fn podman_service_images_push_and_repush_without_export() {
     assert_eq!(uploaded(&warm), 0, "{warm}");
     assert_eq!(warm["images"][0]["digest"], digest.as_str());
 }
+
+#[test]
+fn podman_service_over_plain_tcp() {
+    // DOCKER_HOST=tcp://HOST:PORT, as docker-in-docker and `dockerd -H tcp://` serve the API.
+    let podman = Podman::start_tcp();
+    assert!(podman.host().starts_with("tcp://127.0.0.1:"));
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    podman.load(&archive(
+        work.path(),
+        "t.tar",
+        app_image(83),
+        &["tcpapp:2.0"],
+    ));
+    let image_id = format!(
+        "sha256:{}",
+        podman
+            .podman_ok(&["image", "inspect", "--format", "{{.Id}}", "tcpapp:2.0"])
+            .trim()
+    );
+    let diff_ids: Vec<String> = serde_json::from_str(&podman.podman_ok(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RootFS.Layers}}",
+        "tcpapp:2.0",
+    ]))
+    .unwrap();
+    let target = registry.reference("overtcp");
+    let (report, log) = push_json_logged(&podman.host(), &cache, &["tcpapp:2.0", "-r", &target]);
+    assert_eq!(uploaded(&report), 4, "{report}");
+    assert!(
+        log.contains(&podman.host()),
+        "the log names the endpoint:\n{log}"
+    );
+    let digest = report["images"][0]["digest"].as_str().unwrap().to_string();
+    assert_same_image(
+        &registry.docker_ref("overtcp/tcpapp:2.0"),
+        &image_id,
+        &diff_ids,
+        &digest,
+    );
+}

@@ -192,3 +192,47 @@ fn daemon_names_without_a_daemon_say_which_sockets_were_tried() {
         "{err}"
     );
 }
+
+#[test]
+fn daemon_hosts_ocipush_cannot_speak_are_refused_by_name() {
+    /// DOCKER_HOST, other variables, exit code, what the error says.
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], i32, &'a str);
+    let closed = ocipush_testkit::registry::free_port();
+    let cases: [Case; 4] = [
+        ("ssh://me@build-box", &[], 64, "`ssh://` is not spoken"),
+        (
+            "tcp://127.0.0.1:2376",
+            &[("DOCKER_TLS_VERIFY", "1")],
+            64,
+            "TLS",
+        ),
+        (
+            "tcp://127.0.0.1:99999",
+            &[],
+            64,
+            "expected tcp://HOST[:PORT]",
+        ),
+        // Nothing listens there: tried, refused, reported like a missing socket.
+        ("", &[], 4, "no Docker or Podman daemon is reachable"),
+    ];
+    for (host, extra, code, says) in cases {
+        let host = if host.is_empty() {
+            format!("tcp://127.0.0.1:{closed}")
+        } else {
+            host.to_string()
+        };
+        let mut env = vec![("DOCKER_HOST", std::ffi::OsStr::new(&host))];
+        env.extend(extra.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(*v))));
+        let out = ocipush_env(&["push", "myapp:dev", "localhost:5000/x/y:1"], None, &env);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(code), "{host}: {err}");
+        assert!(err.contains(says), "{host}: {err}");
+        assert!(err.contains(&host), "{host}: {err}");
+        assert!(err.contains("hint:"), "{host}: {err}");
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error:")).count(),
+            1,
+            "{host}: {err}"
+        );
+    }
+}

@@ -3,13 +3,13 @@
 //! the daemon answers in its own; the version it reports is checked against what ocipush needs.
 
 use std::io::Read;
-use std::path::Path;
 
 use futures_util::TryStreamExt;
 use http_body_util::BodyDataStream;
 use serde::Deserialize;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::endpoint::Endpoint;
 use super::http::{get, get_json, HttpError};
 
 /// `RootFS.Layers` in image inspect arrived with API 1.23; the export of named images long before.
@@ -81,22 +81,29 @@ pub(crate) struct RootFs {
     pub layers: Vec<String>,
 }
 
-pub(crate) async fn version(socket: &Path) -> Result<Version, HttpError> {
-    get_json(socket, "/version").await
+pub(crate) async fn version(endpoint: &Endpoint) -> Result<Version, HttpError> {
+    get_json(endpoint, "/version").await
 }
 
-pub(crate) async fn list(socket: &Path) -> Result<Vec<Summary>, HttpError> {
-    get_json(socket, "/images/json").await
+pub(crate) async fn list(endpoint: &Endpoint) -> Result<Vec<Summary>, HttpError> {
+    get_json(endpoint, "/images/json").await
 }
 
-pub(crate) async fn inspect(socket: &Path, name: &str) -> Result<Inspect, HttpError> {
-    get_json(socket, &format!("/images/{}/json", escape_path(name))).await
+pub(crate) async fn inspect(endpoint: &Endpoint, name: &str) -> Result<Inspect, HttpError> {
+    get_json(endpoint, &format!("/images/{}/json", escape_path(name))).await
 }
 
 /// Starts `GET /images/get?names=…` and returns its body as a blocking reader: it must be read
 /// on a blocking thread (it waits on the runtime it was made in).
-pub(crate) async fn export(socket: &Path, name: &str) -> Result<Box<dyn Read + Send>, HttpError> {
-    let response = get(socket, &format!("/images/get?names={}", escape_query(name))).await?;
+pub(crate) async fn export(
+    endpoint: &Endpoint,
+    name: &str,
+) -> Result<Box<dyn Read + Send>, HttpError> {
+    let response = get(
+        endpoint,
+        &format!("/images/get?names={}", escape_query(name)),
+    )
+    .await?;
     let stream = BodyDataStream::new(response.into_body()).map_err(std::io::Error::other);
     Ok(Box::new(SyncIoBridge::new(StreamReader::new(stream))))
 }

@@ -1,44 +1,82 @@
-//! HTTP/1.1 over a unix socket, the way the Docker and Podman engines are spoken to: one
-//! connection per request (cheap on a local socket, and an export stream owns its connection
-//! for as long as it is read).
+//! HTTP/1.1 to an engine's API over its unix socket or plain TCP, the way the Docker and Podman
+//! engines are spoken to: one connection per request (cheap to a local engine, and an export
+//! stream owns its connection for as long as it is read).
 
-use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpStream, UnixStream};
+
+use super::endpoint::Endpoint;
 
 /// JSON answers bigger than this are refused: an image list of thousands of images is a few MiB.
 const JSON_LIMIT: usize = 64 * 1024 * 1024;
+/// A TCP engine that does not answer the handshake by then is reported, not waited on for the
+/// system's minutes-long connect timeout.
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Why a request to the daemon failed.
+/// Why a request to the daemon failed. `endpoint` is the endpoint as `DOCKER_HOST` names it.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum HttpError {
-    #[error("cannot connect to {}: {source}", socket.display())]
+    #[error("cannot connect to {endpoint}: {source}")]
     Connect {
-        socket: PathBuf,
+        endpoint: String,
         #[source]
         source: std::io::Error,
     },
-    #[error("{}: {detail}", socket.display())]
-    Protocol { socket: PathBuf, detail: String },
+    #[error("{endpoint}: {detail}")]
+    Protocol { endpoint: String, detail: String },
     #[error("{message}")]
     Status { status: StatusCode, message: String },
 }
 
+/// A connection to an engine, whichever way it is reached.
+trait Connection: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Connection for T {}
+
+async fn connect(endpoint: &Endpoint) -> std::io::Result<Box<dyn Connection>> {
+    match endpoint {
+        Endpoint::Unix(path) => Ok(Box::new(UnixStream::connect(path).await?)),
+        Endpoint::Tcp { authority } => {
+            let stream =
+                tokio::time::timeout(TCP_CONNECT_TIMEOUT, TcpStream::connect(authority.as_str()))
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            format!("no answer in {}s", TCP_CONNECT_TIMEOUT.as_secs()),
+                        )
+                    })??;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream))
+        }
+    }
+}
+
+/// What a request names as its host: the engines ignore it on a unix socket, but HTTP/1.1
+/// requires one; over TCP it is the address dialled.
+fn host_header(endpoint: &Endpoint) -> &str {
+    match endpoint {
+        Endpoint::Unix(_) => "localhost",
+        Endpoint::Tcp { authority } => authority,
+    }
+}
+
 /// Sends `GET path` and returns the response with its body unread.
-pub(crate) async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>, HttpError> {
+pub(crate) async fn get(endpoint: &Endpoint, path: &str) -> Result<Response<Incoming>, HttpError> {
     let protocol = |detail: String| HttpError::Protocol {
-        socket: socket.to_path_buf(),
+        endpoint: endpoint.to_string(),
         detail,
     };
-    let stream = UnixStream::connect(socket)
+    let stream = connect(endpoint)
         .await
         .map_err(|source| HttpError::Connect {
-            socket: socket.to_path_buf(),
+            endpoint: endpoint.to_string(),
             source,
         })?;
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -51,8 +89,7 @@ pub(crate) async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>,
         }
     });
     let request = Request::get(path)
-        // The engines ignore the host of a unix-socket request, but HTTP/1.1 requires one.
-        .header(hyper::header::HOST, "localhost")
+        .header(hyper::header::HOST, host_header(endpoint))
         .header(
             hyper::header::USER_AGENT,
             concat!("ocipush/", env!("CARGO_PKG_VERSION")),
@@ -67,7 +104,7 @@ pub(crate) async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>,
         return Ok(response);
     }
     let status = response.status();
-    let body = read_limited(socket, response, 64 * 1024)
+    let body = read_limited(endpoint, response, 64 * 1024)
         .await
         .unwrap_or_default();
     Err(HttpError::Status {
@@ -78,19 +115,19 @@ pub(crate) async fn get(socket: &Path, path: &str) -> Result<Response<Incoming>,
 
 /// Sends `GET path` and parses the JSON answer.
 pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
-    socket: &Path,
+    endpoint: &Endpoint,
     path: &str,
 ) -> Result<T, HttpError> {
-    let response = get(socket, path).await?;
-    let body = read_limited(socket, response, JSON_LIMIT).await?;
+    let response = get(endpoint, path).await?;
+    let body = read_limited(endpoint, response, JSON_LIMIT).await?;
     serde_json::from_slice(&body).map_err(|e| HttpError::Protocol {
-        socket: socket.to_path_buf(),
+        endpoint: endpoint.to_string(),
         detail: format!("unexpected answer to {path}: {e}"),
     })
 }
 
 async fn read_limited(
-    socket: &Path,
+    endpoint: &Endpoint,
     response: Response<Incoming>,
     limit: usize,
 ) -> Result<Bytes, HttpError> {
@@ -98,7 +135,7 @@ async fn read_limited(
         .collect()
         .await
         .map_err(|e| HttpError::Protocol {
-            socket: socket.to_path_buf(),
+            endpoint: endpoint.to_string(),
             detail: format!("reading the answer: {e}"),
         })?;
     Ok(collected.to_bytes())

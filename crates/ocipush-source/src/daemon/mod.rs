@@ -1,4 +1,4 @@
-//! Images in a local Docker or Podman daemon, reached over its Engine API socket.
+//! Images in a Docker or Podman daemon, reached over its Engine API (unix socket or plain TCP).
 //!
 //! Opening a daemon source costs only API calls (version, inspect): the image's diffIDs are
 //! known from inspect, which with the digest cache lets a warm push skip the export entirely.
@@ -6,17 +6,16 @@
 //! and read once, front to back, never written to disk.
 
 mod api;
+mod endpoint;
 mod export;
 mod http;
-mod socket;
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 
 use ocipush_oci::{parse_sha256, Digest};
 
+pub use endpoint::{DaemonSettings, Endpoint};
 pub use export::{walk_export, ExportIndex, LargeEntry, SMALL_ENTRY};
-pub use socket::DaemonSettings;
 
 use crate::error::SourceError;
 use crate::name::ImageName;
@@ -26,7 +25,7 @@ use http::HttpError;
 /// A reachable daemon.
 #[derive(Debug, Clone)]
 pub struct Daemon {
-    socket: PathBuf,
+    endpoint: Endpoint,
     /// `Docker 20.10.24`, `Podman 4.3.1`.
     pub engine: String,
 }
@@ -56,7 +55,7 @@ impl DaemonImage {
 
     /// Starts the export of this image. The reader must be read on a blocking thread.
     pub async fn export(&self) -> Result<Box<dyn Read + Send>, SourceError> {
-        api::export(&self.daemon.socket, &self.reference)
+        api::export(&self.daemon.endpoint, &self.reference)
             .await
             .map_err(|e| self.daemon.error(e, &self.reference))
     }
@@ -71,20 +70,23 @@ pub struct DaemonListing {
 }
 
 impl Daemon {
-    /// Finds a daemon: the socket `settings` name, else the usual Docker and Podman sockets.
+    /// Finds a daemon: the endpoint `settings` name, else the usual Docker and Podman sockets.
     pub async fn connect(settings: &DaemonSettings) -> Result<Daemon, SourceError> {
         let mut tried = Vec::new();
-        for socket in socket::candidates(settings)? {
-            if !socket.exists() {
-                tried.push(format!("{} (no such socket)", socket.display()));
-                continue;
+        for endpoint in endpoint::candidates(settings)? {
+            if let Endpoint::Unix(socket) = &endpoint {
+                if !socket.exists() {
+                    tried.push(format!("{} (no such socket)", socket.display()));
+                    continue;
+                }
             }
-            match api::version(&socket).await {
+            match api::version(&endpoint).await {
                 Ok(version) => {
                     let engine = version.engine();
                     match version.api() {
                         Some(api) if api >= api::MIN_API => {
-                            return Ok(Daemon { socket, engine });
+                            tracing::debug!("daemon: {engine} at {endpoint}");
+                            return Ok(Daemon { endpoint, engine });
                         }
                         _ => {
                             return Err(SourceError::DaemonTooOld {
@@ -96,23 +98,22 @@ impl Daemon {
                     }
                 }
                 Err(e) => tried.push(match e {
-                    HttpError::Connect { source, .. } => {
-                        format!("{} ({source})", socket.display())
-                    }
-                    other => format!("{} ({other})", socket.display()),
+                    HttpError::Connect { source, .. } => format!("{endpoint} ({source})"),
+                    other => format!("{endpoint} ({other})"),
                 }),
             }
         }
         Err(SourceError::NoDaemon { tried })
     }
 
-    pub fn socket(&self) -> &Path {
-        &self.socket
+    /// How this daemon is reached.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
     /// Every image of the daemon that has a tag, or all of them with `untagged`.
     pub async fn list(&self, untagged: bool) -> Result<Vec<DaemonListing>, SourceError> {
-        let rows = api::list(&self.socket)
+        let rows = api::list(&self.endpoint)
             .await
             .map_err(|e| self.error(e, "the image list"))?;
         Ok(rows
@@ -128,7 +129,7 @@ impl Daemon {
 
     /// Inspects one image by name or ID.
     pub async fn image(&self, reference: &str) -> Result<DaemonImage, SourceError> {
-        let inspect = api::inspect(&self.socket, reference)
+        let inspect = api::inspect(&self.endpoint, reference)
             .await
             .map_err(|e| self.error(e, reference))?;
         let layers = inspect.rootfs.map(|r| r.layers).unwrap_or_default();
@@ -187,7 +188,7 @@ impl Daemon {
                 }
             }
             other => SourceError::Daemon {
-                detail: format!("{} at {}: {other}", self.engine, self.socket.display()),
+                detail: format!("{} at {}: {other}", self.engine, self.endpoint),
             },
         }
     }

@@ -126,7 +126,7 @@ fn trailer() -> Roff {
         ("OCIPUSH_CERTS_D", "colon-separated certs.d folders replacing docker's and containers' defaults"),
         ("OCIPUSH_LOG", "a tracing filter for the logs on stderr"),
         ("DOCKER_CONFIG, REGISTRY_AUTH_FILE", "where docker's config.json and containers' auth.json are"),
-        ("DOCKER_HOST, CONTAINER_HOST", "the Docker or Podman API socket for daemon sources"),
+        ("DOCKER_HOST, CONTAINER_HOST", "the Docker or Podman API for daemon sources: unix:///path or plain tcp://HOST[:PORT]"),
         ("HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY", "proxies (never used for loopback registries)"),
     ] {
         roff.control("TP", []);
