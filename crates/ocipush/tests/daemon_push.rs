@@ -243,22 +243,14 @@ fn docker_daemon_list_filters_and_errors() {
     assert!(err.contains("hint:"), "{err}");
 }
 
-#[test]
-fn podman_service_images_push_and_repush_without_export() {
-    let podman = Podman::start();
-    let registry = DockerRegistry::start(RegistryOptions::default());
-    let work = tempfile::tempdir().unwrap();
-    let cache = work.path().join("cache");
-    podman.load(&archive(
-        work.path(),
-        "p.tar",
-        app_image(81),
-        &["podapp:1.0"],
-    ));
+/// Loads `app_image(seed)` into podman's storage as `tag`; returns its image ID and diffIDs as
+/// podman reports them.
+fn load_into_podman(podman: &Podman, dir: &Path, seed: u64, tag: &str) -> (String, Vec<String>) {
+    podman.load(&archive(dir, "p.tar", app_image(seed), &[tag]));
     let image_id = format!(
         "sha256:{}",
         podman
-            .podman_ok(&["image", "inspect", "--format", "{{.Id}}", "podapp:1.0"])
+            .podman_ok(&["image", "inspect", "--format", "{{.Id}}", tag])
             .trim()
     );
     let diff_ids: Vec<String> = serde_json::from_str(&podman.podman_ok(&[
@@ -266,9 +258,19 @@ fn podman_service_images_push_and_repush_without_export() {
         "inspect",
         "--format",
         "{{json .RootFS.Layers}}",
-        "podapp:1.0",
+        tag,
     ]))
     .unwrap();
+    (image_id, diff_ids)
+}
+
+#[test]
+fn podman_service_images_push_and_repush_without_export() {
+    let podman = Podman::start();
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let (image_id, diff_ids) = load_into_podman(&podman, work.path(), 81, "podapp:1.0");
 
     let target = registry.reference("pods");
     let cold = push_json(&podman.host(), &cache, &["podapp:1.0", "-r", &target]);
@@ -303,26 +305,7 @@ fn podman_service_over_plain_tcp() {
     let registry = DockerRegistry::start(RegistryOptions::default());
     let work = tempfile::tempdir().unwrap();
     let cache = work.path().join("cache");
-    podman.load(&archive(
-        work.path(),
-        "t.tar",
-        app_image(83),
-        &["tcpapp:2.0"],
-    ));
-    let image_id = format!(
-        "sha256:{}",
-        podman
-            .podman_ok(&["image", "inspect", "--format", "{{.Id}}", "tcpapp:2.0"])
-            .trim()
-    );
-    let diff_ids: Vec<String> = serde_json::from_str(&podman.podman_ok(&[
-        "image",
-        "inspect",
-        "--format",
-        "{{json .RootFS.Layers}}",
-        "tcpapp:2.0",
-    ]))
-    .unwrap();
+    let (image_id, diff_ids) = load_into_podman(&podman, work.path(), 83, "tcpapp:2.0");
     let target = registry.reference("overtcp");
     let (report, log) = push_json_logged(&podman.host(), &cache, &["tcpapp:2.0", "-r", &target]);
     assert_eq!(uploaded(&report), 4, "{report}");
