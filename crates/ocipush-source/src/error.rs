@@ -99,7 +99,7 @@ impl SourceError {
                     .into(),
             ),
             SourceError::DaemonHost { .. } => Some(
-                "for a remote or TLS-only engine, forward its socket (`ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST`) and set DOCKER_HOST=unix:///tmp/docker.sock, or `docker save` the image and push the tarball"
+                "DOCKER_HOST takes unix:///path/to/socket or tcp://HOST[:PORT]; for an engine behind TLS or ssh, forward its socket (`ssh -nNT -L /tmp/docker.sock:/var/run/docker.sock HOST`) and set DOCKER_HOST=unix:///tmp/docker.sock, or `docker save` the image and push the tarball"
                     .into(),
             ),
             SourceError::DaemonImageUnknown { .. } => Some(

@@ -51,12 +51,13 @@ impl Podman {
             .stdout(Stdio::null())
             .stderr(log);
         let child = command.spawn().expect("podman starts");
-        let service = Podman { child, dir, listen };
+        let mut service = Podman { child, dir, listen };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !service.listen.answers() {
+            let exited = service.child.try_wait().ok().flatten();
             assert!(
-                Instant::now() < deadline,
-                "podman system service did not come up:\n{}",
+                exited.is_none() && Instant::now() < deadline,
+                "podman system service did not come up ({exited:?}):\n{}",
                 service.log()
             );
             std::thread::sleep(Duration::from_millis(100));

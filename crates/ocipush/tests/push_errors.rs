@@ -199,7 +199,7 @@ fn daemon_hosts_ocipush_cannot_speak_are_refused_by_name() {
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], i32, &'a str);
     let closed = ocipush_testkit::registry::free_port();
     let cases: [Case; 4] = [
-        ("ssh://me@build-box", &[], 64, "`ssh://` is not spoken"),
+        ("ssh://build-box", &[], 64, "`ssh://` is not spoken"),
         (
             "tcp://127.0.0.1:2376",
             &[("DOCKER_TLS_VERIFY", "1")],

@@ -61,22 +61,24 @@ pub(crate) fn candidates(settings: &DaemonSettings) -> Result<Vec<Endpoint>, Sou
     Ok(paths.into_iter().map(Endpoint::Unix).collect())
 }
 
-/// `unix:///run/x.sock`, `/run/x.sock` or `tcp://host[:port]`; other schemes, and TLS, are
-/// refused by name.
+/// `unix:///run/x.sock`, `/run/x.sock`, `tcp://host[:port]` or, as the docker CLI reads it, a
+/// bare `host[:port]`; other schemes, and TLS, are refused by name.
 fn parse_host(host: &str, tls: bool) -> Result<Endpoint, SourceError> {
+    let host = host.trim();
     let refuse = |reason: &str| SourceError::DaemonHost {
-        host: host.to_string(),
+        host: redacted(host),
         reason: reason.to_string(),
     };
     if let Some(path) = host.strip_prefix("unix://") {
+        if !path.starts_with('/') {
+            return Err(refuse("expected unix:///absolute/path"));
+        }
         return Ok(Endpoint::Unix(PathBuf::from(path)));
     }
     if Path::new(host).is_absolute() {
         return Ok(Endpoint::Unix(PathBuf::from(host)));
     }
-    let Some((scheme, rest)) = host.split_once("://") else {
-        return Err(refuse("not a unix socket path or a URL"));
-    };
+    let (scheme, rest) = host.split_once("://").unwrap_or(("tcp", host));
     if scheme != "tcp" {
         return Err(refuse(&format!(
             "`{scheme}://` is not spoken; unix:// and tcp:// are"
@@ -94,6 +96,19 @@ fn parse_host(host: &str, tls: bool) -> Result<Endpoint, SourceError> {
     Ok(Endpoint::Tcp {
         authority: with_port(authority).ok_or_else(|| refuse("expected tcp://HOST[:PORT]"))?,
     })
+}
+
+/// The host as it may be shown: a `user:password@` in it (refused anyway) becomes `***@`.
+fn redacted(host: &str) -> String {
+    let (scheme, rest) = match host.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), host),
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}***{}", &rest[at..]),
+        None => host.to_string(),
+    }
 }
 
 /// `host`, `host:port`, `[v6]` or `[v6]:port` -> `host:port`, the port defaulted to 2375.
@@ -115,7 +130,10 @@ fn with_port(authority: &str) -> Option<String> {
         return None;
     }
     let port = match port {
-        Some(port) => port.parse::<u16>().ok().filter(|p| *p != 0)?,
+        Some(port) if port.bytes().all(|b| b.is_ascii_digit()) => {
+            port.parse::<u16>().ok().filter(|p| *p != 0)?
+        }
+        Some(_) => return None,
         None => DEFAULT_TCP_PORT,
     };
     Some(format!("{host}:{port}"))
@@ -154,6 +172,9 @@ mod tests {
         assert_eq!(named("tcp://docker").unwrap(), tcp("docker:2375"));
         assert_eq!(named("tcp://[::1]:2380").unwrap(), tcp("[::1]:2380"));
         assert_eq!(named("tcp://[::1]").unwrap(), tcp("[::1]:2375"));
+        // As the docker CLI reads them: no scheme is tcp, surrounding blanks do not count.
+        assert_eq!(named("build-box:2375").unwrap(), tcp("build-box:2375"));
+        assert_eq!(named(" tcp://docker:2375\n").unwrap(), tcp("docker:2375"));
         assert_eq!(
             named("tcp://10.0.0.1:2375").unwrap()[0].to_string(),
             "tcp://10.0.0.1:2375"
@@ -163,10 +184,11 @@ mod tests {
     #[test]
     fn other_schemes_bad_tcp_and_tls_are_refused_by_name() {
         for (host, says) in [
-            ("ssh://me@build-box", "`ssh://` is not spoken"),
+            ("ssh://build-box", "`ssh://` is not spoken"),
             ("npipe:////./pipe/docker_engine", "`npipe://` is not spoken"),
-            ("docker.sock", "not a unix socket path or a URL"),
+            ("unix://", "expected unix:///absolute/path"),
             ("tcp://", "expected tcp://HOST[:PORT]"),
+            ("tcp://host:+2375", "expected tcp://HOST[:PORT]"),
             ("tcp://host:http", "expected tcp://HOST[:PORT]"),
             ("tcp://host:0", "expected tcp://HOST[:PORT]"),
             ("tcp://host:2375/v1.41", "expected tcp://HOST[:PORT]"),
@@ -176,12 +198,32 @@ mod tests {
             assert!(err.contains(says), "{host}: {err}");
             assert!(err.contains(host), "{host}: {err}");
         }
-        let tls = candidates(&DaemonSettings {
-            host: Some("tcp://10.0.0.1:2376".into()),
-            tls: true,
-            ..DaemonSettings::default()
-        });
+        let with_tls = |host: &str| {
+            candidates(&DaemonSettings {
+                host: Some(host.into()),
+                tls: true,
+                ..DaemonSettings::default()
+            })
+        };
+        let tls = with_tls("tcp://10.0.0.1:2376");
         assert!(tls.unwrap_err().to_string().contains("TLS"));
+        // DOCKER_TLS_VERIFY set for some other tool does not stop a unix socket.
+        assert_eq!(
+            with_tls("unix:///run/d.sock").unwrap(),
+            vec![Endpoint::Unix("/run/d.sock".into())]
+        );
+    }
+
+    #[test]
+    fn credentials_in_a_refused_host_are_not_shown() {
+        let err = named("tcp://admin:s3cret@10.0.0.1:2375")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("s3cret") && !err.contains("admin"), "{err}");
+        assert!(err.contains("tcp://***@10.0.0.1:2375"), "{err}");
+        let err = named("ssh://me:pw@box/x").unwrap_err().to_string();
+        assert!(!err.contains("pw"), "{err}");
+        assert_eq!(redacted("tcp://docker:2375"), "tcp://docker:2375");
     }
 
     #[test]

@@ -16,9 +16,13 @@ use super::endpoint::Endpoint;
 
 /// JSON answers bigger than this are refused: an image list of thousands of images is a few MiB.
 const JSON_LIMIT: usize = 64 * 1024 * 1024;
-/// A TCP engine that does not answer the handshake by then is reported, not waited on for the
+/// A TCP engine that does not accept the connection by then is reported, not waited on for the
 /// system's minutes-long connect timeout.
 const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a JSON call (version, list, inspect) may take in all: something that accepts the
+/// connection and never answers (a dead port forward) is reported, not waited on forever. An
+/// export has no such limit: Docker before 25 spends seconds per GiB before its first byte.
+const JSON_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a request to the daemon failed. `endpoint` is the endpoint as `DOCKER_HOST` names it.
 #[derive(Debug, thiserror::Error)]
@@ -118,8 +122,16 @@ pub(crate) async fn get_json<T: serde::de::DeserializeOwned>(
     endpoint: &Endpoint,
     path: &str,
 ) -> Result<T, HttpError> {
-    let response = get(endpoint, path).await?;
-    let body = read_limited(endpoint, response, JSON_LIMIT).await?;
+    let call = async {
+        let response = get(endpoint, path).await?;
+        read_limited(endpoint, response, JSON_LIMIT).await
+    };
+    let body = tokio::time::timeout(JSON_CALL_TIMEOUT, call)
+        .await
+        .map_err(|_| HttpError::Protocol {
+            endpoint: endpoint.to_string(),
+            detail: format!("no answer to {path} in {}s", JSON_CALL_TIMEOUT.as_secs()),
+        })??;
     serde_json::from_slice(&body).map_err(|e| HttpError::Protocol {
         endpoint: endpoint.to_string(),
         detail: format!("unexpected answer to {path}: {e}"),
@@ -141,15 +153,29 @@ async fn read_limited(
     Ok(collected.to_bytes())
 }
 
-/// The engines answer errors as `{"message": "..."}`; fall back to the status line.
+/// The engines answer errors as `{"message": "..."}`; else the status line, with the first line
+/// of a short plain-text body (what a TLS port says to plain HTTP: "Client sent an HTTP request
+/// to an HTTPS server.").
 fn error_message(status: StatusCode, body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct EngineError {
         message: String,
     }
-    match serde_json::from_slice::<EngineError>(body) {
-        Ok(e) if !e.message.is_empty() => e.message,
-        _ => format!("HTTP {status}"),
+    if let Ok(e) = serde_json::from_slice::<EngineError>(body) {
+        if !e.message.is_empty() {
+            return e.message;
+        }
+    }
+    let text = std::str::from_utf8(body).unwrap_or("");
+    let first_line = text.lines().next().unwrap_or("").trim();
+    let plain = !first_line.is_empty()
+        && !first_line.starts_with('<')
+        && first_line.len() <= 200
+        && !first_line.chars().any(char::is_control);
+    if plain {
+        format!("HTTP {status}: {first_line}")
+    } else {
+        format!("HTTP {status}")
     }
 }
 
@@ -169,6 +195,13 @@ mod tests {
         assert_eq!(
             error_message(StatusCode::BAD_GATEWAY, b"<html>"),
             "HTTP 502 Bad Gateway"
+        );
+        assert_eq!(
+            error_message(
+                StatusCode::BAD_REQUEST,
+                b"Client sent an HTTP request to an HTTPS server.\n"
+            ),
+            "HTTP 400 Bad Request: Client sent an HTTP request to an HTTPS server."
         );
     }
 }

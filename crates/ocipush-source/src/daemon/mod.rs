@@ -76,7 +76,7 @@ impl Daemon {
         for endpoint in endpoint::candidates(settings)? {
             if let Endpoint::Unix(socket) = &endpoint {
                 if !socket.exists() {
-                    tried.push(format!("{} (no such socket)", socket.display()));
+                    tried.push(format!("{endpoint} (no such socket)"));
                     continue;
                 }
             }
@@ -99,6 +99,7 @@ impl Daemon {
                 }
                 Err(e) => tried.push(match e {
                     HttpError::Connect { source, .. } => format!("{endpoint} ({source})"),
+                    HttpError::Protocol { detail, .. } => format!("{endpoint} ({detail})"),
                     other => format!("{endpoint} ({other})"),
                 }),
             }
