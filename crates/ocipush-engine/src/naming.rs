@@ -64,7 +64,10 @@ pub fn destinations_for(
                         .unwrap_or_else(|| DEFAULT_TAG.into()),
                 );
             }
-            Ok(dedup(tags).iter().map(|t| reference.with_tag(t)).collect())
+            dedup(tags)
+                .iter()
+                .map(|t| reference.with_tag(t).map_err(PushError::from))
+                .collect()
         }
         Destination::Registry(target) => {
             let name = image
@@ -184,5 +187,23 @@ mod tests {
             refs(got),
             ["127.0.0.1:5000/x/y:v1", "127.0.0.1:5000/x/y:v2"]
         );
+    }
+
+    #[test]
+    fn a_bad_extra_tag_is_refused_before_anything_is_pushed() {
+        // Both ways of naming a destination: the whole list is refused, not pushed up to it.
+        let explicit = Destination::Reference(Reference::parse("127.0.0.1:5000/x/y").unwrap());
+        let registry = Destination::Registry(RegistryTarget::parse("127.0.0.1:5000/x").unwrap());
+        for dest in [explicit, registry] {
+            let err = destinations_for(
+                &image(&["app:2.0"]),
+                "x",
+                &dest,
+                &["good".into(), "bad tag".into()],
+            )
+            .unwrap_err();
+            assert!(matches!(err, PushError::Reference(_)), "{err:?}");
+            assert!(err.to_string().contains("bad tag"), "{err}");
+        }
     }
 }

@@ -387,6 +387,7 @@ impl RegistryClient {
                 RegistryError::Connect {
                     registry: self.registry.clone(),
                     detail,
+                    plain_http: self.base.scheme() == "http",
                 }
             }
         } else {

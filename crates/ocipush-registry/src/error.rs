@@ -15,8 +15,13 @@ pub enum ErrorClass {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// `plain_http`: what failed was already plain HTTP (so `--plain-http` is no remedy).
     #[error("cannot reach registry {registry}: {detail}")]
-    Connect { registry: String, detail: String },
+    Connect {
+        registry: String,
+        detail: String,
+        plain_http: bool,
+    },
     #[error("TLS handshake with {registry} failed: {detail}")]
     Tls { registry: String, detail: String },
     #[error("{registry} is not an OCI registry: GET /v2/ answered {status}")]
@@ -113,6 +118,13 @@ impl RegistryError {
 
     pub fn hint(&self) -> Option<String> {
         match self {
+            RegistryError::Connect {
+                registry,
+                plain_http: true,
+                ..
+            } => Some(format!(
+                "check that {registry} is running and reachable at that address and port"
+            )),
             RegistryError::Connect { registry, .. } => Some(format!(
                 "check that {registry} is running and reachable; for a plain-HTTP registry add --plain-http"
             )),

@@ -66,12 +66,17 @@ impl Reference {
     }
 
     /// The same repository with another tag.
-    pub fn with_tag(&self, tag: &str) -> Reference {
-        Reference {
+    /// This repository under `tag`, which must be a valid tag (a `-t` value is user input).
+    pub fn with_tag(&self, tag: &str) -> Result<Reference, ReferenceError> {
+        validate_tag(tag).map_err(|reason| ReferenceError {
+            input: format!("{}/{}:{tag}", self.registry, self.repository),
+            reason,
+        })?;
+        Ok(Reference {
             tag: Some(tag.to_string()),
             digest: None,
             ..self.clone()
-        }
+        })
     }
 
     /// The reference the registry API is addressed with: the digest if any, else the tag.

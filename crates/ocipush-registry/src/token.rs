@@ -136,6 +136,8 @@ async fn send(
     request.send().await.map_err(|e| RegistryError::Connect {
         registry: format!("the token server of {registry}"),
         detail: crate::client::describe(&e),
+        // The realm's own URL says how it is reached; --plain-http does not change it.
+        plain_http: true,
     })
 }
 

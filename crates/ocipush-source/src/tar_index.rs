@@ -247,11 +247,24 @@ impl<R: Read> Read for ExactReader<R> {
     }
 }
 
+/// What a failed tar header read says. The tar crate's own message quotes the header's raw
+/// bytes, which for a file that is no archive at all (a `/etc/passwd` given by mistake) would
+/// put its contents, newlines included, into the error: name the problem instead.
+fn header_error(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof => "archive truncated inside a tar header".into(),
+        io::ErrorKind::Other | io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {
+            "not a tar archive, or a damaged tar header".into()
+        }
+        _ => format!("reading the archive: {error}"),
+    }
+}
+
 fn scan<R: Read>(iter: tar::Entries<'_, R>) -> Result<HashMap<String, Entry>, String> {
     let mut entries = HashMap::new();
     let mut kept = 0u64;
     for entry in iter {
-        let mut entry = entry.map_err(|e| format!("bad tar entry: {e}"))?;
+        let mut entry = entry.map_err(|e| header_error(&e))?;
         let raw_name = entry
             .path()
             .map_err(|e| format!("bad entry name: {e}"))?

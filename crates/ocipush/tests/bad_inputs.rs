@@ -233,6 +233,20 @@ fn corrupt_and_truncated_tarballs() {
         source: format!("docker-archive:{}", garbage.display()),
         mentions: "garbage.tar".into(),
     });
+    // A text file given by mistake: one line that names it, never its contents (run_cases
+    // refuses any stderr line but error, hint, cause, progress and summary).
+    let passwd = d.join("passwd");
+    fs::write(
+        &passwd,
+        "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+            .repeat(20),
+    )
+    .unwrap();
+    cases.push(Case {
+        name: "a text file that is no archive",
+        source: format!("docker-archive:{}", passwd.display()),
+        mentions: "not a tar archive".into(),
+    });
     run_cases(cases);
 }
 

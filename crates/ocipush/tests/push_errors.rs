@@ -163,6 +163,22 @@ fn unreachable_registry_is_a_network_error() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    // Already plain HTTP: the hint must not suggest --plain-http again.
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            "--retries",
+            "0",
+            &dir.path().display().to_string(),
+            &dest,
+        ],
+        None,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("hint:"), "{err}");
+    assert!(!err.contains("add --plain-http"), "{err}");
 }
 
 #[test]
