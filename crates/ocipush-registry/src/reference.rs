@@ -38,6 +38,11 @@ impl Reference {
         if input.is_empty() {
             return Err(err("empty"));
         }
+        if let Some((scheme, _)) = input.split_once("://") {
+            return Err(err(&format!(
+                "a reference takes no `{scheme}://`: drop it (a plain-HTTP registry takes --plain-http)"
+            )));
+        }
         let (rest, digest) = match input.split_once('@') {
             Some((rest, digest)) => (
                 rest,
@@ -338,6 +343,10 @@ mod tests {
             assert!(Reference::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(Reference::parse("localhost:5000/a__b/c-d/e.f---g:tag_1.2-3").is_ok());
+        // A URL is named for what it is, not read as the registry `http:` with a bad port.
+        let err = Reference::parse("http://127.0.0.1:5000/x/y:1").unwrap_err();
+        assert!(err.reason.contains("`http://`"), "{}", err.reason);
+        assert!(err.reason.contains("--plain-http"), "{}", err.reason);
     }
 
     #[test]

@@ -93,9 +93,14 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("OCIPUSH_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colours only for a person at a terminal: piped logs (CI, `2>file`) stay plain text, and
+    // NO_COLOR (https://no-color.org) turns them off anywhere.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(progress::log_writer::LogWriter)
         .with_target(false)
+        .with_ansi(ansi)
         .try_init();
 }

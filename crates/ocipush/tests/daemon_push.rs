@@ -309,6 +309,8 @@ fn podman_service_over_plain_tcp() {
     let target = registry.reference("overtcp");
     let (report, log) = push_json_logged(&podman.host(), &cache, &["tcpapp:2.0", "-r", &target]);
     assert_eq!(uploaded(&report), 4, "{report}");
+    // Logs to a pipe are plain text.
+    assert!(!log.contains('\x1b'), "ANSI escapes in piped logs:\n{log}");
     assert!(
         log.contains(&podman.host()),
         "the log names the endpoint:\n{log}"
