@@ -70,8 +70,15 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<u8, CliError> {
     match cli.command {
         Command::Push(args) => {
-            let settings = settings::resolve_push(args, &mut std::io::stdin().lock())?;
-            commands::push::run(settings, cli.quiet).await
+            let json = args.json;
+            let result = match settings::resolve_push(args, &mut std::io::stdin().lock()) {
+                Ok(settings) => commands::push::run(settings, cli.quiet).await,
+                Err(error) => Err(error),
+            };
+            if let (true, Err(error)) = (json, &result) {
+                println!("{}", printer::json_failure(error));
+            }
+            result
         }
         Command::List(args) => commands::list::run(args).await,
         Command::Serve(args) => commands::serve::run(args, cli.quiet).await,

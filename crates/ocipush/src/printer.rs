@@ -30,6 +30,18 @@ struct JsonImage<'a> {
     hint: Option<&'a str>,
 }
 
+/// The `--json` document of a push that stopped before any image was tried (a source that
+/// cannot be read, a bad reference): still one document on stdout, for scripts.
+pub fn json_failure(error: &crate::failure::CliError) -> String {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "images": [],
+        "error": error.message,
+        "hint": error.hint,
+        "exit_code": error.code,
+    }))
+    .expect("failures serialise")
+}
+
 pub fn json(report: &PushReport) -> String {
     let doc = JsonReport {
         images: report

@@ -252,3 +252,43 @@ fn daemon_hosts_ocipush_cannot_speak_are_refused_by_name() {
         );
     }
 }
+
+#[test]
+fn json_gets_one_document_even_when_the_push_stops_early() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.tar");
+    std::fs::write(&bad, b"not an archive at all").unwrap();
+    for (args, code) in [
+        (
+            vec![
+                "push",
+                "--json",
+                bad.to_str().unwrap(),
+                "localhost:5000/x/y:1",
+            ],
+            4,
+        ),
+        (
+            vec![
+                "push",
+                "--json",
+                bad.to_str().unwrap(),
+                "localhost:5000/X/y:1",
+            ],
+            64,
+        ),
+    ] {
+        let out = ocipush(&args, None);
+        assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("stdout is no JSON document ({e}): {}", stdout(&out)));
+        assert_eq!(doc["images"], serde_json::json!([]), "{doc}");
+        assert_eq!(doc["exit_code"], code, "{doc}");
+        assert!(
+            doc["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{doc}"
+        );
+        // A person still sees the error on stderr.
+        assert!(stderr(&out).contains("error:"), "{}", stderr(&out));
+    }
+}

@@ -169,10 +169,8 @@ fn emit(report: &PushReport, json: bool, quiet: bool) {
         let _ = printer::references(report, &mut stdout);
     }
     let _ = stdout.flush();
-    if json {
-        return;
-    }
-    eprint!("{}", printer::closing(report, quiet));
+    // With --json the summary is in the document; the errors still go to stderr, for a person.
+    eprint!("{}", printer::closing(report, quiet || json));
 }
 
 /// Why `--platform` left an image out.
