@@ -70,7 +70,6 @@ impl Reference {
         })
     }
 
-    /// The same repository with another tag.
     /// This repository under `tag`, which must be a valid tag (a `-t` value is user input).
     pub fn with_tag(&self, tag: &str) -> Result<Reference, ReferenceError> {
         validate_tag(tag).map_err(|reason| ReferenceError {
@@ -167,18 +166,16 @@ impl RegistryTarget {
             input: repository.clone(),
             reason,
         })?;
-        if let Some(tag) = tag {
-            validate_tag(tag).map_err(|reason| ReferenceError {
-                input: format!("{repository}:{tag}"),
-                reason,
-            })?;
-        }
-        Ok(Reference {
+        let untagged = Reference {
             registry: self.registry.clone(),
             repository,
-            tag: tag.map(str::to_string),
+            tag: None,
             digest: None,
-        })
+        };
+        match tag {
+            Some(tag) => untagged.with_tag(tag),
+            None => Ok(untagged),
+        }
     }
 }
 
