@@ -147,13 +147,20 @@ mkdir -p "$RESULTS"
 ONLY=${BENCH_ONLY:-text-docker random-docker text-oci random-oci curl small daemon}
 wanted() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
-bench_cold() { # NAME SOURCE_FOR_OCIPUSH SOURCE_FOR_SKOPEO
-    local name=$1 src=$2 skopeo_src=$3
+# bench_cold NAME SOURCE_FOR_OCIPUSH SOURCE_FOR_SKOPEO [CURL_BLOB_DIR]: cold runs of ocipush, skopeo
+# and (with a blob directory) the curl limit, the three side by side in each round, so that a
+# slower or faster stretch of the machine falls on all of them alike; then the warm runs.
+bench_cold() {
+    local name=$1 src=$2 skopeo_src=$3 curl_dir=${4:-}
     for _ in $(seq "$RUNS"); do
         start_registry; clear_caches; in_page_cache "$src"
         timed "$RESULTS/$name.ocipush" "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1"
         start_registry; clear_caches; in_page_cache "$src"
         timed "$RESULTS/$name.skopeo" "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name:1"
+        if [ -n "$curl_dir" ]; then
+            start_registry
+            curl_limit "$RESULTS/$name.curl" "$curl_dir" bench/curl
+        fi
     done
     # Warm: the image is in the registry (and in each tool's cache) already.
     start_registry; clear_caches
@@ -167,9 +174,29 @@ bench_cold() { # NAME SOURCE_FOR_OCIPUSH SOURCE_FOR_SKOPEO
     done
 }
 
+# The curl limit's inputs, made before any timing: the bytes ocipush sends for the docker-save
+# text image (pushed once, copied back as an OCI layout) and the random OCI layout's own blobs.
+TEXT_CURL=""
+RANDOM_CURL=""
+if wanted curl; then
+    if wanted text-docker; then
+        echo "==> the text image's gzip blobs, for its curl limit" >&2
+        start_registry; clear_caches
+        "${OCIPUSH_PUSH[@]}" "$FIXTURES/text.tar" "127.0.0.1:$PORT/bench/gz:1" >/dev/null
+        rm -rf "$WORK/text-gz"
+        skopeo copy -q --insecure-policy --src-tls-verify=false "docker://127.0.0.1:$PORT/bench/gz:1" "oci:$WORK/text-gz:x"
+        blobs_of "$WORK/text-gz" "$WORK/text-gz-blobs"
+        TEXT_CURL=$WORK/text-gz-blobs
+    fi
+    if wanted random-oci; then
+        blobs_of "$FIXTURES/random-oci" "$WORK/random-blobs"
+        RANDOM_CURL=$WORK/random-blobs
+    fi
+fi
+
 if wanted text-docker; then
     echo "==> docker-save text image" >&2
-    bench_cold text-docker "$FIXTURES/text.tar" "docker-archive:$FIXTURES/text.tar"
+    bench_cold text-docker "$FIXTURES/text.tar" "docker-archive:$FIXTURES/text.tar" "$TEXT_CURL"
 fi
 if wanted random-docker; then
     echo "==> docker-save random image" >&2
@@ -181,24 +208,7 @@ if wanted text-oci; then
 fi
 if wanted random-oci; then
     echo "==> OCI layout random image" >&2
-    bench_cold random-oci "$FIXTURES/random-oci" "oci:$FIXTURES/random-oci:bench-random:1"
-fi
-
-if wanted curl; then
-echo "==> curl limits" >&2
-# The bytes ocipush sends for the docker-save text image: push once, copy back as an OCI layout.
-start_registry; clear_caches
-"${OCIPUSH_PUSH[@]}" "$FIXTURES/text.tar" "127.0.0.1:$PORT/bench/gz:1" >/dev/null
-rm -rf "$WORK/text-gz"
-skopeo copy -q --insecure-policy --src-tls-verify=false "docker://127.0.0.1:$PORT/bench/gz:1" "oci:$WORK/text-gz:x"
-blobs_of "$WORK/text-gz" "$WORK/text-gz-blobs"
-blobs_of "$FIXTURES/random-oci" "$WORK/random-blobs"
-for _ in $(seq "$RUNS"); do
-    start_registry
-    curl_limit "$RESULTS/text-docker.curl" "$WORK/text-gz-blobs" bench/curl
-    start_registry
-    curl_limit "$RESULTS/random-oci.curl" "$WORK/random-blobs" bench/curl
-done
+    bench_cold random-oci "$FIXTURES/random-oci" "oci:$FIXTURES/random-oci:bench-random:1" "$RANDOM_CURL"
 fi
 
 if wanted small; then
@@ -253,6 +263,8 @@ fi
 stop_registry
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+per_round() { awk '{printf "%s%s", sep, $1; sep=" "}' "$1"; }
+round_ratios() { paste -d' ' "$1" "$2" | awk '{printf "%s%.2f", sep, $1 / $3; sep=" "}'; }
 {
     have_rows=""
     for f in "$RESULTS"/text-docker.ocipush "$RESULTS"/random-docker.ocipush "$RESULTS"/text-oci.ocipush "$RESULTS"/random-oci.ocipush "$RESULTS"/small.ocipush; do
@@ -281,5 +293,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
         echo "|---|---|---|---|---|---|---|---|"
         echo "| text, from dockerd | $o | $d | $(ratio "$d" "$o") | $(awk -v x="$ow" 'BEGIN{printf "%.0f", x*1000}') | $(awk -v x="$dw" 'BEGIN{printf "%.0f", x*1000}') | $(ratio "$dw" "$ow") | $(max_rss_mib "$RESULTS/daemon.ocipush") |"
     fi
+    # Each round's own ratios (the runs of a round are back to back), to show the spread.
+    for name in text-docker random-docker text-oci random-oci; do
+        [ -f "$RESULTS/$name.ocipush" ] || continue
+        echo
+        echo "$name rounds: ocipush $(per_round "$RESULTS/$name.ocipush"); skopeo/ocipush $(round_ratios "$RESULTS/$name.skopeo" "$RESULTS/$name.ocipush")"
+        if [ -f "$RESULTS/$name.curl" ]; then
+            echo "$name rounds: curl $(per_round "$RESULTS/$name.curl"); ocipush/curl $(round_ratios "$RESULTS/$name.ocipush" "$RESULTS/$name.curl")"
+        fi
+    done
 } | tee "$WORK/results.md"
 echo "(medians of $RUNS runs; layers of $LAYER_MIB MiB, 4 per big image; $(nproc) cores)"
