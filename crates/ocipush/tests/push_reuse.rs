@@ -73,6 +73,74 @@ fn unchanged_archive_is_not_uploaded_or_compressed_again() {
 }
 
 #[test]
+fn concurrent_runs_share_one_cache_and_an_unusable_cache_is_not_fatal() {
+    let registries = [
+        DockerRegistry::start(RegistryOptions::default()),
+        DockerRegistry::start(RegistryOptions::default()),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let archive = dir.path().join("app.tar");
+    let image = ImageSpec::new(vec![
+        LayerSpec::text(2 * 1024 * 1024, 31),
+        LayerSpec::text(1024 * 1024, 32),
+    ]);
+    write_docker_archive(
+        &archive,
+        &[(image, vec!["app:1"])],
+        DockerArchiveOptions::default(),
+    );
+    let source = archive.display().to_string();
+
+    // Four runs at once, two into each registry, all compressing the same layers and writing
+    // the same cache entries.
+    let destinations: Vec<String> = (0..4)
+        .map(|i| registries[i % 2].reference(&format!("conc/app{i}:1")))
+        .collect();
+    let docs: Vec<serde_json::Value> = std::thread::scope(|scope| {
+        let runs: Vec<_> = destinations
+            .iter()
+            .map(|dest| scope.spawn(|| json_push(&[&source, dest], &cache)))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let digest = &docs[0]["images"][0]["digest"];
+    for doc in &docs {
+        assert_eq!(doc["summary"]["pushed"], 1, "{doc}");
+        assert_eq!(&doc["images"][0]["digest"], digest, "{doc}");
+    }
+    // Every entry whole (no torn writes, no temporary files left behind) and right: a re-push
+    // finds the digests in the cache and has nothing to upload.
+    let files = walk(&cache);
+    assert_eq!(files.len(), 4, "2 entries + 2 sizes: {files:?}");
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        assert!(
+            text.ends_with('\n') && !text.contains("\0"),
+            "{file:?}: {text:?}"
+        );
+    }
+    let again = json_push(&[&source, &destinations[0]], &cache);
+    assert_eq!(again["summary"]["blobs"]["uploaded"], 0, "{again}");
+    assert_eq!(&again["images"][0]["digest"], digest);
+    for (i, registry) in registries.iter().enumerate() {
+        let raw = skopeo::inspect_raw(
+            &registry.docker_ref(&format!("conc/app{i}:1")),
+            &SkopeoAuth::insecure(),
+        );
+        assert_eq!(Some(sha256_hex(&raw).as_str()), digest.as_str());
+    }
+
+    // A cache directory that cannot be used (here: a plain file) costs speed, never the push.
+    let not_a_dir = dir.path().join("cache-file");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    let dest = registries[0].reference("conc/nocache:1");
+    let doc = json_push(&[&source, &dest], &not_a_dir);
+    assert_eq!(&doc["images"][0]["digest"], digest, "{doc}");
+    assert_eq!(std::fs::read_to_string(&not_a_dir).unwrap(), "x");
+}
+
+#[test]
 fn shared_layers_go_up_once_and_are_mounted_across_repositories() {
     let registry = DockerRegistry::start(RegistryOptions::default());
     let dir = tempfile::tempdir().unwrap();
