@@ -47,9 +47,7 @@ fn unchanged_archive_is_not_uploaded_or_compressed_again() {
 
     // The cache made the layers' digests known without reading them: a cache entry per layer
     // (and, beside them, each layer's uncompressed size, for daemons' legacy save streams).
-    let (sizes, entries): (Vec<_>, Vec<_>) = walk(&cache)
-        .into_iter()
-        .partition(|p| p.parent().is_some_and(|d| d.ends_with("sizes")));
+    let (sizes, entries) = cache_files(&cache);
     assert_eq!(entries.len(), 2, "{entries:?}");
     assert_eq!(sizes.len(), 2, "{sizes:?}");
 
@@ -111,21 +109,25 @@ fn concurrent_runs_share_one_cache_and_an_unusable_cache_is_not_fatal() {
     }
     // Every entry whole (no torn writes, no temporary files left behind) and right: a re-push
     // finds the digests in the cache and has nothing to upload.
-    let files = walk(&cache);
-    assert_eq!(files.len(), 4, "2 entries + 2 sizes: {files:?}");
-    for file in &files {
-        let text = std::fs::read_to_string(file).unwrap();
-        assert!(
-            text.ends_with('\n') && !text.contains("\0"),
-            "{file:?}: {text:?}"
-        );
+    let (sizes, entries) = cache_files(&cache);
+    assert_eq!(
+        (entries.len(), sizes.len()),
+        (2, 2),
+        "{entries:?} {sizes:?}"
+    );
+    for (files, words) in [(&entries, 2), (&sizes, 1)] {
+        for file in files {
+            let text = std::fs::read_to_string(file).unwrap();
+            assert!(text.ends_with('\n'), "{file:?}: {text:?}");
+            assert_eq!(text.split_whitespace().count(), words, "{file:?}: {text:?}");
+        }
     }
     let again = json_push(&[&source, &destinations[0]], &cache);
     assert_eq!(again["summary"]["blobs"]["uploaded"], 0, "{again}");
     assert_eq!(&again["images"][0]["digest"], digest);
-    for (i, registry) in registries.iter().enumerate() {
+    for i in 0..destinations.len() {
         let raw = skopeo::inspect_raw(
-            &registry.docker_ref(&format!("conc/app{i}:1")),
+            &registries[i % 2].docker_ref(&format!("conc/app{i}:1")),
             &SkopeoAuth::insecure(),
         );
         assert_eq!(Some(sha256_hex(&raw).as_str()), digest.as_str());
@@ -175,6 +177,13 @@ fn shared_layers_go_up_once_and_are_mounted_across_repositories() {
         let ids = diff_ids_via_skopeo(&reference, &SkopeoAuth::insecure());
         assert_eq!(ids.len(), 2, "{name}");
     }
+}
+
+/// The cache's files: the uncompressed sizes, and the compressed-digest entries.
+fn cache_files(cache: &std::path::Path) -> (Vec<std::path::PathBuf>, Vec<std::path::PathBuf>) {
+    walk(cache)
+        .into_iter()
+        .partition(|p| p.parent().is_some_and(|d| d.ends_with("sizes")))
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
