@@ -19,12 +19,12 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::sync::{mpsc, Arc, OnceLock};
 
 use libdeflater::{CompressionLvl, Compressor};
 use ocipush_source::read_up_to;
-use rayon::{ThreadPool, ThreadPoolBuilder};
+
+use super::schedule::{CompressionPool, HEAD_START};
 
 /// Bytes of input per block (and gzip member).
 pub(crate) const BLOCK_SIZE: usize = 256 * 1024;
@@ -38,14 +38,9 @@ const INCOMPRESSIBLE_RATIO: f64 = 0.97;
 const RANDOM_LOOKING_VALUES: (u64, u64) = (181_019_336, 1_000_000);
 
 /// The pool every layer's blocks are compressed on: one thread per core for the whole run.
-fn compression_pool() -> &'static ThreadPool {
-    static POOL: OnceLock<ThreadPool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        ThreadPoolBuilder::new()
-            .thread_name(|i| format!("ocipush-gzip-{i}"))
-            .build()
-            .expect("the compression pool starts")
-    })
+fn compression_pool() -> &'static Arc<CompressionPool> {
+    static POOL: OnceLock<Arc<CompressionPool>> = OnceLock::new();
+    POOL.get_or_init(|| CompressionPool::new(0, HEAD_START))
 }
 
 /// Compresses `input` into `out` as a gzip stream. Call it from outside the pool (it waits for
@@ -70,12 +65,13 @@ struct Buffers {
 type Done = (Buffers, io::Result<usize>);
 
 fn gzip_on(
-    pool: &ThreadPool,
+    pool: &Arc<CompressionPool>,
     input: &mut dyn Read,
     out: &mut dyn Write,
     level: u32,
 ) -> io::Result<()> {
-    let in_flight_limit = pool.current_num_threads() * 2 + 1;
+    let in_flight_limit = pool.threads() * 2 + 1;
+    let mut stream = pool.stream();
     let mut pending: VecDeque<mpsc::Receiver<Done>> = VecDeque::new();
     let mut free: Vec<Buffers> = Vec::new();
     let mut first = true;
@@ -93,7 +89,7 @@ fn gzip_on(
         let last = buffers.filled < BLOCK_SIZE;
         first = false;
         let (tx, rx) = mpsc::sync_channel(1);
-        pool.spawn(move || {
+        stream.spawn(move || {
             let mut buffers = buffers;
             let written = gzip_member(&buffers.input[..buffers.filled], level, &mut buffers.output);
             let _ = tx.send((buffers, written));
@@ -285,10 +281,7 @@ mod tests {
         let data = text(5 * BLOCK_SIZE + 123);
         let default_pool = gz(&data, 1);
         let on = |threads| {
-            let pool = ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let pool = CompressionPool::new(threads, HEAD_START);
             let mut out = Vec::new();
             gzip_on(&pool, &mut &data[..], &mut out, 1).unwrap();
             out

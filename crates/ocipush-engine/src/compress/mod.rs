@@ -2,6 +2,7 @@
 //! and the compressors themselves.
 
 mod gzip;
+mod schedule;
 mod zstd;
 
 pub(crate) use gzip::gzip_parallel;
