@@ -21,13 +21,23 @@ fn main() {
 
     let mut build = cc::Build::new();
 
+    // ocipush: on x86-64 (with gcc or clang), compression runs on one of two copies of
+    // deflate_compress.c chosen at run time, the second built for BMI2: see ocipush/dispatch.c
+    // and OCIPUSH.md. Elsewhere, the one upstream build.
+    let bmi2_dispatch = env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64")
+        && !build.get_compiler().is_like_msvc();
+    if bmi2_dispatch {
+        build.files(&["ocipush/dispatch.c", "ocipush/deflate_compress_base.c"]);
+    } else {
+        build.file("libdeflate/lib/deflate_compress.c");
+    }
+
     build
         .files(&[
             "libdeflate/lib/arm/cpu_features.c",
             "libdeflate/lib/x86/cpu_features.c",
             "libdeflate/lib/adler32.c",
             "libdeflate/lib/crc32.c",
-            "libdeflate/lib/deflate_compress.c",
             "libdeflate/lib/deflate_decompress.c",
             "libdeflate/lib/gzip_compress.c",
             "libdeflate/lib/gzip_decompress.c",
@@ -47,6 +57,22 @@ fn main() {
     }
 
     build.compile("deflate");
+
+    if bmi2_dispatch {
+        // After "deflate", whose dispatch.c calls into it: static libraries link in order.
+        let mut bmi2 = cc::Build::new();
+        bmi2.file("ocipush/deflate_compress_bmi2.c")
+            .include("libdeflate")
+            .warnings(false)
+            .flag("-mbmi2")
+            .out_dir(dst.join("lib-bmi2"));
+        if cfg!(feature = "freestanding") {
+            bmi2.flag("-ffreestanding")
+                .flag("-nostdlib")
+                .define("FREESTANDING", None);
+        }
+        bmi2.compile("deflate_bmi2");
+    }
 
     let src = Path::new("libdeflate");
     let include = dst.join("include");

@@ -338,6 +338,95 @@ mod tests {
         );
     }
 
+    /// Deflates `data` with one copy of libdeflate's compressor, called directly.
+    #[cfg(target_arch = "x86_64")]
+    fn deflate_with(
+        alloc: unsafe extern "C" fn(i32) -> *mut std::ffi::c_void,
+        compress: unsafe extern "C" fn(
+            *mut std::ffi::c_void,
+            *const u8,
+            usize,
+            *mut u8,
+            usize,
+        ) -> usize,
+        free: unsafe extern "C" fn(*mut std::ffi::c_void),
+        data: &[u8],
+        level: i32,
+    ) -> Vec<u8> {
+        let mut out = vec![0u8; data.len() + data.len() / 8 + 1024];
+        // SAFETY: the compressor is used and freed by the copy that made it; the buffers are
+        // valid for the lengths given.
+        unsafe {
+            let c = alloc(level);
+            assert!(!c.is_null());
+            let n = compress(c, data.as_ptr(), data.len(), out.as_mut_ptr(), out.len());
+            free(c);
+            assert!(n > 0, "deflate output fits");
+            out.truncate(n);
+        }
+        out
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn both_copies_of_libdeflate_give_the_same_bytes() {
+        // vendor/libdeflate-sys/ocipush/dispatch.c picks the BMI2 build of the compressor
+        // where the CPU has BMI2: its bytes must be the baseline build's, or a layer's digest
+        // would depend on the machine that compressed it.
+        type Alloc = unsafe extern "C" fn(i32) -> *mut std::ffi::c_void;
+        type Compress =
+            unsafe extern "C" fn(*mut std::ffi::c_void, *const u8, usize, *mut u8, usize) -> usize;
+        type Free = unsafe extern "C" fn(*mut std::ffi::c_void);
+        extern "C" {
+            fn ocipush_base_alloc_compressor(level: i32) -> *mut std::ffi::c_void;
+            fn ocipush_base_deflate_compress(
+                c: *mut std::ffi::c_void,
+                input: *const u8,
+                in_len: usize,
+                out: *mut u8,
+                out_len: usize,
+            ) -> usize;
+            fn ocipush_base_free_compressor(c: *mut std::ffi::c_void);
+            fn ocipush_bmi2_alloc_compressor(level: i32) -> *mut std::ffi::c_void;
+            fn ocipush_bmi2_deflate_compress(
+                c: *mut std::ffi::c_void,
+                input: *const u8,
+                in_len: usize,
+                out: *mut u8,
+                out_len: usize,
+            ) -> usize;
+            fn ocipush_bmi2_free_compressor(c: *mut std::ffi::c_void);
+        }
+        let base: (Alloc, Compress, Free) = (
+            ocipush_base_alloc_compressor,
+            ocipush_base_deflate_compress,
+            ocipush_base_free_compressor,
+        );
+        let bmi2: (Alloc, Compress, Free) = (
+            ocipush_bmi2_alloc_compressor,
+            ocipush_bmi2_deflate_compress,
+            ocipush_bmi2_free_compressor,
+        );
+        let mut mixed = text(2 * BLOCK_SIZE + 999);
+        mixed.extend_from_slice(&random(BLOCK_SIZE / 2));
+        mixed.extend_from_slice(&text(BLOCK_SIZE / 3));
+        for level in [1, 6, 12] {
+            for data in [&text(BLOCK_SIZE)[..], &random(BLOCK_SIZE)[..], &mixed[..]] {
+                let from_base = deflate_with(base.0, base.1, base.2, data, level);
+                // What ocipush calls: the dispatched entry points, through libdeflater.
+                let mut dispatched = vec![0u8; from_base.len() + 1024];
+                let n = Compressor::new(CompressionLvl::new(level).unwrap())
+                    .deflate_compress(data, &mut dispatched)
+                    .unwrap();
+                assert_eq!(&dispatched[..n], &from_base[..], "level {level}");
+                if std::arch::is_x86_feature_detected!("bmi2") {
+                    let from_bmi2 = deflate_with(bmi2.0, bmi2.1, bmi2.2, data, level);
+                    assert_eq!(from_bmi2, from_base, "level {level}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn gzip_tool_reads_it_too() {
         // An independent decoder: the system's gzip.
