@@ -24,10 +24,31 @@ fn main() {
     // ocipush: on x86-64 (with gcc or clang), compression runs on one of two copies of
     // deflate_compress.c chosen at run time, the second built for BMI2: see ocipush/dispatch.c
     // and OCIPUSH.md. Elsewhere, the one upstream build.
+    // cc prints rerun-if-env-changed lines, after which Cargo no longer reruns this script when
+    // a source file changes: name the sources, or edits to the C would link stale objects.
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=libdeflate");
+    println!("cargo:rerun-if-changed=ocipush");
+
+    let compiler = build.get_compiler();
     let bmi2_dispatch = env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64")
-        && !build.get_compiler().is_like_msvc();
+        && !compiler.is_like_msvc()
+        && (compiler.is_like_gnu() || compiler.is_like_clang());
     if bmi2_dispatch {
         build.files(&["ocipush/dispatch.c", "ocipush/deflate_compress_base.c"]);
+        // Compiled on its own for its own flag, then archived with the rest: one library.
+        let mut bmi2 = cc::Build::new();
+        bmi2.file("ocipush/deflate_compress_bmi2.c")
+            .include("libdeflate")
+            .warnings(false)
+            .flag("-mbmi2")
+            .out_dir(dst.join("lib-bmi2"));
+        if cfg!(feature = "freestanding") {
+            bmi2.flag("-ffreestanding")
+                .flag("-nostdlib")
+                .define("FREESTANDING", None);
+        }
+        build.objects(bmi2.compile_intermediates());
     } else {
         build.file("libdeflate/lib/deflate_compress.c");
     }
@@ -57,22 +78,6 @@ fn main() {
     }
 
     build.compile("deflate");
-
-    if bmi2_dispatch {
-        // After "deflate", whose dispatch.c calls into it: static libraries link in order.
-        let mut bmi2 = cc::Build::new();
-        bmi2.file("ocipush/deflate_compress_bmi2.c")
-            .include("libdeflate")
-            .warnings(false)
-            .flag("-mbmi2")
-            .out_dir(dst.join("lib-bmi2"));
-        if cfg!(feature = "freestanding") {
-            bmi2.flag("-ffreestanding")
-                .flag("-nostdlib")
-                .define("FREESTANDING", None);
-        }
-        bmi2.compile("deflate_bmi2");
-    }
 
     let src = Path::new("libdeflate");
     let include = dst.join("include");

@@ -1,7 +1,7 @@
 /*
  * ocipush: libdeflate's compression entry points, each passing on to the copy
  * of deflate_compress.c built for this CPU: the BMI2 one where the CPU has BMI2
- * (Intel since 2013, AMD since 2015), the baseline one elsewhere. The choice is
+ * (most x86-64 CPUs made since 2015), the baseline one elsewhere. The choice is
  * the same for every call of a process, so a compressor is always used and
  * freed by the copy that made it.
  *
@@ -9,7 +9,9 @@
  * deflates layer text 2-3% faster, with the same output bytes: the code is
  * integer-only, so flags cannot change what it computes. Both copies are
  * checked to give the same bytes (crates/ocipush-engine/src/compress/gzip.rs).
- * Upstream does the same for decompression (lib/x86/decompress_impl.h).
+ * Upstream dispatches its decompressor on BMI2 too (lib/x86/decompress_impl.h,
+ * one function built with a target attribute); the compressor spans too many
+ * functions for that, hence a second build of the file.
  */
 #include "../libdeflate/lib/deflate_compress.h"
 #include "../libdeflate/lib/x86/cpu_features.h"
@@ -77,4 +79,11 @@ libdeflate_deflate_compress_bound(struct libdeflate_compressor *c,
 {
 	return use_bmi2() ? ocipush_bmi2_deflate_compress_bound(c, in_nbytes) :
 			    ocipush_base_deflate_compress_bound(c, in_nbytes);
+}
+
+/* Whether the entry points above use the BMI2 copy: for a test. */
+int
+ocipush_libdeflate_uses_bmi2(void)
+{
+	return use_bmi2();
 }

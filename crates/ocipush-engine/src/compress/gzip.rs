@@ -24,7 +24,7 @@ use std::sync::{mpsc, Arc, OnceLock};
 use libdeflater::{CompressionLvl, Compressor};
 use ocipush_source::read_up_to;
 
-use super::schedule::{CompressionPool, HEAD_START};
+use super::schedule::{CompressionPool, HEAD_START_PER_THREAD};
 
 /// Bytes of input per block (and gzip member).
 pub(crate) const BLOCK_SIZE: usize = 256 * 1024;
@@ -40,7 +40,7 @@ const RANDOM_LOOKING_VALUES: (u64, u64) = (181_019_336, 1_000_000);
 /// The pool every layer's blocks are compressed on: one thread per core for the whole run.
 fn compression_pool() -> &'static Arc<CompressionPool> {
     static POOL: OnceLock<Arc<CompressionPool>> = OnceLock::new();
-    POOL.get_or_init(|| CompressionPool::new(0, HEAD_START))
+    POOL.get_or_init(|| CompressionPool::new(0, HEAD_START_PER_THREAD))
 }
 
 /// Compresses `input` into `out` as a gzip stream. Call it from outside the pool (it waits for
@@ -70,7 +70,7 @@ fn gzip_on(
     out: &mut dyn Write,
     level: u32,
 ) -> io::Result<()> {
-    let in_flight_limit = pool.threads() * 2 + 1;
+    let in_flight_limit = pool.thread_count() * 2 + 1;
     let mut stream = pool.stream();
     let mut pending: VecDeque<mpsc::Receiver<Done>> = VecDeque::new();
     let mut free: Vec<Buffers> = Vec::new();
@@ -281,7 +281,7 @@ mod tests {
         let data = text(5 * BLOCK_SIZE + 123);
         let default_pool = gz(&data, 1);
         let on = |threads| {
-            let pool = CompressionPool::new(threads, HEAD_START);
+            let pool = CompressionPool::new(threads, HEAD_START_PER_THREAD);
             let mut out = Vec::new();
             gzip_on(&pool, &mut &data[..], &mut out, 1).unwrap();
             out
@@ -338,90 +338,91 @@ mod tests {
         );
     }
 
-    /// Deflates `data` with one copy of libdeflate's compressor, called directly.
-    #[cfg(target_arch = "x86_64")]
-    fn deflate_with(
+    /// The entry points of one copy of libdeflate's compressor (vendor/libdeflate-sys/ocipush).
+    #[cfg(all(target_arch = "x86_64", not(target_env = "msvc")))]
+    struct CompressorCopy {
         alloc: unsafe extern "C" fn(i32) -> *mut std::ffi::c_void,
-        compress: unsafe extern "C" fn(
-            *mut std::ffi::c_void,
-            *const u8,
-            usize,
-            *mut u8,
-            usize,
-        ) -> usize,
+        compress:
+            unsafe extern "C" fn(*mut std::ffi::c_void, *const u8, usize, *mut u8, usize) -> usize,
         free: unsafe extern "C" fn(*mut std::ffi::c_void),
-        data: &[u8],
-        level: i32,
-    ) -> Vec<u8> {
-        let mut out = vec![0u8; data.len() + data.len() / 8 + 1024];
-        // SAFETY: the compressor is used and freed by the copy that made it; the buffers are
-        // valid for the lengths given.
-        unsafe {
-            let c = alloc(level);
-            assert!(!c.is_null());
-            let n = compress(c, data.as_ptr(), data.len(), out.as_mut_ptr(), out.len());
-            free(c);
-            assert!(n > 0, "deflate output fits");
-            out.truncate(n);
+    }
+
+    #[cfg(all(target_arch = "x86_64", not(target_env = "msvc")))]
+    impl CompressorCopy {
+        fn deflate(&self, data: &[u8], level: i32) -> Vec<u8> {
+            let mut out = vec![0u8; data.len() + data.len() / 8 + 1024];
+            // SAFETY: the compressor is used and freed by the copy that made it; the buffers
+            // are valid for the lengths given.
+            unsafe {
+                let c = (self.alloc)(level);
+                assert!(!c.is_null(), "level {level}");
+                let n = (self.compress)(c, data.as_ptr(), data.len(), out.as_mut_ptr(), out.len());
+                (self.free)(c);
+                assert!(n > 0, "deflate output fits");
+                out.truncate(n);
+            }
+            out
         }
-        out
     }
 
     #[test]
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", not(target_env = "msvc")))]
     fn both_copies_of_libdeflate_give_the_same_bytes() {
         // vendor/libdeflate-sys/ocipush/dispatch.c picks the BMI2 build of the compressor
         // where the CPU has BMI2: its bytes must be the baseline build's, or a layer's digest
         // would depend on the machine that compressed it.
-        type Alloc = unsafe extern "C" fn(i32) -> *mut std::ffi::c_void;
-        type Compress =
-            unsafe extern "C" fn(*mut std::ffi::c_void, *const u8, usize, *mut u8, usize) -> usize;
-        type Free = unsafe extern "C" fn(*mut std::ffi::c_void);
+        use std::ffi::c_void;
         extern "C" {
-            fn ocipush_base_alloc_compressor(level: i32) -> *mut std::ffi::c_void;
+            fn ocipush_base_alloc_compressor(level: i32) -> *mut c_void;
             fn ocipush_base_deflate_compress(
-                c: *mut std::ffi::c_void,
+                c: *mut c_void,
                 input: *const u8,
                 in_len: usize,
                 out: *mut u8,
                 out_len: usize,
             ) -> usize;
-            fn ocipush_base_free_compressor(c: *mut std::ffi::c_void);
-            fn ocipush_bmi2_alloc_compressor(level: i32) -> *mut std::ffi::c_void;
+            fn ocipush_base_free_compressor(c: *mut c_void);
+            fn ocipush_bmi2_alloc_compressor(level: i32) -> *mut c_void;
             fn ocipush_bmi2_deflate_compress(
-                c: *mut std::ffi::c_void,
+                c: *mut c_void,
                 input: *const u8,
                 in_len: usize,
                 out: *mut u8,
                 out_len: usize,
             ) -> usize;
-            fn ocipush_bmi2_free_compressor(c: *mut std::ffi::c_void);
+            fn ocipush_bmi2_free_compressor(c: *mut c_void);
+            fn ocipush_libdeflate_uses_bmi2() -> i32;
         }
-        let base: (Alloc, Compress, Free) = (
-            ocipush_base_alloc_compressor,
-            ocipush_base_deflate_compress,
-            ocipush_base_free_compressor,
-        );
-        let bmi2: (Alloc, Compress, Free) = (
-            ocipush_bmi2_alloc_compressor,
-            ocipush_bmi2_deflate_compress,
-            ocipush_bmi2_free_compressor,
-        );
+        let has_bmi2 = std::arch::is_x86_feature_detected!("bmi2");
+        // SAFETY: a plain query without arguments.
+        let uses_bmi2 = unsafe { ocipush_libdeflate_uses_bmi2() } != 0;
+        assert_eq!(uses_bmi2, has_bmi2, "the copy in use follows the CPU");
+        let base = CompressorCopy {
+            alloc: ocipush_base_alloc_compressor,
+            compress: ocipush_base_deflate_compress,
+            free: ocipush_base_free_compressor,
+        };
+        let bmi2 = CompressorCopy {
+            alloc: ocipush_bmi2_alloc_compressor,
+            compress: ocipush_bmi2_deflate_compress,
+            free: ocipush_bmi2_free_compressor,
+        };
         let mut mixed = text(2 * BLOCK_SIZE + 999);
         mixed.extend_from_slice(&random(BLOCK_SIZE / 2));
         mixed.extend_from_slice(&text(BLOCK_SIZE / 3));
-        for level in [1, 6, 12] {
-            for data in [&text(BLOCK_SIZE)[..], &random(BLOCK_SIZE)[..], &mixed[..]] {
-                let from_base = deflate_with(base.0, base.1, base.2, data, level);
+        let inputs = [text(BLOCK_SIZE), random(BLOCK_SIZE), mixed];
+        // Every level: 1 is the fastest path, 2-4 greedy, 5-7 lazy, 8-9 lazy2, 10-12 optimal.
+        for level in 0..=12 {
+            for data in &inputs {
+                let from_base = base.deflate(data, level);
                 // What ocipush calls: the dispatched entry points, through libdeflater.
                 let mut dispatched = vec![0u8; from_base.len() + 1024];
                 let n = Compressor::new(CompressionLvl::new(level).unwrap())
                     .deflate_compress(data, &mut dispatched)
                     .unwrap();
                 assert_eq!(&dispatched[..n], &from_base[..], "level {level}");
-                if std::arch::is_x86_feature_detected!("bmi2") {
-                    let from_bmi2 = deflate_with(bmi2.0, bmi2.1, bmi2.2, data, level);
-                    assert_eq!(from_bmi2, from_base, "level {level}");
+                if has_bmi2 {
+                    assert_eq!(bmi2.deflate(data, level), from_base, "level {level}");
                 }
             }
         }

@@ -5,14 +5,19 @@
 //! image finish compressing in the same instant, so the registry commits them all at the very end,
 //! and CNCF distribution fsyncs each blob as it commits it. On the bench machine that was 150 ms of
 //! a 2.5 s push of a 1 GiB text image with both cores idle (iowait in `/proc/stat`), after
-//! everything had been sent. So each layer that starts gets a head start of [`HEAD_START`] blocks
-//! over the next one: the layers finish one after another, and the commit of one overlaps with the
-//! compression of the ones after it. Only the last layer's commit is left at the end. (An
+//! everything had been sent. So each layer that starts gets a head start over the next one
+//! ([`HEAD_START_PER_THREAD`] blocks per pool thread): the layers finish one after another, and
+//! the commit of one overlaps with the compression of the ones after it. Only the last layer's commit is left at the end. (An
 //! interrupted push also has whole layers in the registry sooner, which the next push skips.)
 //!
-//! It is a head start, not a strict priority: a layer waits for at most a few head starts' worth
-//! of the pool's work before it gets its share. Its upload request is already open and idles
-//! meanwhile; this keeps that idle time well under a proxy's body timeout (nginx: 60 s).
+//! It is a head start, not a strict priority: a layer's first block never waits more than
+//! [`MAX_LEAD`] head starts beyond the work under way, however many layers started before it,
+//! so it waits for at most that many blocks of each layer under way. Its upload request is
+//! already open and idles meanwhile: at the default `-j 4`, layers started together wait for at
+//! most six head starts of the pool's work (384 MiB of input on 2 cores, under half a second at
+//! level 1 here) and any layer for at most sixteen, far from a proxy's body timeout (nginx: 60
+//! s). A layer whose upload held it back (a slow registry) keeps its place and catches up first
+//! when it can go on.
 //!
 //! Only the order in which blocks are compressed changes; each layer's bytes do not, because its
 //! members are still written in block order.
@@ -23,16 +28,21 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
-/// How many blocks a layer that starts compressing gets ahead of the one started next: 64 MiB of
-/// input. On the bench's text layers this spaces the layers' ends 250 blocks apart (about 140 ms
-/// there), longer than the registry's fsync of a 67 MiB blob (about 40 ms).
-pub(crate) const HEAD_START: u64 = 256;
+/// How many blocks per pool thread a layer that starts compressing gets ahead of the one
+/// started next, so that a head start lasts about as long on any number of cores. On the bench's
+/// 2 cores: 256 blocks, 64 MiB of input, which spaces its text layers' ends about 140 ms apart,
+/// longer than the registry's fsync of one 67 MiB blob (about 40 ms).
+pub(crate) const HEAD_START_PER_THREAD: u64 = 128;
+
+/// The most head starts a layer's first block waits beyond the work under way: enough to space
+/// the default `-j 4` layers started together one head start apart, a bound for any `-j`.
+const MAX_LEAD: u64 = 4;
 
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A thread pool whose threads always take the waiting block with the smallest key.
 pub(crate) struct CompressionPool {
-    threads: ThreadPool,
+    workers: ThreadPool,
     head_start: u64,
     state: Mutex<Queue>,
 }
@@ -40,12 +50,13 @@ pub(crate) struct CompressionPool {
 #[derive(Default)]
 struct Queue {
     waiting: BinaryHeap<Waiting>,
-    /// The key of the last block taken: where the layers under way have got to.
+    /// The greatest key taken so far: where the layers under way have got to.
     served: u64,
     /// The base of the layer started last.
     last_base: u64,
-    /// Ties between equal keys go to the block queued first.
-    queued: u64,
+    /// The order number of the next block queued: ties between equal keys go to the block
+    /// queued first.
+    next_order: u64,
 }
 
 struct Waiting {
@@ -62,29 +73,33 @@ pub(crate) struct Stream {
 }
 
 impl CompressionPool {
-    /// A pool of `threads` threads (0: one per core).
-    pub(crate) fn new(threads: usize, head_start: u64) -> Arc<Self> {
-        let threads = ThreadPoolBuilder::new()
-            .num_threads(threads)
+    /// A pool of `thread_count` threads (0: one per core), giving each layer started
+    /// `head_start_per_thread` blocks per thread over the next.
+    pub(crate) fn new(thread_count: usize, head_start_per_thread: u64) -> Arc<Self> {
+        let workers = ThreadPoolBuilder::new()
+            .num_threads(thread_count)
             .thread_name(|i| format!("ocipush-gzip-{i}"))
             .build()
             .expect("the compression pool starts");
+        let head_start = head_start_per_thread * workers.current_num_threads() as u64;
         Arc::new(CompressionPool {
-            threads,
+            workers,
             head_start,
             state: Mutex::new(Queue::default()),
         })
     }
 
-    pub(crate) fn threads(&self) -> usize {
-        self.threads.current_num_threads()
+    pub(crate) fn thread_count(&self) -> usize {
+        self.workers.current_num_threads()
     }
 
     /// Starts a layer: its first block waits one head start behind the layer started before
-    /// it, or behind the work under way if that is further along.
+    /// it, or behind the work under way if that is further along, but never more than
+    /// [`MAX_LEAD`] head starts beyond the work under way.
     pub(crate) fn stream(self: &Arc<Self>) -> Stream {
         let mut queue = self.queue();
-        let base = queue.served.max(queue.last_base) + self.head_start;
+        let behind_the_last = queue.served.max(queue.last_base) + self.head_start;
+        let base = behind_the_last.min(queue.served + MAX_LEAD * self.head_start);
         queue.last_base = base;
         Stream {
             pool: Arc::clone(self),
@@ -94,7 +109,8 @@ impl CompressionPool {
     }
 
     fn queue(&self) -> MutexGuard<'_, Queue> {
-        // A job that panicked cannot leave the queue half-changed: every change is one push or pop.
+        // Nothing that can panic runs under the lock (jobs run after it is released), so a
+        // poisoned lock still guards a whole queue.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -124,8 +140,8 @@ impl Stream {
         self.next_block += 1;
         {
             let mut queue = self.pool.queue();
-            let order = queue.queued;
-            queue.queued += 1;
+            let order = queue.next_order;
+            queue.next_order += 1;
             queue.waiting.push(Waiting {
                 key,
                 order,
@@ -133,7 +149,7 @@ impl Stream {
             });
         }
         let pool = Arc::clone(&self.pool);
-        self.pool.threads.spawn(move || pool.run_best());
+        self.pool.workers.spawn(move || pool.run_best());
     }
 }
 
@@ -217,5 +233,18 @@ mod tests {
         // The early layer's blocks were served up to key 4 + 19: the next layer starts one head
         // start beyond, not at the base it would have had if nothing had run.
         assert_eq!(pool.stream().base, 4 + 19 + 4);
+    }
+
+    #[test]
+    fn no_layer_starts_more_than_max_lead_head_starts_ahead() {
+        // Eight layers started together (as with -j 8): the first four one head start apart,
+        // the others no further than MAX_LEAD head starts beyond the work under way (none yet).
+        let pool = CompressionPool::new(1, 10);
+        let bases: Vec<u64> = (0..8).map(|_| pool.stream().base).collect();
+        assert_eq!(bases, [10, 20, 30, 40, 40, 40, 40, 40]);
+        // The head start is per pool thread.
+        let pool = CompressionPool::new(3, 10);
+        assert_eq!(pool.head_start, 30);
+        assert_eq!(pool.stream().base, 30);
     }
 }
