@@ -37,6 +37,21 @@ pub enum PushError {
     Read { blob: String, detail: String },
     #[error("{0}")]
     Naming(String),
+    #[error(
+        "{count} images found ({}) for the single destination {reference}",
+        some_of(labels)
+    )]
+    OneDestinationForMany {
+        count: usize,
+        labels: Vec<String>,
+        reference: String,
+    },
+    #[error("{first} and {second} would both be pushed to {reference}")]
+    SameDestination {
+        reference: String,
+        first: String,
+        second: String,
+    },
     #[error("--platform {} matches no image; the sources hold {}", wanted.join(", "), list_or_none(available))]
     NoPlatform {
         wanted: Vec<String>,
@@ -63,9 +78,11 @@ impl PushError {
                 ErrorClass::NotFound | ErrorClass::Registry => FailureKind::Registry,
                 ErrorClass::Usage => FailureKind::Usage,
             },
-            PushError::Reference(_) | PushError::Naming(_) | PushError::NoPlatform { .. } => {
-                FailureKind::Usage
-            }
+            PushError::Reference(_)
+            | PushError::Naming(_)
+            | PushError::OneDestinationForMany { .. }
+            | PushError::SameDestination { .. }
+            | PushError::NoPlatform { .. } => FailureKind::Usage,
             PushError::Interrupted => FailureKind::Interrupted,
             PushError::Internal(_) => FailureKind::General,
         }
@@ -85,6 +102,14 @@ impl PushError {
             PushError::Naming(_) => Some(
                 "give a full destination (HOST/REPO:TAG) or tags with -t".into(),
             ),
+            PushError::OneDestinationForMany { .. } => Some(
+                "pick one image with TRANSPORT:PATH:REF (`ocipush list SOURCE` shows them), or push them all with -r REGISTRY[/NAMESPACE]"
+                    .into(),
+            ),
+            PushError::SameDestination { .. } => Some(
+                "a tag points at one image: push them in separate runs with their own tags (-t), or leave one out"
+                    .into(),
+            ),
             PushError::NoPlatform { .. } => Some(
                 "pick platforms the sources hold (`ocipush list SOURCE` shows them), or leave out --platform to push every platform"
                     .into(),
@@ -92,6 +117,19 @@ impl PushError {
             _ => None,
         }
     }
+}
+
+/// The first few of a list, then how many more: an error stays one readable line.
+fn some_of(items: &[String]) -> String {
+    const SHOWN: usize = 3;
+    if items.len() <= SHOWN + 1 {
+        return items.join(", ");
+    }
+    format!(
+        "{}, and {} more",
+        items[..SHOWN].join(", "),
+        items.len() - SHOWN
+    )
 }
 
 fn list_or_none(platforms: &[String]) -> String {

@@ -60,14 +60,14 @@ pub fn plan(
     let total: usize = sources.iter().map(|s| s.images.len()).sum();
     if let Destination::Reference(reference) = destination {
         if total != 1 {
-            let labels: Vec<&str> = sources
-                .iter()
-                .flat_map(|s| s.images.iter().map(|i| i.label.as_str()))
-                .collect();
-            return Err(PushError::Naming(format!(
-                "{total} images found ({}) for the single destination {reference}; pick one with TRANSPORT:PATH:REF or push them all with -r",
-                labels.join(", ")
-            )));
+            return Err(PushError::OneDestinationForMany {
+                count: total,
+                labels: sources
+                    .iter()
+                    .flat_map(|s| s.images.iter().map(|i| i.label.clone()))
+                    .collect(),
+                reference: reference.to_string(),
+            });
         }
     }
     let mut planned = Vec::with_capacity(total);
@@ -80,7 +80,34 @@ pub fn plan(
             });
         }
     }
+    check_destinations_differ(&planned)?;
     Ok(planned)
+}
+
+/// Two different images bound for one tag would both be reported pushed while the tag keeps
+/// only the last: refused before anything is sent. (The same image named twice, say one source
+/// given twice, is not a conflict.)
+fn check_destinations_differ(planned: &[PlannedImage]) -> Result<(), PushError> {
+    let mut owners: HashMap<String, &str> = HashMap::new();
+    for image in planned {
+        for reference in &image.references {
+            let reference = reference.to_string();
+            match owners.get(reference.as_str()) {
+                Some(&first) if first != image.image.label => {
+                    return Err(PushError::SameDestination {
+                        reference,
+                        first: first.to_string(),
+                        second: image.image.label.clone(),
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    owners.insert(reference, &image.image.label);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Pushes every planned image and reports what happened to each. Images fail independently.

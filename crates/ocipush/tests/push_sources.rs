@@ -442,3 +442,40 @@ fn zstd_compression_makes_an_oci_image() {
     );
     assert_eq!(bad.status.code(), Some(64), "{}", stderr(&bad));
 }
+
+#[test]
+fn two_images_bound_for_one_tag_are_refused_before_anything_is_sent() {
+    // Two OCI layouts both named `app` (the directory name), both tagged 1.0, with different
+    // content: with -r both map to team/app:1.0. Pushing both would report two pushes while
+    // the tag keeps only the last.
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let root = tempfile::tempdir().unwrap();
+    let (first, second) = (root.path().join("a/app"), root.path().join("b/app"));
+    for (dir, seed) in [(&first, 1), (&second, 2)] {
+        std::fs::create_dir_all(dir).unwrap();
+        write_oci_layout(dir, &[(image(seed), Some("1.0"))], LayerCompression::Gzip);
+    }
+    let (first, second) = (first.display().to_string(), second.display().to_string());
+    let target = registry.reference("team");
+    let out = ocipush(
+        &["push", "--plain-http", "-r", &target, &first, &second],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("would both be pushed to") && err.contains("team/app:1.0"),
+        "{err}"
+    );
+    assert!(err.contains("hint: a tag points at one image"), "{err}");
+    // Refused at planning: no tag was written.
+    let auth = SkopeoAuth::insecure();
+    assert!(skopeo::try_inspect_raw(&registry.docker_ref("team/app:1.0"), &auth).is_err());
+    // The same source twice is one image, not a conflict.
+    let out = ocipush(
+        &["push", "--plain-http", "-r", &target, &first, &first],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    skopeo::inspect_raw(&registry.docker_ref("team/app:1.0"), &auth);
+}
