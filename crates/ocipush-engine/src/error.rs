@@ -27,7 +27,9 @@ pub enum PushError {
     Registry(#[from] RegistryError),
     #[error(transparent)]
     Reference(#[from] ReferenceError),
-    #[error("{blob}: {source}")]
+    /// `source` already names the blob (it is verified under the blob's label), so the
+    /// message is its alone.
+    #[error("{source}")]
     Verify {
         blob: String,
         #[source]
