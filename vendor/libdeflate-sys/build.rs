@@ -43,11 +43,7 @@ fn main() {
             .warnings(false)
             .flag("-mbmi2")
             .out_dir(dst.join("lib-bmi2"));
-        if cfg!(feature = "freestanding") {
-            bmi2.flag("-ffreestanding")
-                .flag("-nostdlib")
-                .define("FREESTANDING", None);
-        }
+        freestanding_if_asked(&mut bmi2);
         build.objects(bmi2.compile_intermediates());
     } else {
         build.file("libdeflate/lib/deflate_compress.c");
@@ -70,11 +66,8 @@ fn main() {
         .warnings(false)
         .out_dir(dst.join("lib"));
 
-    if cfg!(feature = "freestanding") && !build.get_compiler().is_like_msvc() {
-        build
-            .flag("-ffreestanding")
-            .flag("-nostdlib")
-            .define("FREESTANDING", None);
+    if !build.get_compiler().is_like_msvc() {
+        freestanding_if_asked(&mut build);
     }
 
     build.compile("deflate");
@@ -85,4 +78,14 @@ fn main() {
     fs::copy(src.join("libdeflate.h"), include.join("libdeflate.h")).unwrap();
     println!("cargo:root={}", dst.display());
     println!("cargo:include={}", include.display());
+}
+
+/// The `freestanding` feature's flags, for each of the builds.
+fn freestanding_if_asked(build: &mut cc::Build) {
+    if cfg!(feature = "freestanding") {
+        build
+            .flag("-ffreestanding")
+            .flag("-nostdlib")
+            .define("FREESTANDING", None);
+    }
 }

@@ -338,6 +338,34 @@ mod tests {
         );
     }
 
+    /// The entry points of the copy of libdeflate's compressor whose symbols start with
+    /// `$prefix` (vendor/libdeflate-sys/ocipush/variant.h): one declaration for both copies.
+    #[cfg(all(target_arch = "x86_64", not(target_env = "msvc")))]
+    macro_rules! compressor_copy {
+        ($prefix:literal) => {{
+            use std::ffi::c_void;
+            extern "C" {
+                #[link_name = concat!($prefix, "alloc_compressor")]
+                fn alloc(level: i32) -> *mut c_void;
+                #[link_name = concat!($prefix, "deflate_compress")]
+                fn compress(
+                    c: *mut c_void,
+                    input: *const u8,
+                    in_len: usize,
+                    out: *mut u8,
+                    out_len: usize,
+                ) -> usize;
+                #[link_name = concat!($prefix, "free_compressor")]
+                fn free(c: *mut c_void);
+            }
+            CompressorCopy {
+                alloc,
+                compress,
+                free,
+            }
+        }};
+    }
+
     /// The entry points of one copy of libdeflate's compressor (vendor/libdeflate-sys/ocipush).
     #[cfg(all(target_arch = "x86_64", not(target_env = "msvc")))]
     struct CompressorCopy {
@@ -371,42 +399,15 @@ mod tests {
         // vendor/libdeflate-sys/ocipush/dispatch.c picks the BMI2 build of the compressor
         // where the CPU has BMI2: its bytes must be the baseline build's, or a layer's digest
         // would depend on the machine that compressed it.
-        use std::ffi::c_void;
         extern "C" {
-            fn ocipush_base_alloc_compressor(level: i32) -> *mut c_void;
-            fn ocipush_base_deflate_compress(
-                c: *mut c_void,
-                input: *const u8,
-                in_len: usize,
-                out: *mut u8,
-                out_len: usize,
-            ) -> usize;
-            fn ocipush_base_free_compressor(c: *mut c_void);
-            fn ocipush_bmi2_alloc_compressor(level: i32) -> *mut c_void;
-            fn ocipush_bmi2_deflate_compress(
-                c: *mut c_void,
-                input: *const u8,
-                in_len: usize,
-                out: *mut u8,
-                out_len: usize,
-            ) -> usize;
-            fn ocipush_bmi2_free_compressor(c: *mut c_void);
             fn ocipush_libdeflate_uses_bmi2() -> i32;
         }
         let has_bmi2 = std::arch::is_x86_feature_detected!("bmi2");
         // SAFETY: a plain query without arguments.
         let uses_bmi2 = unsafe { ocipush_libdeflate_uses_bmi2() } != 0;
         assert_eq!(uses_bmi2, has_bmi2, "the copy in use follows the CPU");
-        let base = CompressorCopy {
-            alloc: ocipush_base_alloc_compressor,
-            compress: ocipush_base_deflate_compress,
-            free: ocipush_base_free_compressor,
-        };
-        let bmi2 = CompressorCopy {
-            alloc: ocipush_bmi2_alloc_compressor,
-            compress: ocipush_bmi2_deflate_compress,
-            free: ocipush_bmi2_free_compressor,
-        };
+        let base = compressor_copy!("ocipush_base_");
+        let bmi2 = compressor_copy!("ocipush_bmi2_");
         let mut mixed = text(2 * BLOCK_SIZE + 999);
         mixed.extend_from_slice(&random(BLOCK_SIZE / 2));
         mixed.extend_from_slice(&text(BLOCK_SIZE / 3));
