@@ -64,6 +64,7 @@ pub(crate) async fn push_blob(
                 id,
                 match &result {
                     Ok(p) => p.outcome,
+                    Err(PushError::Interrupted) => BlobOutcome::Interrupted,
                     Err(_) => BlobOutcome::Failed,
                 },
             );

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use ocipush_oci::{Compression, Digest, Document, Sha256Writer};
+use ocipush_registry::retry_tally::{in_current_tally, note_retry};
 use ocipush_source::daemon::{walk_export, DaemonImage, ExportIndex, LargeEntry};
 use ocipush_source::{digest_in_name, BlobReader, SourceError};
 use tokio::sync::mpsc;
@@ -67,6 +68,7 @@ pub(crate) async fn push_daemon_image(
     loop {
         let outcome = export_pass(image, ctx, &held, &force, pass).await;
         let mut transient = None;
+        let mut fatal = None;
         for streamed in outcome.streamed {
             match &streamed.result {
                 Ok(pushed) => {
@@ -76,12 +78,17 @@ pub(crate) async fn push_daemon_image(
                 Err(e) if is_transient(e) => {
                     transient.get_or_insert(e.clone());
                 }
-                Err(e) => return Err(e.clone()),
+                Err(e) => {
+                    fatal.get_or_insert(e.clone());
+                }
             }
         }
         // Stopped: whatever the pass ran into, the story is the interruption.
         if ctx.state.cancel.is_cancelled() {
             return Err(Arc::new(PushError::Interrupted));
+        }
+        if let Some(e) = fatal {
+            return Err(e);
         }
         let index = match outcome.index {
             Ok(index) => index,
@@ -102,6 +109,7 @@ pub(crate) async fn push_daemon_image(
                 return Err(error);
             }
             pass += 1;
+            note_retry();
         }
         tracing::info!(image = %image.reference, pass, "exporting again for the layers still missing");
         ctx.state.forget_failures();
@@ -134,12 +142,23 @@ async fn confirm_cached_layers(
         })
     });
     let mut held = HashMap::new();
+    let mut first_error = None;
     for found in join_all(checks).await {
-        if let Some((diff_id, pushed)) = found? {
-            hold(&mut held, diff_id, &pushed, output, tally);
+        match found {
+            Ok(Some((diff_id, pushed))) => {
+                tally.add(&pushed);
+                hold(&mut held, diff_id, &pushed, output);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
         }
     }
-    Ok(held)
+    match first_error {
+        Some(e) => Err(Arc::new(e)),
+        None => Ok(held),
+    }
 }
 
 /// A layer that streamed by in an export, and what pushing it gave.
@@ -282,13 +301,17 @@ async fn export_pass(
         };
         let id = ctx.state.next_blob_id();
         let budget = ctx.state.budget.clone();
-        let task = tokio::spawn(async move {
+        let task = tokio::spawn(in_current_tally(async move {
             let _permit = budget
                 .acquire_owned()
                 .await
                 .expect("the budget is never closed");
+            // Stopped before its turn came: it never starts (see `run_jobs`).
+            if stream_ctx.state.cancel.is_cancelled() {
+                return Err(Arc::new(PushError::Interrupted));
+            }
             push_blob(&stream_ctx, &job, id).await
-        });
+        }));
         tasks.push((arrival.named, arrival.size, stored, pushed_as, task));
     }
     let (index, lost) = walker.await.unwrap_or_else(|e| {
@@ -395,32 +418,33 @@ async fn finish(
         .collect();
     let config_bytes = Bytes::from(assembled.config.clone());
     let (pushed, config) = tokio::join!(
-        run_jobs(&small_ctx, jobs),
+        run_jobs(&small_ctx, jobs, tally),
         push_config(ctx, &assembled.config_digest, config_bytes)
     );
-    for ((pushed, diff_id), compression) in pushed?.into_iter().zip(job_diff_ids).zip(kinds) {
-        hold(held, diff_id, &pushed, compression, tally);
-    }
     let config_size = assembled.config.len() as u64;
-    tally.add(&PushedBlob {
-        digest: assembled.config_digest.clone(),
-        size: config_size,
-        outcome: config?,
-        diff_id: None,
-    });
+    if let Ok(outcome) = &config {
+        tally.add(&PushedBlob {
+            digest: assembled.config_digest.clone(),
+            size: config_size,
+            outcome: *outcome,
+            diff_id: None,
+        });
+    }
+    let (pushed, _) = (pushed?, config?);
+    for ((pushed, diff_id), compression) in pushed.into_iter().zip(job_diff_ids).zip(kinds) {
+        hold(held, diff_id, &pushed, compression);
+    }
     let diff_ids: Vec<Digest> = assembled.layers.iter().map(|l| l.diff_id.clone()).collect();
     manifest(&assembled.config_digest, config_size, &diff_ids, held)
 }
 
-/// Counts a blob and records it as the repository's for its layer.
+/// Records a blob as the repository's for its layer.
 fn hold(
     held: &mut HashMap<Digest, Held>,
     diff_id: Digest,
     pushed: &PushedBlob,
     compression: Compression,
-    tally: &mut Tally,
 ) {
-    tally.add(pushed);
     held.insert(
         diff_id,
         Held {

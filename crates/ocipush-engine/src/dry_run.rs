@@ -72,7 +72,7 @@ impl ImagePlan {
 
 /// Plans every image without writing to any registry.
 pub async fn dry_run(plan: &[PlannedImage], options: &PushOptions) -> Vec<ImagePlan> {
-    let clients = connect_all(plan, options).await;
+    let (clients, _) = connect_all(plan, options).await;
     // Repositories of the run by registry, where a missing blob could be mounted from.
     let mut repositories: HashMap<String, Vec<String>> = HashMap::new();
     for image in plan {

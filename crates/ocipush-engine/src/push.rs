@@ -3,12 +3,14 @@
 //! digest — then the tags. Nothing is tagged unless every blob it needs was confirmed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 use ocipush_oci::Document;
+use ocipush_registry::retry_tally::{counting_retries, in_current_tally};
 use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
 use ocipush_source::{ImageContent, LocalImage, Source};
 use tokio_util::sync::CancellationToken;
@@ -124,7 +126,7 @@ pub async fn push(
         options.cancel.clone(),
         options.limit_rate,
     ));
-    let clients = connect_all(&plan, options).await;
+    let (clients, mut connect_retries) = connect_all(&plan, options).await;
     reporter.run_started(&run_totals(&plan));
     let run = Run {
         clients,
@@ -135,14 +137,24 @@ pub async fn push(
     let runs = plan.into_iter().map(|planned| {
         let run = &run;
         let reporter = &run.reporter;
+        // A registry's connection retries go to the first image bound there: each is counted
+        // once, and the images' retries add up to the run's.
+        let inherited: u64 = planned
+            .references
+            .iter()
+            .filter_map(|r| connect_retries.remove(&r.registry))
+            .sum();
         async move {
-            let image_started = Instant::now();
             let destinations: Vec<String> =
                 planned.references.iter().map(|r| r.to_string()).collect();
             reporter.image_started(&planned.image.label, &destinations);
             let mut tally = Tally::default();
-            let result = push_image(&planned, run, &mut tally).await;
-            let report = image_report(&planned, result, tally, image_started.elapsed());
+            let retries = Arc::new(AtomicU64::new(inherited));
+            let result =
+                counting_retries(retries.clone(), push_image(&planned, run, &mut tally)).await;
+            tally.retries = retries.load(Ordering::Relaxed);
+            // Timed from the run's start: connecting to its registry is part of its push.
+            let report = image_report(&planned, result, tally, started.elapsed());
             reporter.image_finished(&report);
             report
         }
@@ -156,19 +168,27 @@ pub async fn push(
 /// only the images going there.
 pub(crate) type Clients = HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>;
 
-pub(crate) async fn connect_all(plan: &[PlannedImage], options: &PushOptions) -> Clients {
+/// Each registry's connection retries (the `GET /v2/` ping), by registry.
+pub(crate) type ConnectRetries = HashMap<String, u64>;
+
+pub(crate) async fn connect_all(
+    plan: &[PlannedImage],
+    options: &PushOptions,
+) -> (Clients, ConnectRetries) {
     let mut clients = Clients::new();
+    let mut retries = ConnectRetries::new();
     for image in plan {
         for reference in &image.references {
             if !clients.contains_key(&reference.registry) {
-                let client = RegistryClient::connect(&reference.registry, &options.client)
-                    .await
-                    .map_err(|e| Arc::new(PushError::Registry(e)));
+                let (client, retried) =
+                    RegistryClient::connect_counting(&reference.registry, &options.client).await;
+                let client = client.map_err(|e| Arc::new(PushError::Registry(e)));
                 clients.insert(reference.registry.clone(), client);
+                retries.insert(reference.registry.clone(), retried);
             }
         }
     }
-    clients
+    (clients, retries)
 }
 
 /// Counts gathered while pushing one image.
@@ -195,7 +215,7 @@ impl Tally {
                 self.blobs.uploaded += 1;
                 self.bytes_uploaded += blob.size;
             }
-            BlobOutcome::Failed => {}
+            BlobOutcome::Failed | BlobOutcome::Interrupted => {}
         }
     }
 }
@@ -230,7 +250,6 @@ async fn push_image(
             .get(&first.registry)
             .expect("every registry was connected")
             .clone()?;
-        let before = client.retries();
         let ctx = BlobContext {
             repository: Repository::new(client.clone(), &first.repository),
             blobs: planned.source.blobs.clone(),
@@ -238,9 +257,7 @@ async fn push_image(
             retries: run.retries,
             state: run.state.clone(),
         };
-        let result = push_to_repository(&planned.image, &ctx, &references, tally).await;
-        tally.retries += client.retries().saturating_sub(before);
-        digest = Some(result?);
+        digest = Some(push_to_repository(&planned.image, &ctx, &references, tally).await?);
     }
     digest.ok_or_else(|| Arc::new(PushError::Naming("no destination".into())))
 }
@@ -286,9 +303,7 @@ async fn push_to_repository(
                     ));
                 }
             }
-            for pushed in run_jobs(ctx, jobs).await? {
-                tally.add(&pushed);
-            }
+            run_jobs(ctx, jobs, tally).await?;
             for child in children {
                 put_manifest(ctx, child, child.digest().as_ref()).await?;
             }
@@ -316,17 +331,16 @@ async fn push_to_repository(
                 .iter()
                 .map(|j| j.transform.output_compression())
                 .collect();
-            let (layers, config) = tokio::join!(run_jobs(ctx, jobs), config_upload);
-            let layers = layers?;
-            tally.add(&PushedBlob {
-                digest: config_digest.clone(),
-                size: config_size,
-                outcome: config?,
-                diff_id: None,
-            });
-            for pushed in &layers {
-                tally.add(pushed);
+            let (layers, config) = tokio::join!(run_jobs(ctx, jobs, tally), config_upload);
+            if let Ok(outcome) = &config {
+                tally.add(&PushedBlob {
+                    digest: config_digest.clone(),
+                    size: config_size,
+                    outcome: *outcome,
+                    diff_id: None,
+                });
             }
+            let (layers, _) = (layers?, config?);
             let descriptors: Vec<_> = layers
                 .iter()
                 .zip(kinds)
@@ -385,28 +399,45 @@ async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Res
 }
 
 /// Runs blob jobs in parallel within the run-wide budget; the first failure wins, but every
-/// job is let finish (or fail) so no upload is left dangling.
+/// job is let finish (or fail) so no upload is left dangling. Every blob that got into the
+/// repository is counted in `tally`, even when another failed: the report says what was sent.
 pub(crate) async fn run_jobs(
     ctx: &BlobContext,
     jobs: Vec<BlobJob>,
+    tally: &mut Tally,
 ) -> Result<Vec<PushedBlob>, Arc<PushError>> {
-    let tasks = jobs.into_iter().map(|job| {
-        let ctx = ctx.clone();
-        let budget = ctx.state.budget.clone();
-        let id = ctx.state.next_blob_id();
-        tokio::spawn(async move {
-            let _permit = budget
-                .acquire_owned()
-                .await
-                .expect("the budget is never closed");
-            push_blob(&ctx, &job, id).await
-        })
-    });
-    let mut pushed = Vec::new();
+    // Turns are taken here, in the image's order (the budget is a fair queue), so with
+    // `-j 1` layer 1 goes first; spawned tasks would race for them.
+    let mut tasks = Vec::new();
     let mut first_error = None;
+    for job in jobs {
+        let permit = ctx
+            .state
+            .budget
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the budget is never closed");
+        // Stopped while these blobs waited their turn: they never start, so none is
+        // reported as a blob that failed.
+        if ctx.state.cancel.is_cancelled() {
+            first_error = Some(Arc::new(PushError::Interrupted));
+            break;
+        }
+        let ctx = ctx.clone();
+        let id = ctx.state.next_blob_id();
+        tasks.push(tokio::spawn(in_current_tally(async move {
+            let _permit = permit;
+            push_blob(&ctx, &job, id).await
+        })));
+    }
+    let mut pushed = Vec::new();
     for result in join_all(tasks).await {
         match result {
-            Ok(Ok(blob)) => pushed.push(blob),
+            Ok(Ok(blob)) => {
+                tally.add(&blob);
+                pushed.push(blob);
+            }
             Ok(Err(e)) => {
                 first_error.get_or_insert(e);
             }

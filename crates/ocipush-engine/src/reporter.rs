@@ -15,6 +15,8 @@ pub enum BlobOutcome {
     Mounted,
     Uploaded,
     Failed,
+    /// Stopped by Ctrl-C before it was done; its upload session was cancelled.
+    Interrupted,
 }
 
 /// What a blob is doing now.

@@ -10,6 +10,7 @@
 //! starts over from a re-opened source.
 
 use ocipush_oci::Digest;
+use ocipush_registry::retry_tally::note_retry;
 use ocipush_registry::{BodyChunk, RegistryError, UploadSession, FALLBACK_CHUNK};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -46,6 +47,7 @@ pub(crate) async fn upload_with_retries(
         // bounded by the blob's size.
         if let Some(point) = failed.resume {
             if point.offset > resumed_from {
+                note_retry();
                 ctx.reporter.blob_restarted(
                     id,
                     attempt,
@@ -68,6 +70,7 @@ pub(crate) async fn upload_with_retries(
                 // A chunked attempt that still meets 413 fails: the chunks were already halved
                 // down to the smallest.
                 ctx.repository.client().limit_chunk_size(FALLBACK_CHUNK);
+                note_retry();
                 ctx.reporter.blob_restarted(
                     id,
                     attempt,
@@ -83,6 +86,7 @@ pub(crate) async fn upload_with_retries(
                     && attempt < ctx.retries =>
             {
                 attempt += 1;
+                note_retry();
                 ctx.reporter.blob_restarted(id, attempt, &e.to_string());
                 let delay = ctx.repository.client().retry_policy().delay(attempt, None);
                 tokio::time::sleep(delay).await;

@@ -80,6 +80,25 @@ impl RegistryClient {
         registry: &str,
         options: &ClientOptions,
     ) -> Result<Arc<RegistryClient>, RegistryError> {
+        Self::connect_counting(registry, options).await.0
+    }
+
+    /// [`connect`](Self::connect), and how many of its requests were retried — also when it
+    /// fails, which is when a report most needs to say it tried again.
+    pub async fn connect_counting(
+        registry: &str,
+        options: &ClientOptions,
+    ) -> (Result<Arc<RegistryClient>, RegistryError>, u64) {
+        let mut retries = 0;
+        let result = Self::try_connect(registry, options, &mut retries).await;
+        (result, retries)
+    }
+
+    async fn try_connect(
+        registry: &str,
+        options: &ClientOptions,
+        retries: &mut u64,
+    ) -> Result<Arc<RegistryClient>, RegistryError> {
         let host = if registry == DOCKER_HUB {
             DOCKER_HUB_API
         } else {
@@ -116,7 +135,9 @@ impl RegistryClient {
                 retries_done: AtomicU64::new(0),
                 chunk_size: AtomicU64::new(options.chunk_size.unwrap_or(0)),
             };
-            match client.ping(probing).await {
+            let pinged = client.ping(probing).await;
+            *retries += client.retries();
+            match pinged {
                 Ok(()) => return Ok(Arc::new(client)),
                 Err(e @ RegistryError::Connect { .. }) | Err(e @ RegistryError::Tls { .. }) => {
                     first_error.get_or_insert(e);
@@ -348,6 +369,7 @@ impl RegistryClient {
             }
             attempt += 1;
             self.retries_done.fetch_add(1, Ordering::Relaxed);
+            crate::retry_tally::note_retry();
             let delay = self.retry.delay(attempt, retry_after);
             tracing::debug!(action, attempt, ?delay, "retrying");
             tokio::time::sleep(delay).await;

@@ -14,6 +14,7 @@ mod manifests;
 mod reference;
 mod repository;
 mod retry;
+pub mod retry_tally;
 mod secret;
 mod tls;
 mod token;

@@ -190,10 +190,10 @@ pub struct PushArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Blobs uploaded in parallel.
-    #[arg(short = 'j', long = "jobs", visible_alias = "concurrency", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(short = 'j', long = "jobs", visible_alias = "concurrency", default_value_t = 4, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub jobs: u16,
     /// Retries of a failed request or upload.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = parse_count)]
     pub retries: u32,
     /// Upload each blob in PATCH requests of at most SIZE bytes (e.g. 5MiB, 512k) instead of
     /// one streamed request. A chunk stays in memory until the registry has it (so a failed
@@ -221,9 +221,10 @@ pub struct PushArgs {
     pub compression: CompressionArg,
     /// Compression level: gzip 1-9 (default 1), zstd 1-19 (default 3). Part of what decides
     /// a compressed layer's digest.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_level)]
     pub compression_level: Option<u32>,
-    /// Do not read or write the digest cache (every uncompressed layer is compressed again).
+    /// Do not read or write the digest cache: every uncompressed layer is compressed again,
+    /// and uploaded again even if the registry has it (its digest is only known once sent).
     #[arg(long)]
     pub no_cache: bool,
     #[command(flatten)]
@@ -270,6 +271,18 @@ pub struct FilterArgs {
 fn parse_size(text: &str) -> Result<u64, String> {
     crate::settings::parse_size(text)
         .ok_or_else(|| format!("`{text}` is not a size (examples: 500k, 10MiB, 1G)"))
+}
+
+/// A count such as `--retries 3`: a whole number, 0 or more.
+fn parse_count(text: &str) -> Result<u32, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not a count (a whole number, 0 or more)"))
+}
+
+/// `--compression-level`: a whole number; which ones the algorithm takes is checked with it.
+fn parse_level(text: &str) -> Result<u32, String> {
+    text.parse()
+        .map_err(|_| format!("`{text}` is not a level (gzip takes 1 to 9, zstd 1 to 19)"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

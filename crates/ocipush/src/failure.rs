@@ -97,3 +97,99 @@ impl CliError {
         out
     }
 }
+
+/// clap's own errors (an unknown flag, a bad value, a missing SOURCE) in the tool's form: the
+/// error on one line, then a hint — clap's suggestion when it has a useful one, else the usage
+/// and where the options are listed. Exit code 64, like every usage error. `args` is the
+/// command line, to name the subcommand whose `--help` to read.
+pub fn from_clap(error: &clap::Error, args: &[std::ffi::OsString]) -> CliError {
+    let text = error.render().to_string();
+    let mut message = String::new();
+    let mut tips = Vec::new();
+    let mut usage = None;
+    for paragraph in text.split("\n\n") {
+        let trimmed = paragraph.trim();
+        if let Some(rest) = trimmed.strip_prefix("error:") {
+            // Continuation lines (`  <SOURCE>...`, `[possible values: …]`) join the message.
+            message = rest.split_whitespace().collect::<Vec<_>>().join(" ");
+        } else if let Some(tip) = trimmed.strip_prefix("tip:") {
+            // "to pass '--x' as a value, use '-- --x'" would make the flag a SOURCE: no help.
+            if !tip.contains("use '-- ") {
+                tips.push(tip.trim().to_string());
+            }
+        } else if let Some(line) = trimmed.strip_prefix("Usage:") {
+            usage = line.lines().next().map(|l| l.trim().to_string());
+        }
+    }
+    let subcommands = <crate::cli::Cli as clap::CommandFactory>::command();
+    let command = args
+        .iter()
+        .skip(1)
+        .find_map(|a| {
+            subcommands
+                .get_subcommands()
+                .find(|c| a == c.get_name())
+                .map(|c| format!("ocipush {}", c.get_name()))
+        })
+        .unwrap_or_else(|| "ocipush".to_string());
+    let hint = if !tips.is_empty() {
+        tips.join("; ")
+    } else {
+        let listing = format!("`{command} --help` lists the options");
+        match usage {
+            Some(usage) => format!("usage: {usage}; {listing}"),
+            None => listing,
+        }
+    };
+    CliError::usage(message, Some(hint))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::Cli;
+
+    fn rendered(args: &[&str]) -> String {
+        let error = Cli::try_parse_from(args).expect_err("a usage error");
+        let argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
+        let cli_error = from_clap(&error, &argv);
+        assert_eq!(cli_error.code, EXIT_USAGE);
+        cli_error.render()
+    }
+
+    #[test]
+    fn clap_errors_read_as_error_and_hint() {
+        assert_eq!(
+            rendered(&["ocipush", "push", "--compression-level", "x", "app.tar"]),
+            "error: invalid value 'x' for '--compression-level <N>': `x` is not a level (gzip takes 1 to 9, zstd 1 to 19)\n\
+             hint: `ocipush push --help` lists the options\n"
+        );
+        // A negative number is the option's (bad) value, not an unknown flag to pass after `--`.
+        let negative = rendered(&["ocipush", "push", "--compression-level", "-1", "app.tar"]);
+        assert!(
+            negative.starts_with("error: invalid value '-1' for '--compression-level <N>'"),
+            "{negative}"
+        );
+        assert!(!negative.contains("'-- -1'"), "{negative}");
+        let retries = rendered(&["ocipush", "push", "--retries", "-2", "app.tar"]);
+        assert!(retries.contains("`-2` is not a count"), "{retries}");
+        assert_eq!(
+            rendered(&["ocipush", "push", "--jsn", "app.tar"]),
+            "error: unexpected argument '--jsn' found\nhint: a similar argument exists: '--json'\n"
+        );
+        assert_eq!(
+            rendered(&["ocipush", "push"]),
+            "error: the following required arguments were not provided: <SOURCE>...\n\
+             hint: usage: ocipush push <SOURCE>...; `ocipush push --help` lists the options\n"
+        );
+        assert_eq!(
+            rendered(&["ocipush", "pish"]),
+            "error: unrecognized subcommand 'pish'\nhint: a similar subcommand exists: 'push'\n"
+        );
+        let unknown = rendered(&["ocipush", "push", "--bogus", "app.tar"]);
+        assert!(!unknown.contains("'-- --bogus'"), "{unknown}");
+        assert!(unknown.contains("hint: usage: ocipush push"), "{unknown}");
+    }
+}

@@ -19,15 +19,25 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::failure::{CliError, EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_USAGE};
+use crate::failure::{CliError, EXIT_GENERAL, EXIT_INTERRUPTED};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { EXIT_USAGE } else { 0 };
+        // --help and --version are clap's to print.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(0);
+        }
+        Err(e) => {
+            let args: Vec<_> = std::env::args_os().collect();
+            let error = failure::from_clap(&e, &args);
+            // `push --json` promises one document on stdout whatever happens.
+            if args.iter().any(|a| a == "push") && args.iter().any(|a| a == "--json") {
+                println!("{}", printer::json_failure(&error));
+            }
+            eprint!("{}", error.render());
+            return ExitCode::from(error.code);
         }
     };
     init_logging(cli.verbose, cli.quiet);

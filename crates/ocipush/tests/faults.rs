@@ -362,9 +362,30 @@ fn each_fault_kind_is_survived() {
             if let Err(e) = check_image(&registry, &tag, &case, Some(&digest)) {
                 broken.push(format!("{rule}: {e}"));
             }
+            // Whatever was sent again is in the summary (a stall is waited out, not retried).
+            let stall = matches!(rule.fault, Fault::Stall { .. });
+            match retries_in_summary(&stderr(&out)) {
+                Some(0) if !stall => broken.push(format!(
+                    "{rule} ({}): the summary counts no retry:\n{}",
+                    case.source,
+                    stderr(&out)
+                )),
+                None => broken.push(format!("{rule}: no summary:\n{}", stderr(&out))),
+                _ => {}
+            }
         }
     }
     assert!(broken.is_empty(), "{}", broken.join("\n\n"));
+}
+
+/// `N` of the summary's `…; N retries; …`.
+fn retries_in_summary(stderr: &str) -> Option<u64> {
+    let summary = stderr.lines().find(|l| l.contains("image(s) pushed"))?;
+    summary
+        .split("; ")
+        .find_map(|part| part.strip_suffix(" retries"))?
+        .parse()
+        .ok()
 }
 
 /// `Retry-After` is waited out, and 429 is retried.

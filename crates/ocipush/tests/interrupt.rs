@@ -89,3 +89,94 @@ fn sigint_cancels_uploads_and_tags_nothing() {
 fn sigterm_does_the_same() {
     interrupt_push("-TERM", "stop/term");
 }
+
+/// A push stopped after one layer went up says so: the summary counts the layer that was
+/// committed, the layer cut off is `stopped` (not `failed`), and the layer that was still
+/// waiting for its turn (`-j 1`) never shows as started.
+#[test]
+fn an_interrupted_push_counts_what_it_committed() {
+    let root = tempfile::tempdir().unwrap();
+    let registry = Serve::start(root.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("three.tar");
+    let image = ImageSpec::new(vec![
+        LayerSpec::text(256 << 10, 3),
+        LayerSpec::text(96 << 20, 4),
+        LayerSpec::text(96 << 20, 5),
+    ]);
+    write_docker_archive(
+        &archive,
+        &[(image, vec!["three:1"])],
+        DockerArchiveOptions::default(),
+    );
+    let dest = format!("{}/stop/counted:1", registry.addr);
+    let home = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args([
+            "push",
+            "--plain-http",
+            "-j",
+            "1",
+            "--compression-level",
+            "9",
+            &archive.display().to_string(),
+            &dest,
+        ])
+        .env("HOME", home.path())
+        .env("OCIPUSH_CACHE_DIR", home.path().join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The small layer and the config committed, the first big layer's upload open.
+    let blobs = root.path().join("blobs/sha256");
+    let uploads = root.path().join("uploads");
+    let count = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count(&blobs) < 2 || count(&uploads) < 1 {
+        assert!(Instant::now() < deadline, "the push never got going");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let summary = err
+        .lines()
+        .find(|l| l.contains("image(s) pushed"))
+        .unwrap_or_else(|| panic!("no summary in:\n{err}"));
+    let uploaded: u64 = summary
+        .split("; ")
+        .nth(1)
+        .and_then(|part| part.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no upload count in: {summary}"));
+    assert!(
+        uploaded >= 2,
+        "the committed layer and config are not counted: {summary}"
+    );
+    assert!(!summary.contains("; 0 B sent"), "{summary}");
+    assert!(
+        err.lines()
+            .any(|l| l.contains("layer 1/3") && l.contains("compressed and uploaded")),
+        "-j 1 takes the layers in order:\n{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l.contains("layer 2/3") && l.contains(": stopped after")),
+        "the layer cut off is not reported stopped:\n{err}"
+    );
+    assert!(
+        !err.contains("layer 3/3"),
+        "a layer that never started shows:\n{err}"
+    );
+    assert!(!err.contains(": failed"), "{err}");
+}

@@ -68,9 +68,9 @@ fn a_pipe_gets_timestamped_lines_with_states_and_a_closing_overall_line() {
         .map(|l| timestamped(l).unwrap_or_else(|| panic!("not a timestamped line: {l:?}\n{err}")))
         .collect();
     // Base + own layer for each repository; configs go up outside the blob events.
-    assert_eq!(
-        texts[0].split(", up to").next(),
-        Some("2 image(s), 4 blob(s)"),
+    assert!(
+        texts[0].starts_with("2 image(s), 4 blob(s), ")
+            && texts[0].ends_with(" at most (what the registry already has is skipped)"),
         "{err}"
     );
     let count = |needle: &str| texts.iter().filter(|t| t.contains(needle)).count();

@@ -284,6 +284,18 @@ fn json_gets_one_document_even_when_the_push_stops_early() {
             ],
             64,
         ),
+        // A flag that does not parse: clap's error, in the same document.
+        (
+            vec![
+                "push",
+                "--json",
+                "--compression-level",
+                "-1",
+                bad.to_str().unwrap(),
+                "localhost:5000/x/y:1",
+            ],
+            64,
+        ),
     ] {
         let out = ocipush(&args, None);
         assert_eq!(out.status.code(), Some(code), "{}", stderr(&out));

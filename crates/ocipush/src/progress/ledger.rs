@@ -109,7 +109,7 @@ impl Ledger {
                 self.sent += rest;
                 entry.total.max(entry.position)
             }
-            BlobOutcome::Failed => entry.position,
+            BlobOutcome::Failed | BlobOutcome::Interrupted => entry.position,
         };
         self.done += 1;
         Some(Finished {

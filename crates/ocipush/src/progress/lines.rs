@@ -115,6 +115,12 @@ fn finished_text(f: &Finished, now: Duration) -> String {
                 human_bytes(rate(f.bytes, took))
             )
         }
+        BlobOutcome::Interrupted => format!(
+            "{label}: {} after {} of {}",
+            outcome_word(f.outcome),
+            human_bytes(f.bytes),
+            human_bytes(f.entry.total)
+        ),
         BlobOutcome::Existing | BlobOutcome::Mounted | BlobOutcome::Failed => {
             format!("{label}: {}", outcome_word(f.outcome))
         }
@@ -127,7 +133,7 @@ impl Reporter for LineReporter {
             b.ledger.run_started(totals);
             b.last_overall = now;
             let text = format!(
-                "{} image(s), {} blob(s), up to {} to push",
+                "{} image(s), {} blob(s), {} at most (what the registry already has is skipped)",
                 totals.images,
                 totals.blobs,
                 human_bytes(totals.bytes)
@@ -247,6 +253,23 @@ mod tests {
     const MIB: u64 = 1024 * 1024;
 
     #[test]
+    fn a_blob_stopped_by_ctrl_c_says_how_far_it_got() {
+        let (r, out, ms) = reporter();
+        r.blob_started(7, "layer 2/2 dddddddddddd", 10 * MIB);
+        r.blob_state(7, BlobState::Compressing);
+        r.blob_progress(7, 3 * MIB);
+        ms.store(1_500, Ordering::SeqCst);
+        r.blob_finished(7, BlobOutcome::Interrupted);
+        assert_eq!(
+            text(&out),
+            "\
+[   0.0s] layer 2/2 dddddddddddd: compressing 10.0 MiB
+[   1.5s] layer 2/2 dddddddddddd: stopped after 3.0 MiB of 10.0 MiB
+"
+        );
+    }
+
+    #[test]
     fn a_run_reads_as_timestamped_lines_with_every_state() {
         let (r, out, ms) = reporter();
         r.run_started(&RunTotals {
@@ -284,7 +307,7 @@ mod tests {
         r.blob_finished(4, BlobOutcome::Failed);
         r.run_finished();
         let expected = "\
-[   0.0s] 1 image(s), 4 blob(s), up to 30.0 MiB to push
+[   0.0s] 1 image(s), 4 blob(s), 30.0 MiB at most (what the registry already has is skipped)
 [   0.0s] pushing oci:app:1.0 -> localhost:5000/app:1.0
 [   0.0s] config 0123456789ab: exists
 [   0.1s] layer 1/3 aaaaaaaaaaaa: mounted

@@ -30,5 +30,6 @@ pub fn outcome_word(outcome: BlobOutcome) -> &'static str {
         BlobOutcome::Mounted => "mounted",
         BlobOutcome::Uploaded => "done",
         BlobOutcome::Failed => "failed",
+        BlobOutcome::Interrupted => "stopped",
     }
 }
