@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use ocipush_oci::{Compression, Digest, Document, Sha256Writer};
-use ocipush_registry::retry_tally::{in_current_tally, note_retry};
+use ocipush_registry::retry_count::{in_current_count, note_retry};
 use ocipush_source::daemon::{walk_export, DaemonImage, ExportIndex, LargeEntry};
 use ocipush_source::{digest_in_name, BlobReader, SourceError};
 use tokio::sync::mpsc;
@@ -301,7 +301,7 @@ async fn export_pass(
         };
         let id = ctx.state.next_blob_id();
         let budget = ctx.state.budget.clone();
-        let task = tokio::spawn(in_current_tally(async move {
+        let task = tokio::spawn(in_current_count(async move {
             let _permit = budget
                 .acquire_owned()
                 .await
@@ -422,15 +422,9 @@ async fn finish(
         push_config(ctx, &assembled.config_digest, config_bytes)
     );
     let config_size = assembled.config.len() as u64;
-    if let Ok(outcome) = &config {
-        tally.add(&PushedBlob {
-            digest: assembled.config_digest.clone(),
-            size: config_size,
-            outcome: *outcome,
-            diff_id: None,
-        });
-    }
-    let (pushed, _) = (pushed?, config?);
+    tally.add_config(&assembled.config_digest, config_size, &config);
+    let pushed = pushed?;
+    config?;
     for ((pushed, diff_id), compression) in pushed.into_iter().zip(job_diff_ids).zip(kinds) {
         hold(held, diff_id, &pushed, compression);
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::future::join_all;
 use ocipush_oci::Document;
-use ocipush_registry::retry_tally::{counting_retries, in_current_tally};
+use ocipush_registry::retry_count::{counting_retries, in_current_count};
 use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
 use ocipush_source::{ImageContent, LocalImage, Source};
 use tokio_util::sync::CancellationToken;
@@ -126,7 +126,7 @@ pub async fn push(
         options.cancel.clone(),
         options.limit_rate,
     ));
-    let (clients, mut connect_retries) = connect_all(&plan, options).await;
+    let (clients, mut connect_costs) = connect_all(&plan, options).await;
     reporter.run_started(&run_totals(&plan));
     let run = Run {
         clients,
@@ -137,24 +137,25 @@ pub async fn push(
     let runs = plan.into_iter().map(|planned| {
         let run = &run;
         let reporter = &run.reporter;
-        // A registry's connection retries go to the first image bound there: each is counted
-        // once, and the images' retries add up to the run's.
-        let inherited: u64 = planned
+        // Connecting to a registry is charged to the first image bound there: each retry is
+        // counted once, and the images' retries add up to the run's.
+        let connect = planned
             .references
             .iter()
-            .filter_map(|r| connect_retries.remove(&r.registry))
-            .sum();
+            .filter_map(|r| connect_costs.remove(&r.registry))
+            .fold(ConnectCost::default(), ConnectCost::add);
         async move {
+            let image_started = Instant::now();
             let destinations: Vec<String> =
                 planned.references.iter().map(|r| r.to_string()).collect();
             reporter.image_started(&planned.image.label, &destinations);
             let mut tally = Tally::default();
-            let retries = Arc::new(AtomicU64::new(inherited));
+            let retries = Arc::new(AtomicU64::new(connect.retries));
             let result =
                 counting_retries(retries.clone(), push_image(&planned, run, &mut tally)).await;
             tally.retries = retries.load(Ordering::Relaxed);
-            // Timed from the run's start: connecting to its registry is part of its push.
-            let report = image_report(&planned, result, tally, started.elapsed());
+            let took = connect.took + image_started.elapsed();
+            let report = image_report(&planned, result, tally, took);
             reporter.image_finished(&report);
             report
         }
@@ -168,27 +169,49 @@ pub async fn push(
 /// only the images going there.
 pub(crate) type Clients = HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>;
 
-/// Each registry's connection retries (the `GET /v2/` ping), by registry.
-pub(crate) type ConnectRetries = HashMap<String, u64>;
+/// What connecting to a registry cost: the `GET /v2/` ping, with its retries.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct ConnectCost {
+    retries: u64,
+    took: Duration,
+}
+
+impl ConnectCost {
+    fn add(self, other: ConnectCost) -> ConnectCost {
+        ConnectCost {
+            retries: self.retries + other.retries,
+            took: self.took + other.took,
+        }
+    }
+}
 
 pub(crate) async fn connect_all(
     plan: &[PlannedImage],
     options: &PushOptions,
-) -> (Clients, ConnectRetries) {
+) -> (Clients, HashMap<String, ConnectCost>) {
     let mut clients = Clients::new();
-    let mut retries = ConnectRetries::new();
+    let mut costs = HashMap::new();
     for image in plan {
         for reference in &image.references {
             if !clients.contains_key(&reference.registry) {
-                let (client, retried) =
-                    RegistryClient::connect_counting(&reference.registry, &options.client).await;
-                let client = client.map_err(|e| Arc::new(PushError::Registry(e)));
+                let started = Instant::now();
+                let retries = Arc::new(AtomicU64::new(0));
+                let client = counting_retries(
+                    retries.clone(),
+                    RegistryClient::connect(&reference.registry, &options.client),
+                )
+                .await
+                .map_err(|e| Arc::new(PushError::Registry(e)));
                 clients.insert(reference.registry.clone(), client);
-                retries.insert(reference.registry.clone(), retried);
+                let cost = ConnectCost {
+                    retries: retries.load(Ordering::Relaxed),
+                    took: started.elapsed(),
+                };
+                costs.insert(reference.registry.clone(), cost);
             }
         }
     }
-    (clients, retries)
+    (clients, costs)
 }
 
 /// Counts gathered while pushing one image.
@@ -216,6 +239,23 @@ impl Tally {
                 self.bytes_uploaded += blob.size;
             }
             BlobOutcome::Failed | BlobOutcome::Interrupted => {}
+        }
+    }
+
+    /// Counts an image config, if it got into the repository.
+    pub(crate) fn add_config(
+        &mut self,
+        digest: &ocipush_oci::Digest,
+        size: u64,
+        outcome: &Result<BlobOutcome, PushError>,
+    ) {
+        if let Ok(outcome) = outcome {
+            self.add(&PushedBlob {
+                digest: digest.clone(),
+                size,
+                outcome: *outcome,
+                diff_id: None,
+            });
         }
     }
 }
@@ -332,15 +372,9 @@ async fn push_to_repository(
                 .map(|j| j.transform.output_compression())
                 .collect();
             let (layers, config) = tokio::join!(run_jobs(ctx, jobs, tally), config_upload);
-            if let Ok(outcome) = &config {
-                tally.add(&PushedBlob {
-                    digest: config_digest.clone(),
-                    size: config_size,
-                    outcome: *outcome,
-                    diff_id: None,
-                });
-            }
-            let (layers, _) = (layers?, config?);
+            tally.add_config(&config_digest, config_size, &config);
+            let layers = layers?;
+            config?;
             let descriptors: Vec<_> = layers
                 .iter()
                 .zip(kinds)
@@ -426,7 +460,7 @@ pub(crate) async fn run_jobs(
         }
         let ctx = ctx.clone();
         let id = ctx.state.next_blob_id();
-        tasks.push(tokio::spawn(in_current_tally(async move {
+        tasks.push(tokio::spawn(in_current_count(async move {
             let _permit = permit;
             push_blob(&ctx, &job, id).await
         })));

@@ -10,7 +10,7 @@
 //! starts over from a re-opened source.
 
 use ocipush_oci::Digest;
-use ocipush_registry::retry_tally::note_retry;
+use ocipush_registry::retry_count::note_retry;
 use ocipush_registry::{BodyChunk, RegistryError, UploadSession, FALLBACK_CHUNK};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;

@@ -58,7 +58,6 @@ pub struct RegistryClient {
     base: Url,
     pub(crate) auth: Auth,
     retry: RetryPolicy,
-    retries_done: AtomicU64,
     /// Chunk size of uploads, 0 for one streamed PATCH; shrinks when a proxy answers 413, for
     /// every later upload to this registry.
     chunk_size: AtomicU64,
@@ -79,25 +78,6 @@ impl RegistryClient {
     pub async fn connect(
         registry: &str,
         options: &ClientOptions,
-    ) -> Result<Arc<RegistryClient>, RegistryError> {
-        Self::connect_counting(registry, options).await.0
-    }
-
-    /// [`connect`](Self::connect), and how many of its requests were retried — also when it
-    /// fails, which is when a report most needs to say it tried again.
-    pub async fn connect_counting(
-        registry: &str,
-        options: &ClientOptions,
-    ) -> (Result<Arc<RegistryClient>, RegistryError>, u64) {
-        let mut retries = 0;
-        let result = Self::try_connect(registry, options, &mut retries).await;
-        (result, retries)
-    }
-
-    async fn try_connect(
-        registry: &str,
-        options: &ClientOptions,
-        retries: &mut u64,
     ) -> Result<Arc<RegistryClient>, RegistryError> {
         let host = if registry == DOCKER_HUB {
             DOCKER_HUB_API
@@ -132,12 +112,9 @@ impl RegistryClient {
                 base,
                 auth: Auth::new(registry, options.credentials.clone()),
                 retry: options.retry.clone(),
-                retries_done: AtomicU64::new(0),
                 chunk_size: AtomicU64::new(options.chunk_size.unwrap_or(0)),
             };
-            let pinged = client.ping(probing).await;
-            *retries += client.retries();
-            match pinged {
+            match client.ping(probing).await {
                 Ok(()) => return Ok(Arc::new(client)),
                 Err(e @ RegistryError::Connect { .. }) | Err(e @ RegistryError::Tls { .. }) => {
                     first_error.get_or_insert(e);
@@ -218,11 +195,6 @@ impl RegistryClient {
     /// Where the registry answered: `https://host:port/` or `http://…`.
     pub fn base_url(&self) -> &Url {
         &self.base
-    }
-
-    /// How many requests were retried so far.
-    pub fn retries(&self) -> u64 {
-        self.retries_done.load(Ordering::Relaxed)
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {
@@ -368,8 +340,7 @@ impl RegistryClient {
                 };
             }
             attempt += 1;
-            self.retries_done.fetch_add(1, Ordering::Relaxed);
-            crate::retry_tally::note_retry();
+            crate::retry_count::note_retry();
             let delay = self.retry.delay(attempt, retry_after);
             tracing::debug!(action, attempt, ?delay, "retrying");
             tokio::time::sleep(delay).await;

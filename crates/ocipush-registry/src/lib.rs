@@ -14,7 +14,7 @@ mod manifests;
 mod reference;
 mod repository;
 mod retry;
-pub mod retry_tally;
+pub mod retry_count;
 mod secret;
 mod tls;
 mod token;

@@ -199,14 +199,14 @@ pub struct PushArgs {
     /// one streamed request. A chunk stays in memory until the registry has it (so a failed
     /// one can resume): memory grows with SIZE x --jobs. Without it, chunks are used only
     /// once a proxy answers 413.
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true)]
     pub chunk_size: Option<String>,
     /// Upload at most RATE bytes per second in all (e.g. 500k, 10M), all blobs together; manifests
     /// and small configs are not counted.
-    #[arg(long, value_name = "RATE", value_parser = parse_size)]
+    #[arg(long, value_name = "RATE", allow_negative_numbers = true, value_parser = parse_size)]
     pub limit_rate: Option<u64>,
     /// Give up after this long (e.g. 90s, 10m) [env: OCIPUSH_TIMEOUT]
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", allow_negative_numbers = true)]
     pub timeout: Option<String>,
     /// Print one JSON document on stdout instead of references.
     #[arg(long)]
@@ -260,10 +260,10 @@ pub struct FilterArgs {
     #[arg(long, value_name = "GLOB")]
     pub exclude: Vec<String>,
     /// Only images at least this big (bytes as stored; 500k, 10MiB, 1G…).
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true, value_parser = parse_size)]
     pub min_size: Option<u64>,
     /// Only images at most this big.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", allow_negative_numbers = true, value_parser = parse_size)]
     pub max_size: Option<u64>,
 }
 
@@ -275,8 +275,12 @@ fn parse_size(text: &str) -> Result<u64, String> {
 
 /// A count such as `--retries 3`: a whole number, 0 or more.
 fn parse_count(text: &str) -> Result<u32, String> {
-    text.parse()
-        .map_err(|_| format!("`{text}` is not a count (a whole number, 0 or more)"))
+    text.parse().map_err(|_| {
+        format!(
+            "`{text}` is not a count (a whole number from 0 to {})",
+            u32::MAX
+        )
+    })
 }
 
 /// `--compression-level`: a whole number; which ones the algorithm takes is checked with it.

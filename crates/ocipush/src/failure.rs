@@ -98,40 +98,54 @@ impl CliError {
     }
 }
 
+/// The subcommand a command line names (`push`, `list`, …): its first word that is one.
+pub fn subcommand_in(args: &[std::ffi::OsString]) -> Option<String> {
+    let cli = <crate::cli::Cli as clap::CommandFactory>::command();
+    args.iter().skip(1).find_map(|arg| {
+        cli.get_subcommands()
+            .find(|c| arg == c.get_name())
+            .map(|c| c.get_name().to_string())
+    })
+}
+
 /// clap's own errors (an unknown flag, a bad value, a missing SOURCE) in the tool's form: the
 /// error on one line, then a hint — clap's suggestion when it has a useful one, else the usage
-/// and where the options are listed. Exit code 64, like every usage error. `args` is the
-/// command line, to name the subcommand whose `--help` to read.
-pub fn from_clap(error: &clap::Error, args: &[std::ffi::OsString]) -> CliError {
+/// and where the options are listed. Exit code 64, like every usage error.
+pub fn from_clap(error: &clap::Error, subcommand: Option<&str>) -> CliError {
     let text = error.render().to_string();
     let mut message = String::new();
     let mut tips = Vec::new();
     let mut usage = None;
     for paragraph in text.split("\n\n") {
-        let trimmed = paragraph.trim();
-        if let Some(rest) = trimmed.strip_prefix("error:") {
+        if let Some(rest) = paragraph.trim().strip_prefix("error:") {
             // Continuation lines (`  <SOURCE>...`, `[possible values: …]`) join the message.
-            message = rest.split_whitespace().collect::<Vec<_>>().join(" ");
-        } else if let Some(tip) = trimmed.strip_prefix("tip:") {
-            // "to pass '--x' as a value, use '-- --x'" would make the flag a SOURCE: no help.
-            if !tip.contains("use '-- ") {
-                tips.push(tip.trim().to_string());
-            }
-        } else if let Some(line) = trimmed.strip_prefix("Usage:") {
+            message = rest
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+        } else if let Some(line) = paragraph.trim().strip_prefix("Usage:") {
             usage = line.lines().next().map(|l| l.trim().to_string());
+        } else {
+            for line in paragraph.lines() {
+                let Some(tip) = line.trim().strip_prefix("tip:") else {
+                    continue;
+                };
+                // "to pass '--x' as a value, use '-- --x'" would make the flag a SOURCE.
+                if !tip.contains("use '-- ") {
+                    tips.push(tip.trim().to_string());
+                }
+            }
         }
     }
-    let subcommands = <crate::cli::Cli as clap::CommandFactory>::command();
-    let command = args
-        .iter()
-        .skip(1)
-        .find_map(|a| {
-            subcommands
-                .get_subcommands()
-                .find(|c| a == c.get_name())
-                .map(|c| format!("ocipush {}", c.get_name()))
-        })
-        .unwrap_or_else(|| "ocipush".to_string());
+    if message.is_empty() {
+        message = "the command line could not be read".to_string();
+    }
+    let command = match subcommand {
+        Some(name) => format!("ocipush {name}"),
+        None => "ocipush".to_string(),
+    };
     let hint = if !tips.is_empty() {
         tips.join("; ")
     } else {
@@ -154,7 +168,7 @@ mod tests {
     fn rendered(args: &[&str]) -> String {
         let error = Cli::try_parse_from(args).expect_err("a usage error");
         let argv: Vec<std::ffi::OsString> = args.iter().map(Into::into).collect();
-        let cli_error = from_clap(&error, &argv);
+        let cli_error = from_clap(&error, subcommand_in(&argv).as_deref());
         assert_eq!(cli_error.code, EXIT_USAGE);
         cli_error.render()
     }
@@ -188,6 +202,25 @@ mod tests {
             rendered(&["ocipush", "pish"]),
             "error: unrecognized subcommand 'pish'\nhint: a similar subcommand exists: 'push'\n"
         );
+        // Every numeric flag clap parses takes a negative number as its (bad) value
+        // (--chunk-size and --timeout take it too; settings rejects it, with its own hint).
+        for flag in [
+            "--limit-rate",
+            "--min-size",
+            "--max-size",
+            "--retries",
+            "-j",
+        ] {
+            let negative = rendered(&["ocipush", "push", flag, "-5", "app.tar"]);
+            assert!(
+                negative.contains("'-5'") || negative.contains("`-5`"),
+                "{flag}: {negative}"
+            );
+            assert!(
+                !negative.contains("unexpected argument"),
+                "{flag}: {negative}"
+            );
+        }
         let unknown = rendered(&["ocipush", "push", "--bogus", "app.tar"]);
         assert!(!unknown.contains("'-- --bogus'"), "{unknown}");
         assert!(unknown.contains("hint: usage: ocipush push"), "{unknown}");

@@ -29,11 +29,17 @@ fn main() -> ExitCode {
             let _ = e.print();
             return ExitCode::from(0);
         }
+        // No command at all: the help is the answer (on stderr, as a usage error).
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(failure::EXIT_USAGE);
+        }
         Err(e) => {
             let args: Vec<_> = std::env::args_os().collect();
-            let error = failure::from_clap(&e, &args);
+            let subcommand = failure::subcommand_in(&args);
+            let error = failure::from_clap(&e, subcommand.as_deref());
             // `push --json` promises one document on stdout whatever happens.
-            if args.iter().any(|a| a == "push") && args.iter().any(|a| a == "--json") {
+            if subcommand.as_deref() == Some("push") && args.iter().any(|a| a == "--json") {
                 println!("{}", printer::json_failure(&error));
             }
             eprint!("{}", error.render());

@@ -311,3 +311,13 @@ fn json_gets_one_document_even_when_the_push_stops_early() {
         assert!(stderr(&out).contains("error:"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn no_command_prints_the_help_as_a_usage_error() {
+    let out = ocipush(&[], None);
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("Usage: ocipush"), "{err}");
+    assert!(err.contains("push"), "the commands are listed:\n{err}");
+    assert!(!err.contains("error: \n"), "an empty error:\n{err}");
+}
