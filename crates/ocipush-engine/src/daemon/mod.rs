@@ -10,22 +10,26 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 use ocipush_oci::{Compression, Digest, Document, Sha256Writer};
 use ocipush_registry::retry_count::{in_current_count, note_retry};
 use ocipush_source::daemon::{walk_export, DaemonImage, ExportIndex, LargeEntry};
-use ocipush_source::{digest_in_name, BlobReader, SourceError};
+use ocipush_source::{digest_in_name, SourceError};
 use tokio::sync::mpsc;
+
+mod handoff;
+
+use handoff::{pump, ChunkReader, OneShot};
 
 use crate::assemble::image_manifest;
 use crate::blob::{push_blob, skip_if_present, BlobContext};
 use crate::error::PushError;
 use crate::job::{BlobJob, PushedBlob};
-use crate::producer::{CHANNEL_DEPTH, CHUNK};
+use crate::producer::CHANNEL_DEPTH;
 use crate::push::{push_config, run_jobs, short, Tally};
 use crate::reporter::BlobOutcome;
 
@@ -499,100 +503,6 @@ fn hash_all(reader: &mut dyn Read) -> io::Result<Digest> {
     Ok(hasher.finish().0)
 }
 
-/// Moves an entry's bytes from the walking thread to the blob's producer, a chunk at a time.
-/// Stops quietly when the producer hangs up (it skipped the layer, or failed).
-fn pump(reader: &mut dyn Read, chunks: &SyncSender<io::Result<Bytes>>) {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = chunks.send(Err(e));
-                return;
-            }
-        };
-        if chunks.send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
-            return;
-        }
-    }
-}
-
-/// The producer's side of [`pump`].
-struct ChunkReader {
-    chunks: Receiver<io::Result<Bytes>>,
-    current: Bytes,
-}
-
-impl ChunkReader {
-    fn new(chunks: Receiver<io::Result<Bytes>>) -> Self {
-        ChunkReader {
-            chunks,
-            current: Bytes::new(),
-        }
-    }
-}
-
-impl Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.current.is_empty() {
-            match self.chunks.recv() {
-                Ok(chunk) => self.current = chunk?,
-                // The walker finished the entry (a cut stream arrives as an error first).
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
-
-/// The bytes of one streamed entry, handed out once: a retry cannot read them again.
-struct OneShot {
-    reader: Mutex<Option<ChunkReader>>,
-}
-
-impl OneShot {
-    fn new(reader: ChunkReader) -> Self {
-        OneShot {
-            reader: Mutex::new(Some(reader)),
-        }
-    }
-}
-
-impl BlobReader for OneShot {
-    fn open(&self, path: &str) -> Result<Box<dyn Read + Send>, SourceError> {
-        match self.reader.lock().expect("not poisoned").take() {
-            Some(reader) => Ok(Box::new(reader)),
-            None => Err(SourceError::Reread {
-                path: path.to_string(),
-            }),
-        }
-    }
-
-    fn read_small(&self, path: &str, _limit: u64) -> Result<Vec<u8>, SourceError> {
-        Err(SourceError::Reread {
-            path: path.to_string(),
-        })
-    }
-
-    fn exists(&self, _path: &str) -> bool {
-        true
-    }
-
-    fn size(&self, _path: &str) -> Option<u64> {
-        None
-    }
-
-    fn head(&self, path: &str) -> Result<[u8; 4], SourceError> {
-        Err(SourceError::Reread {
-            path: path.to_string(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -605,21 +515,5 @@ mod tests {
         // Legacy names carry v1 IDs in the directory, which is not looked at.
         assert!(digest_in_name("abc/layer.tar").is_none());
         assert!(digest_in_name(&format!("blobs/sha256/{}", "A".repeat(64))).is_none());
-    }
-
-    #[test]
-    fn chunks_cross_threads_and_errors_arrive() {
-        let (tx, rx) = sync_channel(2);
-        let writer = std::thread::spawn(move || {
-            let mut data = io::Cursor::new(vec![5u8; CHUNK * 3 + 7]);
-            pump(&mut data, &tx);
-            tx.send(Err(io::Error::other("cut"))).unwrap();
-        });
-        let mut reader = ChunkReader::new(rx);
-        let mut got = vec![0u8; CHUNK * 3 + 7];
-        reader.read_exact(&mut got).unwrap();
-        assert!(got.iter().all(|&b| b == 5));
-        assert!(reader.read(&mut [0u8; 8]).is_err());
-        writer.join().unwrap();
     }
 }
