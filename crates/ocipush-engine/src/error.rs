@@ -116,6 +116,9 @@ impl PushError {
                 "pick platforms the sources hold (`ocipush list SOURCE` shows them), or leave out --platform to push every platform"
                     .into(),
             ),
+            PushError::Interrupted => Some(
+                "run the same push again: blobs the registry already got are skipped".into(),
+            ),
             _ => None,
         }
     }

@@ -126,8 +126,9 @@ pub async fn push(
         options.cancel.clone(),
         options.limit_rate,
     ));
-    let (clients, mut connect_costs) = connect_all(&plan, options).await;
+    // Said first: connecting to a registry that does not answer takes its retries.
     reporter.run_started(&run_totals(&plan));
+    let (clients, mut connect_costs) = connect_all(&plan, options).await;
     let run = Run {
         clients,
         reporter,
@@ -196,12 +197,15 @@ pub(crate) async fn connect_all(
             if !clients.contains_key(&reference.registry) {
                 let started = Instant::now();
                 let retries = Arc::new(AtomicU64::new(0));
-                let client = counting_retries(
+                let connect = counting_retries(
                     retries.clone(),
                     RegistryClient::connect(&reference.registry, &options.client),
-                )
-                .await
-                .map_err(|e| Arc::new(PushError::Registry(e)));
+                );
+                // Ctrl-C while a registry keeps not answering: stop now, not after the retries.
+                let client = tokio::select! {
+                    client = connect => client.map_err(|e| Arc::new(PushError::Registry(e))),
+                    _ = options.cancel.cancelled() => Err(Arc::new(PushError::Interrupted)),
+                };
                 clients.insert(reference.registry.clone(), client);
                 let cost = ConnectCost {
                     retries: retries.load(Ordering::Relaxed),

@@ -98,7 +98,7 @@ impl RegistryClient {
         } else {
             &["https"]
         };
-        let mut first_error = None;
+        let mut failure = None;
         for (i, scheme) in schemes.iter().enumerate() {
             // Probing a scheme that has a fallback gets one try: a TLS handshake with a plain
             // HTTP server fails the same way every time.
@@ -116,13 +116,17 @@ impl RegistryClient {
             };
             match client.ping(probing).await {
                 Ok(()) => return Ok(Arc::new(client)),
-                Err(e @ RegistryError::Connect { .. }) | Err(e @ RegistryError::Tls { .. }) => {
-                    first_error.get_or_insert(e);
+                // A TLS failure says the most (something speaks TLS there); else the last
+                // scheme's failure, so a hint does not suggest the plain HTTP just tried.
+                Err(e @ (RegistryError::Tls { .. } | RegistryError::Connect { .. })) => {
+                    if !matches!(failure, Some(RegistryError::Tls { .. })) {
+                        failure = Some(e);
+                    }
                 }
-                Err(e) => return Err(first_error.unwrap_or(e)),
+                Err(e) => return Err(failure.unwrap_or(e)),
             }
         }
-        Err(first_error.expect("at least one scheme was tried"))
+        Err(failure.expect("at least one scheme was tried"))
     }
 
     async fn ping(&self, probing: bool) -> Result<(), RegistryError> {
@@ -328,10 +332,19 @@ impl RegistryClient {
         let mut attempt = 0u32;
         loop {
             let result = build().send().await;
-            let retry_after = match &result {
-                Ok(r) if is_transient_status(r.status()) => crate::retry::retry_after(r.headers()),
+            let (retry_after, reason) = match &result {
+                Ok(r) if is_transient_status(r.status()) => (
+                    crate::retry::retry_after(r.headers()),
+                    r.status().to_string(),
+                ),
                 Ok(_) => return Ok(result.expect("matched Ok")),
-                Err(_) => None,
+                Err(e) => {
+                    let detail = describe(e);
+                    if e.is_connect() && is_permanent_tls_failure(&detail) {
+                        return Err(self.transfer_error(action, e));
+                    }
+                    (None, detail)
+                }
             };
             if attempt >= self.retry.retries {
                 return match result {
@@ -342,7 +355,13 @@ impl RegistryClient {
             attempt += 1;
             crate::retry_count::note_retry();
             let delay = self.retry.delay(attempt, retry_after);
-            tracing::debug!(action, attempt, ?delay, "retrying");
+            // Said, not just counted: a registry that keeps failing should not look like a hang.
+            tracing::warn!(
+                "{action} to {}: {reason}; retry {attempt} of {} in {:.1}s",
+                self.registry,
+                self.retry.retries,
+                delay.as_secs_f64()
+            );
             tokio::time::sleep(delay).await;
         }
     }
@@ -427,9 +446,29 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
         "request failed"
     };
     match messages.last() {
-        Some(last) => format!("{kind}: {last}"),
+        Some(last) => format!("{kind}: {}", readable(last)),
         None => kind.to_string(),
     }
+}
+
+/// rustls names some certificate failures by their enum: said in words instead.
+fn readable(message: &str) -> String {
+    if message.contains("CaUsedAsEndEntity") {
+        return "the server's certificate is a CA certificate (basicConstraints CA:TRUE) \
+                presented as the server's own, which is only accepted when that very \
+                certificate is given with --ca-file"
+            .to_string();
+    }
+    message.to_string()
+}
+
+/// A failure that trying again cannot change: the certificate is refused, or what answers
+/// does not speak TLS.
+fn is_permanent_tls_failure(detail: &str) -> bool {
+    let d = detail.to_ascii_lowercase();
+    ["certificate", "unknownissuer", "corrupt message"]
+        .iter()
+        .any(|k| d.contains(k))
 }
 
 fn looks_like_tls(detail: &str) -> bool {

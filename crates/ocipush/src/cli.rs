@@ -190,7 +190,7 @@ pub struct PushArgs {
     #[command(flatten)]
     pub connection: ConnectionArgs,
     /// Blobs uploaded in parallel.
-    #[arg(short = 'j', long = "jobs", visible_alias = "concurrency", default_value_t = 4, allow_negative_numbers = true, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(short = 'j', long = "jobs", visible_alias = "concurrency", default_value_t = 4, allow_negative_numbers = true, value_parser = parse_jobs)]
     pub jobs: u16,
     /// Retries of a failed request or upload.
     #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = parse_count)]
@@ -224,7 +224,8 @@ pub struct PushArgs {
     #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = parse_level)]
     pub compression_level: Option<u32>,
     /// Do not read or write the digest cache: every uncompressed layer is compressed again,
-    /// and uploaded again even if the registry has it (its digest is only known once sent).
+    /// and uploaded again even if the registry has it (its digest is only known once it is
+    /// compressed, which happens while it is sent); nothing is remembered for the next push.
     #[arg(long)]
     pub no_cache: bool,
     #[command(flatten)]
@@ -271,6 +272,14 @@ pub struct FilterArgs {
 fn parse_size(text: &str) -> Result<u64, String> {
     crate::settings::parse_size(text)
         .ok_or_else(|| format!("`{text}` is not a size (examples: 500k, 10MiB, 1G)"))
+}
+
+/// `-j`: 1 to 64 blobs at once.
+fn parse_jobs(text: &str) -> Result<u16, String> {
+    match text.parse::<u16>() {
+        Ok(n @ 1..=64) => Ok(n),
+        _ => Err(format!("`{text}` is not a number of jobs (1 to 64)")),
+    }
 }
 
 /// A count such as `--retries 3`: a whole number, 0 or more.

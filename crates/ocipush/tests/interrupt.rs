@@ -180,3 +180,54 @@ fn an_interrupted_push_counts_what_it_committed() {
     );
     assert!(!err.contains(": failed"), "{err}");
 }
+
+/// Ctrl-C while a registry that does not answer is being retried stops at once (exit 130), not
+/// after every retry.
+#[test]
+fn an_interrupt_while_connecting_stops_the_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("one.tar");
+    write_docker_archive(
+        &archive,
+        &[(
+            ImageSpec::new(vec![LayerSpec::text(64 << 10, 6)]),
+            vec!["one:1"],
+        )],
+        DockerArchiveOptions::default(),
+    );
+    let closed = ocipush_testkit::registry::free_port();
+    let home = tempfile::tempdir().unwrap();
+    // 8 retries of the default backoff: over 30 s of waiting.
+    let child = Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args([
+            "push",
+            "--plain-http",
+            "--retries",
+            "8",
+            &archive.display().to_string(),
+            &format!("127.0.0.1:{closed}/stop/connect:1"),
+        ])
+        .env("HOME", home.path())
+        .env("OCIPUSH_CACHE_DIR", home.path().join("cache"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        sent.elapsed() < Duration::from_secs(3),
+        "took {:?} to stop:\n{err}",
+        sent.elapsed()
+    );
+    assert!(err.contains("retry 1 of 8"), "the retries are said:\n{err}");
+    assert!(err.contains("interrupted"), "{err}");
+}

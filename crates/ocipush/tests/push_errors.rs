@@ -152,7 +152,8 @@ fn unreachable_registry_is_a_network_error() {
         &[(ImageSpec::sample(1), Some("1"))],
         LayerCompression::Gzip,
     );
-    let dest = format!("127.0.0.1:{}/x/y:1", free_port());
+    let port = free_port();
+    let dest = format!("127.0.0.1:{port}/x/y:1");
     let out = ocipush(
         &[
             "push",
@@ -170,6 +171,40 @@ fn unreachable_registry_is_a_network_error() {
         stderr(&out)
     );
     assert!(stderr(&out).contains("hint:"), "{}", stderr(&out));
+    // On loopback plain HTTP was tried too: the hint must not suggest it.
+    assert!(
+        !stderr(&out).contains("add --plain-http"),
+        "{}",
+        stderr(&out)
+    );
+
+    // With retries: each is said as it happens, and counted for the image, as is the time.
+    let out = ocipush_env(
+        &[
+            "push",
+            "--json",
+            "--plain-http",
+            "--retries",
+            "2",
+            &dir.path().display().to_string(),
+            &dest,
+        ],
+        None,
+        &[("OCIPUSH_RETRY_BASE_MS", std::ffi::OsStr::new("100"))],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains(&format!("GET /v2/ to 127.0.0.1:{port}: connection failed"))
+            && err.contains("retry 1 of 2")
+            && err.contains("retry 2 of 2"),
+        "{err}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["images"][0]["retries"], 2, "{doc}");
+    assert_eq!(doc["summary"]["retries"], 2, "{doc}");
+    let took = doc["images"][0]["duration_ms"].as_u64().unwrap();
+    assert!(took >= 100, "the retries' waits are part of it: {doc}");
     // Already plain HTTP: the hint must not suggest --plain-http again.
     let out = ocipush(
         &[

@@ -100,6 +100,9 @@ fn tls_with_ca_file_and_password_stdin() {
     );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("--ca-file"), "{}", stderr(&out));
+    // Refused the same way every time: not retried.
+    assert!(!stderr(&out).contains("retry 1 of"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("; 0 retries;"), "{}", stderr(&out));
     let out = ocipush(
         &[
             "push",

@@ -111,7 +111,10 @@ impl Ledger {
             }
             BlobOutcome::Failed | BlobOutcome::Interrupted => entry.position,
         };
-        self.done += 1;
+        // A blob that failed or was stopped is no longer in flight, but not done either.
+        if !matches!(outcome, BlobOutcome::Failed | BlobOutcome::Interrupted) {
+            self.done += 1;
+        }
         Some(Finished {
             entry,
             outcome,

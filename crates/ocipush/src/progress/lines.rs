@@ -318,7 +318,7 @@ mod tests {
 [   5.1s] overall: 75%, 15.0 MiB of 20.0 MiB, 2.9 MiB/s; 3/4 blobs, 1 in flight, 10.0 MiB already there
 [  10.1s] overall: 100%, 20.0 MiB of 20.0 MiB, 2.0 MiB/s; 3/4 blobs, 1 in flight, 10.0 MiB already there
 [  10.1s] layer 3/3 cccccccccccc: failed
-[  10.1s] overall: 100%, 20.0 MiB of 20.0 MiB, 2.0 MiB/s; 4/4 blobs, 0 in flight, 10.0 MiB already there
+[  10.1s] overall: 100%, 20.0 MiB of 20.0 MiB, 2.0 MiB/s; 3/4 blobs, 0 in flight, 10.0 MiB already there
 ";
         assert_eq!(text(&out), expected);
     }
