@@ -59,23 +59,43 @@
 /* Minimum value of max_len for ht_matchfinder_longest_match() */
 #define HT_MATCHFINDER_REQUIRED_NBYTES	5
 
+/*
+ * ocipush: 32-bit positions, so the table is rebased once per 2^30 bytes
+ * instead of once per 32 KiB window; a candidate is still refused when it
+ * is more than MATCHFINDER_WINDOW_SIZE back, so the matches are the same.
+ */
+typedef s32 ht_pos_t;
+#ifndef HT_REBASE_SIZE
+#  define HT_REBASE_SIZE ((s32)1 << 30)
+#endif
+#define HT_INITVAL ((ht_pos_t)-MATCHFINDER_WINDOW_SIZE)
+
 struct MATCHFINDER_ALIGNED ht_matchfinder {
-	mf_pos_t hash_tab[1UL << HT_MATCHFINDER_HASH_ORDER]
+	ht_pos_t hash_tab[1UL << HT_MATCHFINDER_HASH_ORDER]
 			 [HT_MATCHFINDER_BUCKET_SIZE];
 };
 
 static forceinline void
 ht_matchfinder_init(struct ht_matchfinder *mf)
 {
-	STATIC_ASSERT(sizeof(*mf) % MATCHFINDER_SIZE_ALIGNMENT == 0);
+	ht_pos_t *p = &mf->hash_tab[0][0];
+	size_t n = sizeof(*mf) / sizeof(ht_pos_t);
+	size_t i;
 
-	matchfinder_init((mf_pos_t *)mf, sizeof(*mf));
+	for (i = 0; i < n; i++)
+		p[i] = HT_INITVAL;
 }
 
-static forceinline void
+static void
 ht_matchfinder_slide_window(struct ht_matchfinder *mf)
 {
-	matchfinder_rebase((mf_pos_t *)mf, sizeof(*mf));
+	ht_pos_t *p = &mf->hash_tab[0][0];
+	size_t n = sizeof(*mf) / sizeof(ht_pos_t);
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		p[i] = p[i] - HT_REBASE_SIZE < HT_INITVAL ?
+			HT_INITVAL : p[i] - HT_REBASE_SIZE;
 }
 
 /* Note: max_len must be >= HT_MATCHFINDER_REQUIRED_NBYTES */
@@ -92,13 +112,13 @@ ht_matchfinder_longest_match(struct ht_matchfinder * const mf,
 	const u8 *best_matchptr = in_next;
 	u32 cur_pos = in_next - *in_base_p;
 	const u8 *in_base;
-	mf_pos_t cutoff;
+	ht_pos_t cutoff;
 	u32 hash;
 	u32 seq;
-	mf_pos_t cur_node;
+	ht_pos_t cur_node;
 	const u8 *matchptr;
 #if HT_MATCHFINDER_BUCKET_SIZE > 1
-	mf_pos_t to_insert;
+	ht_pos_t to_insert;
 	u32 len;
 #endif
 #if HT_MATCHFINDER_BUCKET_SIZE > 2
@@ -108,13 +128,13 @@ ht_matchfinder_longest_match(struct ht_matchfinder * const mf,
 	/* This is assumed throughout this function. */
 	STATIC_ASSERT(HT_MATCHFINDER_MIN_MATCH_LEN == 4);
 
-	if (cur_pos == MATCHFINDER_WINDOW_SIZE) {
+	if (cur_pos == HT_REBASE_SIZE) {
 		ht_matchfinder_slide_window(mf);
-		*in_base_p += MATCHFINDER_WINDOW_SIZE;
+		*in_base_p += HT_REBASE_SIZE;
 		cur_pos = 0;
 	}
 	in_base = *in_base_p;
-	cutoff = cur_pos - MATCHFINDER_WINDOW_SIZE;
+	cutoff = (ht_pos_t)cur_pos - MATCHFINDER_WINDOW_SIZE;
 
 	hash = *next_hash;
 	STATIC_ASSERT(HT_MATCHFINDER_REQUIRED_NBYTES == 5);
@@ -214,10 +234,10 @@ ht_matchfinder_skip_bytes(struct ht_matchfinder * const mf,
 	if (unlikely(count + HT_MATCHFINDER_REQUIRED_NBYTES > in_end - in_next))
 		return;
 
-	if (cur_pos + count - 1 >= MATCHFINDER_WINDOW_SIZE) {
+	if (cur_pos + count - 1 >= HT_REBASE_SIZE) {
 		ht_matchfinder_slide_window(mf);
-		*in_base_p += MATCHFINDER_WINDOW_SIZE;
-		cur_pos -= MATCHFINDER_WINDOW_SIZE;
+		*in_base_p += HT_REBASE_SIZE;
+		cur_pos -= HT_REBASE_SIZE;
 	}
 
 	/*
