@@ -24,7 +24,7 @@ use crate::error::PushError;
 use crate::job::{BlobJob, PushedBlob};
 use crate::naming::{destinations_for, Destination};
 use crate::report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport};
-use crate::reporter::{BlobOutcome, Reporter};
+use crate::reporter::{BlobOutcome, BlobState, Reporter};
 use crate::run_state::RunState;
 use crate::totals::run_totals;
 
@@ -405,19 +405,40 @@ async fn push_to_repository(
     Ok(root.digest().to_string())
 }
 
-/// An image config: small, so sent in one request unless the repository has it.
+/// An image config: small, so sent in one request unless the repository has it. It is a blob
+/// like the others to the reporter, so progress counts it as the summary does.
 pub(crate) async fn push_config(
     ctx: &BlobContext,
     digest: &ocipush_oci::Digest,
     bytes: Bytes,
 ) -> Result<BlobOutcome, PushError> {
-    if ctx.repository.blob_exists(digest).await?.is_some() {
-        ctx.now_holds(digest);
-        return Ok(BlobOutcome::Existing);
+    let id = ctx.state.next_blob_id();
+    let size = bytes.len() as u64;
+    ctx.reporter
+        .blob_started(id, &format!("config {}", short(digest.as_ref())), size);
+    ctx.reporter.blob_state(id, BlobState::Checking);
+    let result = async {
+        if ctx.repository.blob_exists(digest).await?.is_some() {
+            return Ok(BlobOutcome::Existing);
+        }
+        ctx.reporter.blob_state(id, BlobState::Uploading);
+        ctx.repository.upload_bytes(digest, bytes).await?;
+        Ok(BlobOutcome::Uploaded)
     }
-    ctx.repository.upload_bytes(digest, bytes).await?;
-    ctx.now_holds(digest);
-    Ok(BlobOutcome::Uploaded)
+    .await;
+    let outcome = match &result {
+        Ok(outcome) => {
+            ctx.now_holds(digest);
+            *outcome
+        }
+        Err(_) if ctx.state.cancel.is_cancelled() => BlobOutcome::Interrupted,
+        Err(_) => BlobOutcome::Failed,
+    };
+    if outcome == BlobOutcome::Uploaded {
+        ctx.reporter.blob_progress(id, size);
+    }
+    ctx.reporter.blob_finished(id, outcome);
+    result
 }
 
 async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Result<(), PushError> {

@@ -33,16 +33,20 @@ pub(crate) fn run_totals(plan: &[PlannedImage]) -> RunTotals {
                         }
                     }
                 }
-                // The config goes up in one small request, outside the blob events.
                 ImageContent::Assembled(image) => {
                     for layer in &image.layers {
                         add(layer.diff_id.to_string(), 1, layer.size);
                     }
+                    add(
+                        image.config_digest.to_string(),
+                        1,
+                        image.config.len() as u64,
+                    );
                 }
                 // Per-layer sizes are only known once the export streams; the daemon's total
-                // uncompressed size is what its export will be read for.
+                // uncompressed size is what its export will be read for. Plus the config.
                 ImageContent::Daemon(image) => {
-                    add(image.id.clone(), image.diff_ids.len(), image.size);
+                    add(image.id.clone(), image.diff_ids.len() + 1, image.size);
                 }
             }
         }

@@ -67,9 +67,9 @@ fn a_pipe_gets_timestamped_lines_with_states_and_a_closing_overall_line() {
         .iter()
         .map(|l| timestamped(l).unwrap_or_else(|| panic!("not a timestamped line: {l:?}\n{err}")))
         .collect();
-    // Base + own layer for each repository; configs go up outside the blob events.
+    // Base + own layer + config for each repository: counted as the summary counts them.
     assert!(
-        texts[0].starts_with("2 image(s), 4 blob(s), ")
+        texts[0].starts_with("2 image(s), 6 blob(s), ")
             && texts[0].ends_with(" at most (what the registry already has is skipped)"),
         "{err}"
     );
@@ -86,10 +86,11 @@ fn a_pipe_gets_timestamped_lines_with_states_and_a_closing_overall_line() {
         "the base, into the second repository:\n{err}"
     );
     assert_eq!(count("pushed "), 2, "{err}");
+    assert_eq!(count(": uploaded "), 2, "each image's config:\n{err}");
     let last = texts.last().unwrap();
     assert!(last.starts_with("overall: "), "{err}");
     assert!(
-        last.starts_with("overall: 100%,") && last.contains("4/4 blobs, 0 in flight"),
+        last.starts_with("overall: 100%,") && last.contains("6/6 blobs, 0 in flight"),
         "{last}"
     );
 

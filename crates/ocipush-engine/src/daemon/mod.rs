@@ -57,6 +57,10 @@ pub(crate) async fn push_daemon_image(
                 .map_err(|e| Arc::new(PushError::Registry(e)))?;
             if let Some(size) = found {
                 ctx.now_holds(&config);
+                let id = ctx.state.next_blob_id();
+                ctx.reporter
+                    .blob_started(id, &format!("config {}", short(config.as_ref())), size);
+                ctx.reporter.blob_finished(id, BlobOutcome::Existing);
                 tally.add(&PushedBlob {
                     digest: config.clone(),
                     size,
