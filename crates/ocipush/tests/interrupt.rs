@@ -8,7 +8,8 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::serve::Serve;
@@ -16,49 +17,44 @@ use common::*;
 use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
 use ocipush_testkit::skopeo::{self, SkopeoAuth};
 
-fn interrupt_push(signal: &str, repo: &str) {
-    let root = tempfile::tempdir().unwrap();
-    let registry = Serve::start(root.path(), &[]);
-    let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("big.tar");
-    // Two 96 MiB text layers at gzip level 9: seconds of compression, time to interrupt.
-    let image = ImageSpec::new(vec![
-        LayerSpec::text(96 << 20, 1),
-        LayerSpec::text(96 << 20, 2),
-    ]);
+/// A docker-save tarball of `layers` in `dir`, tagged `name:1`.
+fn archive_of(dir: &Path, name: &str, layers: Vec<LayerSpec>) -> String {
+    let archive = dir.join(format!("{name}.tar"));
     write_docker_archive(
         &archive,
-        &[(image, vec!["big:1"])],
+        &[(ImageSpec::new(layers), vec![&format!("{name}:1")])],
         DockerArchiveOptions::default(),
     );
-    let dest = format!("{}/{repo}:1", registry.addr);
-    let home = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocipush"))
-        .args([
-            "push",
-            "--plain-http",
-            "--compression-level",
-            "9",
-            &archive.display().to_string(),
-            &dest,
-        ])
-        .env("HOME", home.path())
-        .env("OCIPUSH_CACHE_DIR", home.path().join("cache"))
+    archive.display().to_string()
+}
+
+/// `ocipush ARGS` in the background, with its own home and cache, output captured.
+fn spawn_ocipush(args: &[&str], home: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args(args)
+        .env("HOME", home)
+        .env("OCIPUSH_CACHE_DIR", home.join("cache"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    // Wait until both uploads are open on the registry, then interrupt.
-    let uploads = root.path().join("uploads");
+        .unwrap()
+}
+
+/// Waits (at most 20 s) until `ready` holds, failing if the push ends first.
+fn wait_until(child: &mut Child, what: &str, ready: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0) < 2 {
-        assert!(Instant::now() < deadline, "the uploads never started");
+    while !ready() {
+        assert!(Instant::now() < deadline, "{what} never happened");
         assert!(
             child.try_wait().unwrap().is_none(),
             "the push ended before it could be interrupted"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Sends `signal` and waits for the push to end: its output, and how long it took to stop.
+fn signal_and_wait(child: Child, signal: &str) -> (Output, Duration) {
     let sent = Instant::now();
     let status = Command::new("kill")
         .args([signal, &child.id().to_string()])
@@ -66,7 +62,38 @@ fn interrupt_push(signal: &str, repo: &str) {
         .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
-    let stopped_in = sent.elapsed();
+    (out, sent.elapsed())
+}
+
+fn entries(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+fn interrupt_push(signal: &str, repo: &str) {
+    let root = tempfile::tempdir().unwrap();
+    let registry = Serve::start(root.path(), &[]);
+    let dir = tempfile::tempdir().unwrap();
+    // Two 96 MiB text layers at gzip level 9: seconds of compression, time to interrupt.
+    let archive = archive_of(
+        dir.path(),
+        "big",
+        vec![LayerSpec::text(96 << 20, 1), LayerSpec::text(96 << 20, 2)],
+    );
+    let dest = format!("{}/{repo}:1", registry.addr);
+    let home = tempfile::tempdir().unwrap();
+    let args = [
+        "push",
+        "--plain-http",
+        "--compression-level",
+        "9",
+        &archive,
+        &dest,
+    ];
+    let mut child = spawn_ocipush(&args, home.path());
+    // Wait until both uploads are open on the registry, then interrupt.
+    let uploads = root.path().join("uploads");
+    wait_until(&mut child, "two open uploads", || entries(&uploads) >= 2);
+    let (out, stopped_in) = signal_and_wait(child, signal);
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
     assert!(
         stopped_in < Duration::from_secs(5),
@@ -76,7 +103,7 @@ fn interrupt_push(signal: &str, repo: &str) {
     // No tag, and no upload session left open on the registry.
     let tagged = skopeo::try_inspect_raw(&format!("docker://{dest}"), &SkopeoAuth::insecure());
     assert!(tagged.is_err(), "an interrupted push must not tag");
-    let left = std::fs::read_dir(&uploads).map(|d| d.count()).unwrap_or(0);
+    let left = entries(&uploads);
     assert_eq!(left, 0, "upload sessions left open: {left}");
 }
 
@@ -98,55 +125,35 @@ fn an_interrupted_push_counts_what_it_committed() {
     let root = tempfile::tempdir().unwrap();
     let registry = Serve::start(root.path(), &[]);
     let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("three.tar");
-    let image = ImageSpec::new(vec![
-        LayerSpec::text(256 << 10, 3),
-        LayerSpec::text(96 << 20, 4),
-        LayerSpec::text(96 << 20, 5),
-    ]);
-    write_docker_archive(
-        &archive,
-        &[(image, vec!["three:1"])],
-        DockerArchiveOptions::default(),
+    let archive = archive_of(
+        dir.path(),
+        "three",
+        vec![
+            LayerSpec::text(256 << 10, 3),
+            LayerSpec::text(96 << 20, 4),
+            LayerSpec::text(96 << 20, 5),
+        ],
     );
     let dest = format!("{}/stop/counted:1", registry.addr);
     let home = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ocipush"))
-        .args([
-            "push",
-            "--plain-http",
-            "-j",
-            "1",
-            "--compression-level",
-            "9",
-            &archive.display().to_string(),
-            &dest,
-        ])
-        .env("HOME", home.path())
-        .env("OCIPUSH_CACHE_DIR", home.path().join("cache"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = [
+        "push",
+        "--plain-http",
+        "-j",
+        "1",
+        "--compression-level",
+        "9",
+        &archive,
+        &dest,
+    ];
+    let mut child = spawn_ocipush(&args, home.path());
     // The small layer and the config committed, the first big layer's upload open.
     let blobs = root.path().join("blobs/sha256");
     let uploads = root.path().join("uploads");
-    let count = |dir: &std::path::Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while count(&blobs) < 2 || count(&uploads) < 1 {
-        assert!(Instant::now() < deadline, "the push never got going");
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the push ended before it could be interrupted"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    wait_until(&mut child, "the first commits", || {
+        entries(&blobs) >= 2 && entries(&uploads) >= 1
+    });
+    let (out, _) = signal_and_wait(child, "-INT");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     let summary = err
@@ -186,47 +193,20 @@ fn an_interrupted_push_counts_what_it_committed() {
 #[test]
 fn an_interrupt_while_connecting_stops_the_retries() {
     let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("one.tar");
-    write_docker_archive(
-        &archive,
-        &[(
-            ImageSpec::new(vec![LayerSpec::text(64 << 10, 6)]),
-            vec!["one:1"],
-        )],
-        DockerArchiveOptions::default(),
-    );
+    let archive = archive_of(dir.path(), "one", vec![LayerSpec::text(64 << 10, 6)]);
     let closed = ocipush_testkit::registry::free_port();
+    let dest = format!("127.0.0.1:{closed}/stop/connect:1");
     let home = tempfile::tempdir().unwrap();
     // 8 retries of the default backoff: over 30 s of waiting.
-    let child = Command::new(env!("CARGO_BIN_EXE_ocipush"))
-        .args([
-            "push",
-            "--plain-http",
-            "--retries",
-            "8",
-            &archive.display().to_string(),
-            &format!("127.0.0.1:{closed}/stop/connect:1"),
-        ])
-        .env("HOME", home.path())
-        .env("OCIPUSH_CACHE_DIR", home.path().join("cache"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = ["push", "--plain-http", "--retries", "8", &archive, &dest];
+    let child = spawn_ocipush(&args, home.path());
     std::thread::sleep(Duration::from_millis(800));
-    let sent = Instant::now();
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let out = child.wait_with_output().unwrap();
+    let (out, stopped_in) = signal_and_wait(child, "-INT");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(
-        sent.elapsed() < Duration::from_secs(3),
-        "took {:?} to stop:\n{err}",
-        sent.elapsed()
+        stopped_in < Duration::from_secs(3),
+        "took {stopped_in:?} to stop:\n{err}"
     );
     assert!(err.contains("retry 1 of 8"), "the retries are said:\n{err}");
     assert!(err.contains("interrupted"), "{err}");
