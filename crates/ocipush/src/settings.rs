@@ -151,26 +151,34 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
     {
         Some(t) => Some(parse_duration(&t).ok_or_else(|| {
             CliError::usage(
-                format!("invalid duration `{t}`"),
+                format!("invalid --timeout (or OCIPUSH_TIMEOUT) `{t}`: not a duration"),
                 Some("use e.g. 90s, 10m, 1h or a number of seconds".into()),
             )
         })?),
         None => None,
     };
     let chunk_size = match &args.chunk_size {
-        Some(text) => Some(
-            parse_size(text)
-                .filter(|n| *n >= ocipush_registry::MIN_CHUNK)
-                .ok_or_else(|| {
-                    CliError::usage(
-                        format!("invalid chunk size `{text}`"),
-                        Some(format!(
-                            "use bytes or a size like 512k, 5MiB, 1M; at least {} KiB",
-                            ocipush_registry::MIN_CHUNK / 1024
-                        )),
-                    )
-                })?,
-        ),
+        Some(text) => {
+            let hint = Some(format!(
+                "use bytes or a size like 512k, 5MiB, 1M; at least {} KiB",
+                ocipush_registry::MIN_CHUNK / 1024
+            ));
+            match parse_size(text) {
+                Some(n) if n >= ocipush_registry::MIN_CHUNK => Some(n),
+                Some(_) => {
+                    return Err(CliError::usage(
+                        format!("--chunk-size `{text}` is below the smallest chunk"),
+                        hint,
+                    ))
+                }
+                None => {
+                    return Err(CliError::usage(
+                        format!("invalid --chunk-size `{text}`: not a size"),
+                        hint,
+                    ))
+                }
+            }
+        }
         None => None,
     };
     Ok(PushSettings {

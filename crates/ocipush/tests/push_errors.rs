@@ -356,3 +356,25 @@ fn no_command_prints_the_help_as_a_usage_error() {
     assert!(err.contains("push"), "the commands are listed:\n{err}");
     assert!(!err.contains("error: \n"), "an empty error:\n{err}");
 }
+
+#[test]
+fn values_checked_after_parsing_name_their_flag() {
+    for (flag, value, says) in [
+        ("--timeout", "abc", "invalid --timeout"),
+        (
+            "--chunk-size",
+            "1k",
+            "--chunk-size `1k` is below the smallest chunk",
+        ),
+        ("--chunk-size", "zz", "invalid --chunk-size `zz`"),
+    ] {
+        let out = ocipush(
+            &["push", flag, value, "x.tar", "localhost:5000/a/b:1"],
+            None,
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(64), "{err}");
+        assert!(err.starts_with(&format!("error: {says}")), "{err}");
+        assert!(err.contains("\nhint: "), "{err}");
+    }
+}

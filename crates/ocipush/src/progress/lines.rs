@@ -193,7 +193,7 @@ impl Reporter for LineReporter {
                 .restarted(id)
                 .map(|e| e.label.clone())
                 .unwrap_or_default();
-            b.line(now, &format!("{label}: retry {attempt} after: {reason}"));
+            b.line(now, &format!("{label}: retry {attempt}: {reason}"));
         });
     }
 
@@ -312,7 +312,7 @@ mod tests {
 [   0.0s] config 0123456789ab: exists
 [   0.1s] layer 1/3 aaaaaaaaaaaa: mounted
 [   0.1s] layer 2/3 bbbbbbbbbbbb: compressing 10.0 MiB
-[   1.1s] layer 2/3 bbbbbbbbbbbb: retry 1 after: 503 Service Unavailable
+[   1.1s] layer 2/3 bbbbbbbbbbbb: retry 1: 503 Service Unavailable
 [   2.1s] layer 2/3 bbbbbbbbbbbb: compressed and uploaded 10.0 MiB in 2.0s (5.0 MiB/s)
 [   2.1s] layer 3/3 cccccccccccc: uploading 10.0 MiB
 [   5.1s] overall: 75%, 15.0 MiB of 20.0 MiB, 2.9 MiB/s; 3/4 blobs, 1 in flight, 10.0 MiB already there
