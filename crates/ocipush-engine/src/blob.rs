@@ -41,7 +41,7 @@ impl BlobContext {
             .add_holder(self.registry(), self.repository.name(), digest);
     }
 
-    fn repository_key(&self) -> String {
+    pub(crate) fn repository_key(&self) -> String {
         format!("{}/{}", self.registry(), self.repository.name())
     }
 }

@@ -3,7 +3,7 @@
 //! digest — then the tags. Nothing is tagged unless every blob it needs was confirmed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -87,29 +87,39 @@ pub fn plan(
 }
 
 /// Two different images bound for one tag would both be reported pushed while the tag keeps
-/// only the last: refused before anything is sent. (The same image named twice, say one source
-/// given twice, is not a conflict.)
+/// only the last: refused before anything is sent. The same image named twice (one source
+/// given twice, two copies of one tarball) is not a conflict.
 fn check_destinations_differ(planned: &[PlannedImage]) -> Result<(), PushError> {
-    let mut owners: HashMap<String, &str> = HashMap::new();
+    let mut owners: HashMap<String, &PlannedImage> = HashMap::new();
     for image in planned {
         for reference in &image.references {
             let reference = reference.to_string();
             match owners.get(reference.as_str()) {
-                Some(&first) if first != image.image.label => {
+                Some(first) if identity(&first.image) != identity(&image.image) => {
                     return Err(PushError::SameDestination {
                         reference,
-                        first: first.to_string(),
+                        first: first.image.label.clone(),
                         second: image.image.label.clone(),
                     });
                 }
                 Some(_) => {}
                 None => {
-                    owners.insert(reference, &image.image.label);
+                    owners.insert(reference, image);
                 }
             }
         }
     }
     Ok(())
+}
+
+/// What makes two local images the same image: the manifest an OCI source stores, or the config
+/// ocipush assembles a manifest around (a daemon's image ID is its config's digest).
+fn identity(image: &LocalImage) -> String {
+    match &image.content {
+        ImageContent::Stored { root, .. } => format!("manifest {}", root.digest()),
+        ImageContent::Assembled(assembled) => format!("config {}", assembled.config_digest),
+        ImageContent::Daemon(daemon) => format!("config {}", daemon.id),
+    }
 }
 
 /// Pushes every planned image and reports what happened to each. Images fail independently.
@@ -251,7 +261,7 @@ impl Tally {
         &mut self,
         digest: &ocipush_oci::Digest,
         size: u64,
-        outcome: &Result<BlobOutcome, PushError>,
+        outcome: &Result<BlobOutcome, Arc<PushError>>,
     ) {
         if let Ok(outcome) = outcome {
             self.add(&PushedBlob {
@@ -406,8 +416,40 @@ async fn push_to_repository(
 }
 
 /// An image config: small, so sent in one request unless the repository has it. It is a blob
-/// like the others to the reporter, so progress counts it as the summary does.
+/// like the others to the reporter, so progress counts it as the summary does, and like a
+/// blob it goes into each repository once per run, however many images share it.
 pub(crate) async fn push_config(
+    ctx: &BlobContext,
+    digest: &ocipush_oci::Digest,
+    bytes: Bytes,
+) -> Result<BlobOutcome, Arc<PushError>> {
+    let cell = ctx.state.push_cell(&ctx.repository_key(), digest.as_ref());
+    let did_work = AtomicBool::new(false);
+    let pushed = cell
+        .get_or_init(|| async {
+            did_work.store(true, Ordering::Relaxed);
+            let size = bytes.len() as u64;
+            send_config(ctx, digest, bytes)
+                .await
+                .map(|outcome| PushedBlob {
+                    digest: digest.clone(),
+                    size,
+                    outcome,
+                    diff_id: None,
+                })
+                .map_err(Arc::new)
+        })
+        .await
+        .clone()?;
+    // Another image of this run put it there: for this one it already existed.
+    Ok(match did_work.load(Ordering::Relaxed) {
+        true => pushed.outcome,
+        false => BlobOutcome::Existing,
+    })
+}
+
+/// HEAD, then one POST + PUT if the repository lacks it, told to the reporter as a blob.
+async fn send_config(
     ctx: &BlobContext,
     digest: &ocipush_oci::Digest,
     bytes: Bytes,

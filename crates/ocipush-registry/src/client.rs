@@ -123,7 +123,13 @@ impl RegistryClient {
                         failure = Some(e);
                     }
                 }
-                Err(e) => return Err(failure.unwrap_or(e)),
+                // Something answered: what it said, unless a TLS failure said more.
+                Err(e) => {
+                    return Err(match failure {
+                        Some(tls @ RegistryError::Tls { .. }) => tls,
+                        _ => e,
+                    })
+                }
             }
         }
         Err(failure.expect("at least one scheme was tried"))
@@ -502,6 +508,36 @@ fn is_loopback(host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_refusals_are_permanent_and_resets_are_not() {
+        for permanent in [
+            "connection failed: invalid peer certificate: UnknownIssuer",
+            "connection failed: invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
+            "connection failed: received corrupt message of type InvalidContentType",
+        ] {
+            assert!(is_permanent_tls_failure(permanent), "{permanent}");
+        }
+        for transient in [
+            "connection failed: Connection reset by peer (os error 104)",
+            "connection failed: tls handshake eof",
+            "connection failed: Connection refused (os error 111)",
+            "timed out: operation timed out",
+        ] {
+            assert!(!is_permanent_tls_failure(transient), "{transient}");
+        }
+    }
+
+    #[test]
+    fn a_ca_certificate_served_as_the_server_s_own_is_said_in_words() {
+        let text = readable("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))");
+        assert!(!text.contains("CaUsedAsEndEntity"), "{text}");
+        assert!(
+            text.contains("CA:TRUE") && text.contains("--ca-file"),
+            "{text}"
+        );
+        assert_eq!(readable("Connection refused"), "Connection refused");
+    }
 
     #[test]
     fn loopback_detection() {

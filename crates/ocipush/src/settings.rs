@@ -145,13 +145,16 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         ));
     }
     let compression = CompressionSettings { algorithm, level };
-    let timeout = match args
-        .timeout
-        .or_else(|| env_first(&["OCIPUSH_TIMEOUT", "IDPBUILDER_PUSH_TIMEOUT"]))
-    {
-        Some(t) => Some(parse_duration(&t).ok_or_else(|| {
+    // Where the timeout came from, for an error that names it.
+    let timeout = args.timeout.map(|t| (t, "--timeout")).or_else(|| {
+        ["OCIPUSH_TIMEOUT", "IDPBUILDER_PUSH_TIMEOUT"]
+            .into_iter()
+            .find_map(|name| env_first(&[name]).map(|t| (t, name)))
+    });
+    let timeout = match timeout {
+        Some((t, from)) => Some(parse_duration(&t).ok_or_else(|| {
             CliError::usage(
-                format!("invalid --timeout (or OCIPUSH_TIMEOUT) `{t}`: not a duration"),
+                format!("invalid {from} `{t}`: not a duration"),
                 Some("use e.g. 90s, 10m, 1h or a number of seconds".into()),
             )
         })?),

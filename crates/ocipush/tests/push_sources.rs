@@ -478,4 +478,14 @@ fn two_images_bound_for_one_tag_are_refused_before_anything_is_sent() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     skopeo::inspect_raw(&registry.docker_ref("team/app:1.0"), &auth);
+    // So are two copies of one layout: the same manifest, whatever the path.
+    let copy = root.path().join("c/app");
+    std::fs::create_dir_all(&copy).unwrap();
+    write_oci_layout(&copy, &[(image(1), Some("1.0"))], LayerCompression::Gzip);
+    let copy = copy.display().to_string();
+    let out = ocipush(
+        &["push", "--plain-http", "-r", &target, &first, &copy],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
