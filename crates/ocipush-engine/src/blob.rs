@@ -58,6 +58,11 @@ pub(crate) async fn push_blob(
     let result = cell
         .get_or_init(|| async {
             did_work.store(true, Ordering::Relaxed);
+            // Stopped before this blob's turn came: it never starts, so it is not reported as
+            // a blob that failed.
+            if ctx.state.cancel.is_cancelled() {
+                return Err(Arc::new(PushError::Interrupted));
+            }
             ctx.reporter.blob_started(id, &job.label, job.input_size);
             let result = push_blob_once(ctx, job, id).await;
             ctx.reporter.blob_finished(

@@ -519,8 +519,8 @@ pub(crate) async fn run_jobs(
             .acquire_owned()
             .await
             .expect("the budget is never closed");
-        // Stopped while these blobs waited their turn: they never start, so none is
-        // reported as a blob that failed.
+        // Stopped while these blobs waited their turn: take no more turns (`push_blob` keeps
+        // a blob that gets one after a stop from starting).
         if ctx.state.cancel.is_cancelled() {
             first_error = Some(Arc::new(PushError::Interrupted));
             break;

@@ -61,12 +61,7 @@ pub(crate) async fn push_daemon_image(
                 ctx.reporter
                     .blob_started(id, &format!("config {}", short(config.as_ref())), size);
                 ctx.reporter.blob_finished(id, BlobOutcome::Existing);
-                tally.add(&PushedBlob {
-                    digest: config.clone(),
-                    size,
-                    outcome: BlobOutcome::Existing,
-                    diff_id: None,
-                });
+                tally.add_config(&config, size, &Ok(BlobOutcome::Existing));
                 return manifest(&config, size, &image.diff_ids, &held);
             }
         }
@@ -314,10 +309,6 @@ async fn export_pass(
                 .acquire_owned()
                 .await
                 .expect("the budget is never closed");
-            // Stopped before its turn came: it never starts (see `run_jobs`).
-            if stream_ctx.state.cancel.is_cancelled() {
-                return Err(Arc::new(PushError::Interrupted));
-            }
             push_blob(&stream_ctx, &job, id).await
         }));
         tasks.push((arrival.named, arrival.size, stored, pushed_as, task));
