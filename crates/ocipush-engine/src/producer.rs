@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
-use ocipush_oci::{Digest, Sha256Writer, VerifyError, VerifyingReader};
+use ocipush_oci::{Digest, Sha256Pair, Sha256Writer, VerifyError, VerifyingReader};
 use ocipush_registry::BodyChunk;
 use ocipush_source::read_up_to;
 use tokio::sync::mpsc;
@@ -80,24 +80,30 @@ pub(crate) fn produce(
         inner: source,
         progress,
     };
-    // Verbatim bytes were verified against their digest on the way in: hashing them again on
-    // the way out would only double the cost.
+    // Verbatim bytes were verified against their digest on the way in, and gzip hashes what it
+    // sends itself (in step with its input): hashing them again on the way out would only add
+    // to the cost.
     let known_digest = match transform {
         Transform::Verbatim { digest, .. } => Some(digest.clone()),
         _ => None,
     };
-    let mut sink = ChannelWriter::new(tx.clone(), known_digest.is_none());
+    let sink_hashes = !matches!(
+        transform,
+        Transform::Verbatim { .. } | Transform::Gzip { .. }
+    );
+    let mut sink = ChannelWriter::new(tx.clone(), sink_hashes);
     let result = run(counted, transform, what, &mut sink);
     match result {
-        Ok(diff_id) => {
+        Ok(ran) => {
             let (hashed, size) = sink.finish().map_err(|_| ProduceError::Closed)?;
             let digest = known_digest
+                .or(ran.sent_digest)
                 .or(hashed)
-                .expect("the sink hashes whenever the digest is not known");
+                .expect("the sink hashes whenever nothing else did");
             Ok(Produced {
                 digest,
                 size,
-                diff_id,
+                diff_id: ran.diff_id,
             })
         }
         Err(err) => {
@@ -112,28 +118,58 @@ pub(crate) fn produce(
     }
 }
 
-/// Runs the transform; returns the layer's diffID (none for verbatim blobs).
+/// What a transform learnt on the way.
+struct Ran {
+    /// The layer's diffID (none for verbatim blobs).
+    diff_id: Option<Digest>,
+    /// The digest of what was sent, when the transform hashed that itself.
+    sent_digest: Option<Digest>,
+}
+
+impl Ran {
+    fn diff_id(diff_id: Option<Digest>) -> Self {
+        Ran {
+            diff_id,
+            sent_digest: None,
+        }
+    }
+}
+
+/// Runs the transform.
 fn run(
-    source: CountingReader<'_>,
+    mut source: CountingReader<'_>,
     transform: &Transform,
     what: &str,
     sink: &mut ChannelWriter,
-) -> Result<Option<Digest>, ProduceError> {
+) -> Result<Ran, ProduceError> {
     match transform {
         Transform::Verbatim { digest, size } => {
             let mut reader = VerifyingReader::new(source, what, digest.clone(), Some(*size));
-            send_in_pooled_chunks(&mut reader, sink).map(|()| None)
+            send_in_pooled_chunks(&mut reader, sink).map(|()| Ran::diff_id(None))
         }
-        Transform::Gzip { diff_id, level } => compress(source, diff_id, what, |reader| {
-            gzip_parallel(reader, sink, *level)
-        }),
-        Transform::Zstd { diff_id, level } => compress(source, diff_id, what, |reader| {
-            zstd_compress(reader, sink, *level)
-        }),
+        Transform::Gzip { diff_id, level } => {
+            let mut hashes = Sha256Pair::new();
+            gzip_parallel(&mut source, sink, *level, &mut hashes).map_err(classify)?;
+            let [(uncompressed, _), (sent, _)] = hashes.finish();
+            Ok(Ran {
+                diff_id: Some(check_diff_id(uncompressed, diff_id, what)?),
+                sent_digest: Some(sent),
+            })
+        }
+        Transform::Zstd { diff_id, level } => {
+            let mut reader = HashingReader {
+                inner: source,
+                hasher: Sha256Writer::new(),
+            };
+            zstd_compress(&mut reader, sink, *level).map_err(classify)?;
+            let (uncompressed, _) = reader.hasher.finish();
+            check_diff_id(uncompressed, diff_id, what).map(|d| Ran::diff_id(Some(d)))
+        }
         Transform::GzipPassthrough { diff_id } => {
             let decoder = MultiGzDecoder::new(Sha256Writer::new());
             let hasher = passthrough(source, sink, decoder, what, |d| d.finish())?;
-            check_diff_id(hasher, diff_id, what)
+            let what = format!("{what} (uncompressed)");
+            check_diff_id(hasher.finish().0, diff_id, &what).map(|d| Ran::diff_id(Some(d)))
         }
         Transform::ZstdPassthrough { diff_id } => {
             let decoder = zstd::stream::write::Decoder::new(Sha256Writer::new())
@@ -142,31 +178,8 @@ fn run(
                 d.flush()?;
                 Ok(d.into_inner())
             })?;
-            check_diff_id(hasher, diff_id, what)
-        }
-    }
-}
-
-/// Compresses an uncompressed layer, verifying its diffID or learning it.
-fn compress(
-    source: CountingReader<'_>,
-    diff_id: &DiffId,
-    what: &str,
-    compressor: impl FnOnce(&mut dyn Read) -> io::Result<()>,
-) -> Result<Option<Digest>, ProduceError> {
-    match diff_id {
-        Some(expected) => {
-            let mut reader = VerifyingReader::new(source, what, expected.clone(), None);
-            compressor(&mut reader).map_err(classify)?;
-            Ok(Some(expected.clone()))
-        }
-        None => {
-            let mut reader = HashingReader {
-                inner: source,
-                hasher: Sha256Writer::new(),
-            };
-            compressor(&mut reader).map_err(classify)?;
-            Ok(Some(reader.hasher.finish().0))
+            let what = format!("{what} (uncompressed)");
+            check_diff_id(hasher.finish().0, diff_id, &what).map(|d| Ran::diff_id(Some(d)))
         }
     }
 }
@@ -204,19 +217,17 @@ fn passthrough<D: Write>(
     })
 }
 
-fn check_diff_id(
-    hasher: Sha256Writer,
-    diff_id: &DiffId,
-    what: &str,
-) -> Result<Option<Digest>, ProduceError> {
-    let (actual, _) = hasher.finish();
+/// The layer's diffID: `actual`, the hash of its uncompressed bytes, if it is the one promised
+/// (or nothing was). Checked before the sink sends its last chunk, so a mismatch aborts the
+/// body instead of completing it.
+fn check_diff_id(actual: Digest, diff_id: &DiffId, what: &str) -> Result<Digest, ProduceError> {
     match diff_id {
         Some(expected) if expected != &actual => Err(ProduceError::Verify(VerifyError::Digest {
-            what: format!("{what} (uncompressed)"),
+            what: what.to_string(),
             expected: expected.clone(),
             actual,
         })),
-        _ => Ok(Some(actual)),
+        _ => Ok(actual),
     }
 }
 
@@ -388,15 +399,18 @@ impl ChannelWriter {
 
 impl Write for ChannelWriter {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        // A full chunk goes when more bytes come, not before: the last bytes always wait for
+        // `finish`, which runs only once the transform has checked what it read, so a layer
+        // that fails its diffID never reaches the registry whole.
+        if self.filled == CHUNK {
+            self.send_buffered()?;
+        }
         if self.buf.is_empty() {
             self.buf = self.pool.take();
         }
         let n = data.len().min(CHUNK - self.filled);
         self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
         self.filled += n;
-        if self.filled == CHUNK {
-            self.send_buffered()?;
-        }
         Ok(n)
     }
 
@@ -527,6 +541,56 @@ mod tests {
             },
         );
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn the_last_bytes_wait_for_the_transform_to_check_its_input() {
+        // Exactly whole chunks: without the hold-back the body would be complete before the
+        // diffID check could stop it.
+        let (tx, mut rx) = mpsc::channel(1024);
+        let mut sink = ChannelWriter::new(tx, true);
+        sink.write_all(&vec![7u8; 2 * CHUNK]).unwrap();
+        let mut sent = 0;
+        while let Ok(chunk) = rx.try_recv() {
+            sent += chunk.unwrap().len();
+        }
+        assert_eq!(sent, CHUNK, "one chunk still held back");
+        let (digest, size) = sink.finish().unwrap();
+        assert_eq!(rx.try_recv().unwrap().unwrap().len(), CHUNK);
+        assert_eq!(
+            (digest, size),
+            (Some(sha256_of(&vec![7u8; 2 * CHUNK])), 2 * CHUNK as u64)
+        );
+    }
+
+    #[test]
+    fn a_gzip_layer_failing_its_diff_id_is_never_sent_whole() {
+        let data: Vec<u8> = (0..3 * CHUNK as u32).map(|i| (i % 251) as u8).collect();
+        let (good, whole) = run_to_end(
+            data.clone(),
+            Transform::Gzip {
+                diff_id: None,
+                level: 1,
+            },
+        );
+        assert_eq!(good.unwrap().diff_id, Some(sha256_of(&data)));
+        let (bad, out) = run_to_end(
+            data,
+            Transform::Gzip {
+                diff_id: Some(sha256_of(b"something else")),
+                level: 1,
+            },
+        );
+        match bad {
+            Err(ProduceError::Verify(VerifyError::Digest { expected, .. })) => {
+                assert_eq!(expected, sha256_of(b"something else"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let sent = out
+            .strip_suffix(b"<error>")
+            .expect("the body ends in an error");
+        assert!(sent.len() < whole.len() && whole.starts_with(sent));
     }
 
     /// A file that grows while it is read: after its end (where the digest was checked) it

@@ -37,7 +37,7 @@ pub fn sha256_of(bytes: &[u8]) -> Digest {
     from_hash(Sha256::digest(bytes).as_slice())
 }
 
-fn from_hash(hash: &[u8]) -> Digest {
+pub(crate) fn from_hash(hash: &[u8]) -> Digest {
     format!("sha256:{}", hex::encode(hash))
         .parse()
         .expect("a hex sha256 is always a valid digest")

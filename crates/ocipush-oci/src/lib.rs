@@ -10,6 +10,7 @@ pub mod document;
 mod index_subset;
 pub mod media_type;
 pub mod platform;
+mod sha256_pair;
 pub mod verify;
 
 pub use compression::Compression;
@@ -19,4 +20,5 @@ pub use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType, Platform,
 };
 pub use platform::{PlatformError, PlatformSpec};
+pub use sha256_pair::Sha256Pair;
 pub use verify::{VerifyError, VerifyingReader};

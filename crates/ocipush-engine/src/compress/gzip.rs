@@ -22,6 +22,7 @@ use std::io::{self, Read, Write};
 use std::sync::{mpsc, Arc, OnceLock};
 
 use libdeflater::{CompressionLvl, Compressor};
+use ocipush_oci::Sha256Pair;
 use ocipush_source::read_up_to;
 
 use super::schedule::{CompressionPool, HEAD_START_PER_THREAD};
@@ -43,14 +44,16 @@ fn compression_pool() -> &'static Arc<CompressionPool> {
     POOL.get_or_init(|| CompressionPool::new(0, HEAD_START_PER_THREAD))
 }
 
-/// Compresses `input` into `out` as a gzip stream. Call it from outside the pool (it waits for
-/// the pool's work).
+/// Compresses `input` into `out` as a gzip stream, and feeds `hashes` the input (first stream)
+/// and the output (second) in step, block by block, so both digests cost little more than
+/// one. Call it from outside the pool (it waits for the pool's work).
 pub(crate) fn gzip_parallel(
     input: &mut dyn Read,
     out: &mut dyn Write,
     level: u32,
+    hashes: &mut Sha256Pair,
 ) -> io::Result<()> {
-    gzip_on(compression_pool(), input, out, level)
+    gzip_on(compression_pool(), input, out, level, hashes)
 }
 
 /// A block's input and its member's output, recycled from job to job so that no block pays for
@@ -69,6 +72,7 @@ fn gzip_on(
     input: &mut dyn Read,
     out: &mut dyn Write,
     level: u32,
+    hashes: &mut Sha256Pair,
 ) -> io::Result<()> {
     let in_flight_limit = pool.thread_count() * 2 + 1;
     let mut stream = pool.stream();
@@ -96,28 +100,32 @@ fn gzip_on(
         });
         pending.push_back(rx);
         while pending.len() >= in_flight_limit {
-            free.push(write_next(&mut pending, out)?);
+            free.push(write_next(&mut pending, out, hashes)?);
         }
         if last {
             break;
         }
     }
     while !pending.is_empty() {
-        write_next(&mut pending, out)?;
+        write_next(&mut pending, out, hashes)?;
     }
     Ok(())
 }
 
-/// Writes the oldest block's member out; returns its buffers for the next block.
+/// Hashes the oldest block and its member and writes the member out; returns the block's
+/// buffers for the next block.
 fn write_next(
     pending: &mut VecDeque<mpsc::Receiver<Done>>,
     out: &mut dyn Write,
+    hashes: &mut Sha256Pair,
 ) -> io::Result<Buffers> {
     let rx = pending.pop_front().expect("caller checked");
     let (buffers, written) = rx
         .recv()
         .map_err(|_| io::Error::other("a compression worker stopped"))?;
-    out.write_all(&buffers.output[..written?])?;
+    let member = &buffers.output[..written?];
+    hashes.update(&buffers.input[..buffers.filled], member);
+    out.write_all(member)?;
     Ok(buffers)
 }
 
@@ -211,10 +219,15 @@ fn random_looking(samples: &[&[u8]]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ocipush_oci::sha256_of;
 
     fn gz(data: &[u8], level: u32) -> Vec<u8> {
         let mut out = Vec::new();
-        gzip_parallel(&mut &data[..], &mut out, level).unwrap();
+        let mut hashes = Sha256Pair::new();
+        gzip_parallel(&mut &data[..], &mut out, level, &mut hashes).unwrap();
+        let [input, output] = hashes.finish();
+        assert_eq!(input, (sha256_of(data), data.len() as u64), "input hash");
+        assert_eq!(output, (sha256_of(&out), out.len() as u64), "output hash");
         out
     }
 
@@ -283,7 +296,7 @@ mod tests {
         let on = |threads| {
             let pool = CompressionPool::new(threads, HEAD_START_PER_THREAD);
             let mut out = Vec::new();
-            gzip_on(&pool, &mut &data[..], &mut out, 1).unwrap();
+            gzip_on(&pool, &mut &data[..], &mut out, 1, &mut Sha256Pair::new()).unwrap();
             out
         };
         let one_thread = on(1);
@@ -331,7 +344,7 @@ mod tests {
         // never pass silently.
         let mut data = text(3 * BLOCK_SIZE + 4321);
         data.extend_from_slice(&random(BLOCK_SIZE));
-        let digest = ocipush_oci::sha256_of(&gz(&data, 1));
+        let digest = sha256_of(&gz(&data, 1));
         assert_eq!(
             digest.to_string(),
             "sha256:6b519fdcd8d58313d569d7e171a23431854d00b062a494b80af6a548aa95847b"
