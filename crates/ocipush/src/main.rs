@@ -106,6 +106,8 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
+    // The run's clock starts here: log lines and progress lines are stamped from it.
+    progress::run_start();
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -123,6 +125,7 @@ fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(progress::log_writer::LogWriter)
+        .with_timer(progress::log_writer::RunTime)
         .with_target(false)
         .with_ansi(ansi)
         .try_init();

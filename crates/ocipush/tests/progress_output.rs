@@ -119,8 +119,14 @@ fn quiet_silences_and_verbose_adds_logs() {
     let (_, err) = push(&["-v", "-r", &target, &source], &cache);
     let logs: Vec<&str> = err
         .lines()
-        .filter(|l| timestamped(l).is_none() && (l.contains("DEBUG") || l.contains("INFO")))
+        .filter_map(|l| timestamped(l))
+        .filter(|text| {
+            text.trim_start().starts_with("DEBUG") || text.trim_start().starts_with("INFO")
+        })
         .collect();
-    assert!(!logs.is_empty(), "-v shows tracing logs:\n{err}");
+    assert!(
+        !logs.is_empty(),
+        "-v shows tracing logs, stamped like progress lines:\n{err}"
+    );
     assert!(err.contains(": exists"), "and the progress lines:\n{err}");
 }

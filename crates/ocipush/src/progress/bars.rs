@@ -54,7 +54,7 @@ impl BarReporter {
         BarReporter {
             multi,
             overall,
-            started: Instant::now(),
+            started: super::run_start(),
             books: Mutex::new(Books {
                 ledger: Ledger::default(),
                 bars: HashMap::new(),

@@ -5,14 +5,14 @@
 
 use std::io::Write;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ocipush_engine::{
     BlobId, BlobOutcome, BlobState, ImageReport, ImageStatus, Reporter, RunTotals,
 };
 
 use super::ledger::{Finished, Ledger};
-use super::{outcome_word, state_word};
+use super::{outcome_word, run_start, stamp, state_word};
 use crate::printer::human_bytes;
 
 /// How often, at most, an overall progress line is written while bytes move.
@@ -33,9 +33,9 @@ struct Books {
 }
 
 impl LineReporter {
-    /// Lines on stderr, timed from now.
+    /// Lines on stderr, timed from the run's start (as log lines are).
     pub fn new() -> Self {
-        let started = Instant::now();
+        let started = run_start();
         Self::with_output(
             Box::new(std::io::stderr()),
             Box::new(move || started.elapsed()),
@@ -65,11 +65,7 @@ impl LineReporter {
 impl Books {
     fn line(&mut self, now: Duration, text: &str) {
         // Progress must never fail a push: a closed stderr just loses the line.
-        let _ = writeln!(
-            self.out,
-            "[{:>7}] {text}",
-            format!("{:.1}s", now.as_secs_f64())
-        );
+        let _ = writeln!(self.out, "{} {text}", stamp(now));
     }
 
     fn overall_line(&mut self, now: Duration) {

@@ -1,13 +1,17 @@
-//! Where `-v` logs go: stderr, except while progress bars are drawn, when each log line is
-//! printed through the bars' [`MultiProgress`] (above them) so bars and logs do not overwrite
-//! each other. The tracing subscriber is set up before any bar exists, so the bars register
-//! themselves here.
+//! Where logs go and how they are stamped: stderr, except while progress bars are drawn, when
+//! each log line is printed through the bars' [`MultiProgress`] (above them) so bars and logs do
+//! not overwrite each other; each stamped with the run's time, as progress lines are. The tracing
+//! subscriber is set up before any bar exists, so the bars register themselves here.
 
 use std::io::Write;
 use std::sync::Mutex;
 
 use indicatif::MultiProgress;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::fmt::MakeWriter;
+
+use super::{run_start, stamp};
 
 static BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
 
@@ -19,6 +23,17 @@ pub fn attach(multi: MultiProgress) {
 /// Back to plain stderr.
 pub fn detach() {
     *BARS.lock().unwrap_or_else(|p| p.into_inner()) = None;
+}
+
+/// Log lines' time: `[   1.2s]` since the run started, the progress lines' stamp, rather than a
+/// wall-clock date that no other line of the run shows.
+#[derive(Clone, Copy, Default)]
+pub struct RunTime;
+
+impl FormatTime for RunTime {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", stamp(run_start().elapsed()))
+    }
 }
 
 /// The tracing writer: one buffer per event, written out whole when the event ends.

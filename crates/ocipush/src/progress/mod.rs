@@ -11,7 +11,21 @@ pub mod log_writer;
 pub use bars::BarReporter;
 pub use lines::LineReporter;
 
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
 use ocipush_engine::{BlobOutcome, BlobState};
+
+/// When the run started: the origin of every progress line's and log line's time.
+pub fn run_start() -> Instant {
+    static START: OnceLock<Instant> = OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
+/// `[   1.2s]`: how progress lines and log lines are stamped, so a log reads as one timeline.
+pub fn stamp(elapsed: Duration) -> String {
+    format!("[{:>7}]", format!("{:.1}s", elapsed.as_secs_f64()))
+}
 
 /// The word a blob's state is shown as.
 pub fn state_word(state: BlobState) -> &'static str {
