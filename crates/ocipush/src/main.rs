@@ -46,7 +46,9 @@ fn main() -> ExitCode {
             return ExitCode::from(error.code);
         }
     };
-    init_logging(cli.verbose, cli.quiet);
+    // `serve` runs for days: its log lines keep tracing's wall-clock time.
+    let run_stamps = !matches!(cli.command, Command::Serve(_));
+    init_logging(cli.verbose, cli.quiet, run_stamps);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -105,7 +107,9 @@ async fn run(cli: Cli) -> Result<u8, CliError> {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+/// Logs on stderr at the level `-q`/`-v` ask for; `run_stamps`: stamped with the run's time,
+/// as progress lines are, rather than the date.
+fn init_logging(verbose: u8, quiet: bool, run_stamps: bool) {
     // The run's clock starts here: log lines and progress lines are stamped from it.
     progress::run_start();
     let default = match (quiet, verbose) {
@@ -122,11 +126,14 @@ fn init_logging(verbose: u8, quiet: bool) {
     // NO_COLOR (https://no-color.org) turns them off anywhere.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(progress::log_writer::LogWriter)
-        .with_timer(progress::log_writer::RunTime)
         .with_target(false)
-        .with_ansi(ansi)
-        .try_init();
+        .with_ansi(ansi);
+    let _ = if run_stamps {
+        logs.with_timer(progress::log_writer::RunTime).try_init()
+    } else {
+        logs.try_init()
+    };
 }

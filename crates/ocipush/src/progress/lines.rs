@@ -30,6 +30,9 @@ struct Books {
     out: Box<dyn Write + Send>,
     ledger: Ledger,
     last_overall: Duration,
+    /// When the push itself began (after the source was opened and the plan made): the
+    /// overall rate is over the time since, not since the process started.
+    began: Duration,
 }
 
 impl LineReporter {
@@ -50,6 +53,7 @@ impl LineReporter {
                 out,
                 ledger: Ledger::default(),
                 last_overall: Duration::ZERO,
+                began: Duration::ZERO,
             }),
         }
     }
@@ -75,7 +79,7 @@ impl Books {
             "overall: {percent}%, {} of {}, {}/s; {}/{} blobs, {} in flight, {} already there",
             human_bytes(o.sent),
             human_bytes(o.to_send),
-            human_bytes(rate(o.sent, now)),
+            human_bytes(rate(o.sent, now.saturating_sub(self.began))),
             o.blobs_done,
             o.blobs,
             o.in_flight,
@@ -128,6 +132,7 @@ impl Reporter for LineReporter {
         self.with_books(|b, now| {
             b.ledger.run_started(totals);
             b.last_overall = now;
+            b.began = now;
             let text = format!(
                 "{} image(s), {} blob(s), {} at most (what the registry already has is skipped)",
                 totals.images,
