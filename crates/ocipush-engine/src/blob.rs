@@ -93,12 +93,7 @@ async fn push_blob_once(
     id: BlobId,
 ) -> Result<PushedBlob, PushError> {
     match &job.transform {
-        Transform::Verbatim { digest, size } => {
-            match skip_if_present(ctx, digest, *size, id).await? {
-                Some(skipped) => Ok(skipped),
-                None => Ok(uploaded(upload_with_retries(ctx, job, id).await?)),
-            }
-        }
+        Transform::Verbatim { digest, size } => push_known_blob(ctx, job, id, digest, *size).await,
         Transform::Gzip { diff_id, .. } | Transform::Zstd { diff_id, .. } => {
             push_compressed_layer(ctx, job, id, diff_id.as_ref()).await
         }
@@ -106,6 +101,37 @@ async fn push_blob_once(
             push_compressed_layer(ctx, job, id, None).await
         }
     }
+}
+
+/// A blob whose digest is known before it is read. Uploaded once per registry per run: the
+/// first repository to need it uploads it, and any other waits for that upload to end and then
+/// mounts from it (uploading only if the registry refuses the mount, or the first upload
+/// failed). Without the wait, images pushed in parallel each uploaded the blobs they share.
+async fn push_known_blob(
+    ctx: &BlobContext,
+    job: &BlobJob,
+    id: BlobId,
+    digest: &Digest,
+    size: u64,
+) -> Result<PushedBlob, PushError> {
+    if let Some(skipped) = skip_if_present(ctx, digest, size, id).await? {
+        return Ok(skipped);
+    }
+    let first = ctx.state.first_upload(ctx.registry(), digest);
+    let here = std::sync::Mutex::new(None);
+    first
+        .get_or_init(|| async {
+            let result = upload_with_retries(ctx, job, id).await;
+            *here.lock().expect("not poisoned") = Some(result);
+        })
+        .await;
+    if let Some(result) = here.into_inner().expect("not poisoned") {
+        return Ok(uploaded(result?));
+    }
+    if let Some(skipped) = skip_if_present(ctx, digest, size, id).await? {
+        return Ok(skipped);
+    }
+    Ok(uploaded(upload_with_retries(ctx, job, id).await?))
 }
 
 /// A layer whose digest is learnt by producing it. `cached_by` is the diffID under which the

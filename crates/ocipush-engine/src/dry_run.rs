@@ -84,10 +84,39 @@ pub async fn dry_run(plan: &[PlannedImage], options: &PushOptions) -> Vec<ImageP
         }
     }
     let mut plans = Vec::with_capacity(plan.len());
+    // (registry, digest) -> repositories an earlier image of the run puts it into.
+    let mut earlier: HashMap<(String, String), Vec<String>> = HashMap::new();
     for image in plan {
-        plans.push(plan_image(image, options, &clients, &repositories).await);
+        let mut planned = plan_image(image, options, &clients, &repositories).await;
+        if let Some(first) = image.references.first() {
+            for blob in &mut planned.blobs {
+                let Some(digest) = &blob.digest else { continue };
+                let holders = earlier
+                    .entry((first.registry.clone(), digest.clone()))
+                    .or_default();
+                blob.action = after_earlier_images(blob.action, holders, &first.repository);
+                if !holders.contains(&first.repository) {
+                    holders.push(first.repository.clone());
+                }
+            }
+        }
+        plans.push(planned);
     }
     plans
+}
+
+/// What a push does with a blob an earlier image of the run puts into `holders`: the push
+/// uploads it once per registry, so here it exists (same repository) or is mounted.
+fn after_earlier_images(
+    action: PlannedAction,
+    holders: &[String],
+    repository: &String,
+) -> PlannedAction {
+    match action {
+        PlannedAction::Upload if holders.contains(repository) => PlannedAction::Exists,
+        PlannedAction::Upload if !holders.is_empty() => PlannedAction::Mount,
+        other => other,
+    }
 }
 
 async fn plan_image(

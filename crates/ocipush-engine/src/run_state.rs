@@ -36,7 +36,12 @@ pub(crate) struct RunState {
     holders: Mutex<HashMap<(String, Digest), Vec<String>>>,
     /// (registry/repository, blob key) -> the push of that blob into that repository.
     pushes: Mutex<HashMap<(String, String), SharedPush>>,
+    /// (registry, digest) -> set once the first upload of a blob whose digest is known in
+    /// advance has ended there, so other repositories mount it instead of uploading it again.
+    first_uploads: Mutex<HashMap<(String, Digest), FirstUpload>>,
 }
+
+pub(crate) type FirstUpload = Arc<OnceCell<()>>;
 
 impl RunState {
     pub fn new(
@@ -56,6 +61,7 @@ impl RunState {
             digests: Mutex::default(),
             holders: Mutex::default(),
             pushes: Mutex::default(),
+            first_uploads: Mutex::default(),
         }
     }
 
@@ -78,6 +84,16 @@ impl RunState {
             .lock()
             .expect("pushes lock")
             .entry((repository.to_string(), key.to_string()))
+            .or_default()
+            .clone()
+    }
+
+    /// The first upload of `digest` to `registry` in this run, which the others wait for.
+    pub fn first_upload(&self, registry: &str, digest: &Digest) -> FirstUpload {
+        self.first_uploads
+            .lock()
+            .expect("first uploads lock")
+            .entry((registry.to_string(), digest.clone()))
             .or_default()
             .clone()
     }

@@ -90,3 +90,40 @@ fn dry_run_plans_with_heads_and_writes_nothing() {
     assert_eq!(actions(&plan, 1), ["exists", "exists"], "{plan}");
     assert!(plan["images"][1]["blobs"][0]["digest"].is_string());
 }
+
+#[test]
+fn a_blob_an_earlier_image_of_the_run_uploads_is_planned_as_a_mount() {
+    // The push uploads a blob once per registry and mounts it into the other repositories:
+    // the plan says so, rather than "upload" for every image that needs it.
+    let work = tempfile::tempdir().unwrap();
+    let image = ImageSpec::new(vec![LayerSpec::text(5000, 7)]);
+    let mut sources = Vec::new();
+    for name in ["one", "two"] {
+        let layout = work.path().join(name);
+        let tag = format!("{name}:1");
+        write_oci_layout(
+            &layout,
+            &[(image.clone(), Some(tag.as_str()))],
+            LayerCompression::Gzip,
+        );
+        sources.push(format!("oci:{}:{tag}", layout.display()));
+    }
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let target = registry.reference("team");
+    let cache = work.path().join("cache");
+    let args = [
+        "push",
+        "--plain-http",
+        "--dry-run",
+        "--json",
+        "-r",
+        &target,
+        &sources[0],
+        &sources[1],
+    ];
+    let out = ocipush_env(&args, None, &[("OCIPUSH_CACHE_DIR", cache.as_os_str())]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(actions(&plan, 0), ["upload", "upload"], "{plan}");
+    assert_eq!(actions(&plan, 1), ["mount", "mount"], "{plan}");
+}

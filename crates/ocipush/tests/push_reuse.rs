@@ -7,7 +7,10 @@ mod common;
 use std::ffi::OsStr;
 
 use common::*;
-use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
+use ocipush_testkit::fixtures::{
+    write_docker_archive, write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression,
+    LayerSpec,
+};
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
 use ocipush_testkit::skopeo::{self, SkopeoAuth};
 
@@ -176,6 +179,51 @@ fn shared_layers_go_up_once_and_are_mounted_across_repositories() {
         let reference = registry.docker_ref(&format!("shared/{name}:1"));
         let ids = diff_ids_via_skopeo(&reference, &SkopeoAuth::insecure());
         assert_eq!(ids.len(), 2, "{name}");
+    }
+}
+
+#[test]
+fn layers_shared_by_images_pushed_at_once_go_up_once_and_are_mounted() {
+    // Two OCI layouts holding the same image under two names, pushed in one run at the default
+    // -j, so both repositories' pushes run at once. Their blobs' digests are known before they
+    // are read: each used to be uploaded into both repositories. The second now waits for the
+    // first upload and mounts it.
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let image = ImageSpec::new(vec![
+        LayerSpec::text(512 * 1024, 4),
+        LayerSpec::random(256 * 1024, 5),
+    ]);
+    let mut sources = Vec::new();
+    for name in ["one", "two"] {
+        let layout = dir.path().join(name);
+        let tag = format!("{name}:1");
+        write_oci_layout(
+            &layout,
+            &[(image.clone(), Some(tag.as_str()))],
+            LayerCompression::Gzip,
+        );
+        sources.push(format!("oci:{}:{tag}", layout.display()));
+    }
+    let cache = dir.path().join("cache");
+    let target = format!("{}/twice", registry.host_port());
+    let doc = json_push(&["-r", &target, &sources[0], &sources[1]], &cache);
+    let summary = &doc["summary"];
+    assert_eq!(summary["pushed"], 2, "{doc}");
+    assert_eq!(
+        summary["blobs"]["uploaded"], 3,
+        "config and layers once: {doc}"
+    );
+    assert_eq!(
+        summary["blobs"]["mounted"], 3,
+        "and mounted into the other: {doc}"
+    );
+    for name in ["one", "two"] {
+        let reference = registry.docker_ref(&format!("twice/{name}:1"));
+        assert_eq!(
+            diff_ids_via_skopeo(&reference, &SkopeoAuth::insecure()).len(),
+            2
+        );
     }
 }
 
