@@ -39,6 +39,12 @@ pub enum PushError {
     Read { blob: String, detail: String },
     #[error("{0}")]
     Naming(String),
+    #[error("{repository}@{wanted} is not this image: its manifest is {actual}")]
+    WrongDigest {
+        repository: String,
+        wanted: String,
+        actual: String,
+    },
     #[error(
         "{count} images found ({}) for the single destination {reference}",
         some_of(labels)
@@ -82,6 +88,7 @@ impl PushError {
             },
             PushError::Reference(_)
             | PushError::Naming(_)
+            | PushError::WrongDigest { .. }
             | PushError::OneDestinationForMany { .. }
             | PushError::SameDestination { .. }
             | PushError::NoPlatform { .. } => FailureKind::Usage,
@@ -103,6 +110,10 @@ impl PushError {
             }
             PushError::Naming(_) => Some(
                 "give a full destination (HOST/REPO:TAG) or tags with -t".into(),
+            ),
+            PushError::WrongDigest { .. } => Some(
+                "a destination's @DIGEST must be the manifest the push writes: leave it out (or push by tag) to push this image"
+                    .into(),
             ),
             PushError::OneDestinationForMany { .. } => Some(
                 "pick one image with TRANSPORT:PATH:REF (`ocipush list SOURCE` shows them), or push them all with -r REGISTRY[/NAMESPACE]"

@@ -357,6 +357,9 @@ async fn push_to_repository(
                     ));
                 }
             }
+            // The manifest is known before any blob moves: a destination naming another digest
+            // fails now, not after the upload.
+            check_named_digests(references, root)?;
             run_jobs(ctx, jobs, tally).await?;
             for child in children {
                 put_manifest(ctx, child, child.digest().as_ref()).await?;
@@ -398,21 +401,30 @@ async fn push_to_repository(
         }
         ImageContent::Daemon(daemon_image) => push_daemon_image(daemon_image, ctx, tally).await?,
     };
+    check_named_digests(references, &root)?;
     for reference in references {
         let target = reference
             .api_reference()
             .unwrap_or_else(|| root.digest().to_string());
-        if let Some(wanted) = &reference.digest {
-            if wanted != root.digest() {
-                return Err(Arc::new(PushError::Naming(format!(
-                    "destination names digest {wanted} but the image's manifest is {}",
-                    root.digest()
-                ))));
-            }
-        }
         put_manifest(ctx, &root, &target).await?;
     }
     Ok(root.digest().to_string())
+}
+
+/// Every destination that names a digest names the manifest's own.
+fn check_named_digests(references: &[&Reference], root: &Document) -> Result<(), Arc<PushError>> {
+    for reference in references {
+        if let Some(wanted) = &reference.digest {
+            if wanted != root.digest() {
+                return Err(Arc::new(PushError::WrongDigest {
+                    repository: format!("{}/{}", reference.registry, reference.repository),
+                    wanted: wanted.to_string(),
+                    actual: root.digest().to_string(),
+                }));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// An image config: small, so sent in one request unless the repository has it. It is a blob

@@ -47,6 +47,39 @@ fn corrupt_layer_in_oci_layout_fails_before_tagging() {
 }
 
 #[test]
+fn a_destination_naming_another_digest_fails_before_any_blob_moves() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let image = ImageSpec::new(vec![LayerSpec::text(64 * 1024, 3)]);
+    let expected = write_oci_layout(dir.path(), &[(image, Some("1"))], LayerCompression::Gzip);
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            &dir.path().display().to_string(),
+            &registry.reference(&format!("pinned/app@{wrong}")),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    let err = stderr(&out);
+    let manifest = expected[0].manifest_digest.as_deref().unwrap();
+    assert!(
+        err.contains(&format!(
+            "pinned/app@{wrong} is not this image: its manifest is {manifest}"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("hint: a destination's @DIGEST"), "{err}");
+    // The layout's manifest is known up front: not one blob went up.
+    let repositories = registry
+        .storage_dir()
+        .join("docker/registry/v2/repositories");
+    assert!(!repositories.exists(), "a blob was uploaded: {err}");
+}
+
+#[test]
 fn corrupt_layer_in_docker_archive_fails_on_diff_id() {
     let registry = DockerRegistry::start(RegistryOptions::default());
     let dir = tempfile::tempdir().unwrap();
