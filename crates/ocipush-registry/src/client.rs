@@ -137,6 +137,7 @@ impl RegistryClient {
 
     async fn ping(&self, probing: bool) -> Result<(), RegistryError> {
         let url = self.url("/v2/");
+        let started = std::time::Instant::now();
         let response = if probing {
             self.http
                 .get(url.clone())
@@ -147,6 +148,7 @@ impl RegistryClient {
             self.send_with_retry("GET /v2/", || self.http.get(url.clone()))
                 .await?
         };
+        log_response(&Method::GET, &url, response.status(), started);
         match response.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
@@ -269,6 +271,7 @@ impl RegistryClient {
     ) -> Result<Response, RegistryError> {
         let mut answered_challenge = false;
         loop {
+            let started = std::time::Instant::now();
             let auth = self.auth_for(url, scope).await?;
             let response = self
                 .send_with_retry(action, || {
@@ -279,6 +282,7 @@ impl RegistryClient {
                     }
                 })
                 .await?;
+            log_response(&method, url, response.status(), started);
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }
@@ -299,8 +303,9 @@ impl RegistryClient {
         url: &Url,
         decorate: impl FnOnce(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
+        let started = std::time::Instant::now();
         let auth = self.auth_for(url, scope).await?;
-        let mut request = decorate(self.http.request(method, url.clone()));
+        let mut request = decorate(self.http.request(method.clone(), url.clone()));
         if let Some(value) = auth {
             request = request.header(AUTHORIZATION, value);
         }
@@ -308,6 +313,7 @@ impl RegistryClient {
             .send()
             .await
             .map_err(|e| self.transfer_error(action, &e))?;
+        log_response(&method, url, response.status(), started);
         if response.status() == StatusCode::UNAUTHORIZED {
             self.auth.learn(response.headers(), scope);
             return Err(self.auth.refused());
@@ -416,6 +422,19 @@ impl RegistryClient {
             }
         }
     }
+}
+
+/// One line per answered request at `-v`: method, host and path (never the query, which can
+/// carry a storage service's signature), status and time to the response head (for a body
+/// streamed up, that includes sending it).
+fn log_response(method: &Method, url: &Url, status: StatusCode, started: std::time::Instant) {
+    // From the host on (after any userinfo) to the end of the path.
+    let place = &url[url::Position::BeforeHost..url::Position::AfterPath];
+    tracing::debug!(
+        "{method} {place} -> {} in {} ms",
+        status.as_u16(),
+        started.elapsed().as_millis()
+    );
 }
 
 async fn read_limited(response: Response, limit: usize) -> Vec<u8> {

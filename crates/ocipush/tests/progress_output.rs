@@ -129,4 +129,12 @@ fn quiet_silences_and_verbose_adds_logs() {
         "-v shows tracing logs, stamped like progress lines:\n{err}"
     );
     assert!(err.contains(": exists"), "and the progress lines:\n{err}");
+    // The registry requests ocipush makes, one line each.
+    let heads = logs
+        .iter()
+        .filter(|l| {
+            l.contains("HEAD ") && l.contains("/blobs/sha256:") && l.contains(" -> 200 in ")
+        })
+        .count();
+    assert!(heads > 0, "-v shows the requests:\n{err}");
 }
