@@ -117,7 +117,12 @@ pub fn closing(report: &PushReport, quiet: bool) -> String {
         if let Some(error) = &image.error {
             out.push_str(
                 &crate::failure::CliError::with_code(
-                    format!("{}: {}", image.source, error.message),
+                    // A broken file's own error already starts with its path.
+                    if error.message.starts_with(&image.source) {
+                        error.message.clone()
+                    } else {
+                        format!("{}: {}", image.source, error.message)
+                    },
                     error.hint.clone(),
                     crate::failure::EXIT_GENERAL,
                 )
@@ -137,10 +142,11 @@ pub fn summary(report: &PushReport) -> String {
     let s = &report.summary;
     let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
     format!(
-        "{} of {} image(s) pushed{}; {} blob(s) uploaded, {} already present, {} mounted; {} sent ({}/s), {} skipped; {} retries; {}",
+        "{} of {} image(s) pushed{}{}; {} blob(s) uploaded, {} already present, {} mounted; {} sent ({}/s), {} skipped; {} {}; {}",
         s.pushed,
         s.images,
         if s.failed > 0 { format!(", {} failed", s.failed) } else { String::new() },
+        if s.skipped > 0 { format!(", {} skipped", s.skipped) } else { String::new() },
         s.blobs.uploaded,
         s.blobs.existing,
         s.blobs.mounted,
@@ -148,6 +154,7 @@ pub fn summary(report: &PushReport) -> String {
         human_bytes((s.bytes_uploaded as f64 / secs) as u64),
         human_bytes(s.bytes_skipped),
         s.retries,
+        if s.retries == 1 { "retry" } else { "retries" },
         human_ms(s.duration_ms),
     )
 }

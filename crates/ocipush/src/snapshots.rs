@@ -110,7 +110,7 @@ pushed docker-archive:build/api.tar:api:2 -> localhost:5000/team/api:2 (sha256:b
 failed docker-archive:build/bad.tar:bad:1 -> localhost:5000/team/bad:1: layer 1/2 0123456789ab: content does not match its digest
 error: docker-archive:build/bad.tar:bad:1: layer 1/2 0123456789ab: content does not match its digest
 hint: the image file is damaged or was changed while pushing; export it again
-2 of 3 image(s) pushed, 1 failed; 3 blob(s) uploaded, 1 already present, 2 mounted; 3.2 MiB sent (1.3 MiB/s), 21.0 MiB skipped; 1 retries; 2.5s
+2 of 3 image(s) pushed, 1 failed; 3 blob(s) uploaded, 1 already present, 2 mounted; 3.2 MiB sent (1.3 MiB/s), 21.0 MiB skipped; 1 retry; 2.5s
 "
     );
     assert_eq!(

@@ -383,7 +383,10 @@ fn retries_in_summary(stderr: &str) -> Option<u64> {
     let summary = stderr.lines().find(|l| l.contains("image(s) pushed"))?;
     summary
         .split("; ")
-        .find_map(|part| part.strip_suffix(" retries"))?
+        .find_map(|part| {
+            part.strip_suffix(" retries")
+                .or_else(|| part.strip_suffix(" retry"))
+        })?
         .parse()
         .ok()
 }
