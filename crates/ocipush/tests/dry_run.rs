@@ -97,17 +97,7 @@ fn a_blob_an_earlier_image_of_the_run_uploads_is_planned_as_a_mount() {
     // the plan says so, rather than "upload" for every image that needs it.
     let work = tempfile::tempdir().unwrap();
     let image = ImageSpec::new(vec![LayerSpec::text(5000, 7)]);
-    let mut sources = Vec::new();
-    for name in ["one", "two"] {
-        let layout = work.path().join(name);
-        let tag = format!("{name}:1");
-        write_oci_layout(
-            &layout,
-            &[(image.clone(), Some(tag.as_str()))],
-            LayerCompression::Gzip,
-        );
-        sources.push(format!("oci:{}:{tag}", layout.display()));
-    }
+    let sources = one_image_in_two_layouts(work.path(), &image);
     let registry = DockerRegistry::start(RegistryOptions::default());
     let target = registry.reference("team");
     let cache = work.path().join("cache");

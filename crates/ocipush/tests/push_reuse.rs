@@ -7,10 +7,7 @@ mod common;
 use std::ffi::OsStr;
 
 use common::*;
-use ocipush_testkit::fixtures::{
-    write_docker_archive, write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression,
-    LayerSpec,
-};
+use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
 use ocipush_testkit::skopeo::{self, SkopeoAuth};
 
@@ -194,17 +191,7 @@ fn layers_shared_by_images_pushed_at_once_go_up_once_and_are_mounted() {
         LayerSpec::text(512 * 1024, 4),
         LayerSpec::random(256 * 1024, 5),
     ]);
-    let mut sources = Vec::new();
-    for name in ["one", "two"] {
-        let layout = dir.path().join(name);
-        let tag = format!("{name}:1");
-        write_oci_layout(
-            &layout,
-            &[(image.clone(), Some(tag.as_str()))],
-            LayerCompression::Gzip,
-        );
-        sources.push(format!("oci:{}:{tag}", layout.display()));
-    }
+    let sources = one_image_in_two_layouts(dir.path(), &image);
     let cache = dir.path().join("cache");
     let target = format!("{}/twice", registry.host_port());
     let doc = json_push(&["-r", &target, &sources[0], &sources[1]], &cache);

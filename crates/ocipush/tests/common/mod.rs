@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use ocipush_testkit::fixtures::{write_oci_layout, ImageSpec, LayerCompression};
 use ocipush_testkit::skopeo::{self, ManifestView, SkopeoAuth};
 use sha2::{Digest as _, Sha256};
 
@@ -143,4 +144,19 @@ pub fn config_diff_ids(config: &[u8]) -> Vec<String> {
         .iter()
         .map(|d| d.as_str().unwrap().to_string())
         .collect()
+}
+
+/// One image written as two OCI layouts under `dir`, named `one:1` and `two:1`: the sources
+/// `oci:DIR/one:one:1` and `oci:DIR/two:two:1`, two images with the very same blobs.
+pub fn one_image_in_two_layouts(dir: &Path, image: &ImageSpec) -> [String; 2] {
+    ["one", "two"].map(|name| {
+        let layout = dir.join(name);
+        let tag = format!("{name}:1");
+        write_oci_layout(
+            &layout,
+            &[(image.clone(), Some(tag.as_str()))],
+            LayerCompression::Gzip,
+        );
+        format!("oci:{}:{tag}", layout.display())
+    })
 }
