@@ -330,7 +330,10 @@ async fn push_to_repository(
         } => {
             let mut jobs = Vec::new();
             for doc in std::iter::once(root).chain(children) {
-                for blob in doc.blobs() {
+                let blobs = doc.blobs();
+                // Layers numbered as an archive's are (`layer 2/3`), by place in the manifest.
+                let layer_count = blobs.len().saturating_sub(1);
+                for (place, blob) in blobs.into_iter().enumerate() {
                     if jobs
                         .iter()
                         .any(|j: &BlobJob| j.path.ends_with(blob.digest().digest()))
@@ -344,11 +347,14 @@ async fn push_to_repository(
                         .ok_or_else(|| {
                             PushError::Internal(format!("no path for {}", blob.digest()))
                         })?;
-                    let label = format!(
-                        "{} {}",
-                        kind_of(blob.media_type().as_ref()),
-                        short(blob.digest().as_ref())
-                    );
+                    // A manifest's blobs are its config, then its layers.
+                    let label = match place {
+                        0 => format!("config {}", short(blob.digest().as_ref())),
+                        _ => format!(
+                            "layer {place}/{layer_count} {}",
+                            short(blob.digest().as_ref())
+                        ),
+                    };
                     jobs.push(BlobJob::verbatim(
                         label,
                         path,
