@@ -42,7 +42,11 @@ fn corrupt_layer_in_oci_layout_fails_before_tagging() {
         .unwrap_or_else(|| panic!("{err}"));
     // The blob is named once, not once by the push and again by the check.
     let short = &expected[0].layer_digests[0].trim_start_matches("sha256:")[..12];
-    assert_eq!(line.matches(&format!("layer 1/1 {short}")).count(), 1, "{line}");
+    assert_eq!(
+        line.matches(&format!("layer 1/1 {short}")).count(),
+        1,
+        "{line}"
+    );
     assert_not_tagged(&registry, "bad/layout:1");
 }
 
