@@ -112,6 +112,50 @@ fn check_destinations_differ(planned: &[PlannedImage]) -> Result<(), PushError> 
     Ok(())
 }
 
+/// An image left out of the plan because an identical one goes to every one of its references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedImage {
+    pub label: String,
+    /// The image that goes there instead.
+    pub same_as: String,
+}
+
+/// Leaves out of the plan what an earlier image of the plan already pushes: the same image
+/// (one source given twice, two copies of one tarball) bound for the same references. Pushing
+/// it twice would only print its reference twice; a repeat with a reference of its own keeps
+/// that one. Returns the images left out, for the caller to mention.
+pub fn drop_repeats(planned: &mut Vec<PlannedImage>) -> Vec<RepeatedImage> {
+    let mut owners: HashMap<String, String> = HashMap::new();
+    let mut repeats = Vec::new();
+    planned.retain_mut(|image| {
+        let mut same_as = None;
+        image.references.retain(|reference| {
+            match owners.get(reference.to_string().as_str()) {
+                // check_destinations_differ let only identical images share a reference.
+                Some(first) => {
+                    same_as.get_or_insert_with(|| first.clone());
+                    false
+                }
+                None => true,
+            }
+        });
+        for reference in &image.references {
+            owners.insert(reference.to_string(), image.image.label.clone());
+        }
+        match (image.references.is_empty(), same_as) {
+            (true, Some(same_as)) => {
+                repeats.push(RepeatedImage {
+                    label: image.image.label.clone(),
+                    same_as,
+                });
+                false
+            }
+            _ => true,
+        }
+    });
+    repeats
+}
+
 /// What makes two local images the same image: the manifest an OCI source stores, or the config
 /// ocipush assembles a manifest around (a daemon's image ID is its config's digest).
 fn identity(image: &LocalImage) -> String {

@@ -478,6 +478,14 @@ fn two_images_bound_for_one_tag_are_refused_before_anything_is_sent() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     skopeo::inspect_raw(&registry.docker_ref("team/app:1.0"), &auth);
+    // Pushed once, and said so: one reference on stdout, not the same one twice.
+    let pushed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(pushed.lines().count(), 1, "{pushed}");
+    assert!(
+        stderr(&out).contains("is the same image as") && stderr(&out).contains("pushed once"),
+        "{}",
+        stderr(&out)
+    );
     // So are two copies of one layout: the same manifest, whatever the path.
     let copy = root.path().join("c/app");
     std::fs::create_dir_all(&copy).unwrap();
@@ -488,4 +496,16 @@ fn two_images_bound_for_one_tag_are_refused_before_anything_is_sent() {
         None,
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pushed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(pushed.lines().count(), 1, "{pushed}");
+    assert!(
+        stderr(&out).contains(&format!("oci:{copy}:1.0 is the same image as")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("1 of 1 image(s) pushed"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocipush_engine::{
-    dry_run, plan, push, select_platforms, Destination, Failure, FailureKind, ImageReport,
-    ImageStatus, PushOptions, PushReport, Reporter, SilentReporter, SkippedImage,
+    drop_repeats, dry_run, plan, push, select_platforms, Destination, Failure, FailureKind,
+    ImageReport, ImageStatus, PushOptions, PushReport, Reporter, SilentReporter, SkippedImage,
 };
 use ocipush_registry::RegistryTarget;
 use ocipush_source::discover::Broken;
@@ -62,7 +62,16 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
             (Destination::Registry(target), Some(local))
         }
     };
-    let planned = plan(&sources, &destination, &settings.tags).map_err(CliError::from)?;
+    let mut planned = plan(&sources, &destination, &settings.tags).map_err(CliError::from)?;
+    let repeats = drop_repeats(&mut planned);
+    if !quiet {
+        for repeat in &repeats {
+            eprintln!(
+                "note: {} is the same image as {}, bound for the same references: pushed once",
+                repeat.label, repeat.same_as
+            );
+        }
+    }
 
     let reporter: Arc<dyn Reporter> = if quiet || settings.json {
         Arc::new(SilentReporter)

@@ -70,9 +70,8 @@ impl BarReporter {
         self.overall.set_length(o.to_send);
         self.overall.set_position(o.sent);
         self.overall.set_message(format!(
-            "{}/{} blobs, {} in flight, {} already there",
-            o.blobs_done,
-            o.blobs,
+            "{}, {} in flight, {} already there",
+            o.blob_count(),
             o.in_flight,
             human_bytes(o.skipped)
         ));

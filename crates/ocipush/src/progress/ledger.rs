@@ -1,7 +1,9 @@
 //! The books both reporters keep: every blob in flight (its label, size, bytes so far, state,
 //! when it started) and the run's overall figures. The overall total is what remains to be
 //! moved: it starts at the plan's estimate and loses what turns out to be in the registry
-//! already (existing or mounted), so its bytes and rate are bytes really read and sent. Bytes
+//! already (existing or mounted), so its bytes and rate are bytes really read and sent; a blob
+//! that fails takes its bytes back out, since they did not land (a failed push never ends on
+//! "100%" with a blob missing). Bytes
 //! are source bytes, as the engine reports them: a layer compressed on the way counts its
 //! uncompressed size (what takes the time), not the smaller size that goes over the wire.
 
@@ -42,6 +44,18 @@ pub struct Overall {
     pub blobs_done: usize,
     pub blobs: usize,
     pub in_flight: usize,
+    /// Blobs that failed or were interrupted.
+    pub failed: usize,
+}
+
+impl Overall {
+    /// `2/3 blobs`, and `, 1 failed` when some did.
+    pub fn blob_count(&self) -> String {
+        match self.failed {
+            0 => format!("{}/{} blobs", self.blobs_done, self.blobs),
+            failed => format!("{}/{} blobs, {failed} failed", self.blobs_done, self.blobs),
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +66,7 @@ pub struct Ledger {
     sent: u64,
     skipped: u64,
     done: usize,
+    failed: usize,
     in_flight: HashMap<BlobId, Entry>,
 }
 
@@ -109,10 +124,16 @@ impl Ledger {
                 self.sent += rest;
                 entry.total.max(entry.position)
             }
-            BlobOutcome::Failed | BlobOutcome::Interrupted => entry.position,
+            // Read, perhaps sent, but not in the registry: no longer counted as sent.
+            BlobOutcome::Failed | BlobOutcome::Interrupted => {
+                self.sent = self.sent.saturating_sub(entry.position);
+                entry.position
+            }
         };
         // A blob that failed or was stopped is no longer in flight, but not done either.
-        if !matches!(outcome, BlobOutcome::Failed | BlobOutcome::Interrupted) {
+        if matches!(outcome, BlobOutcome::Failed | BlobOutcome::Interrupted) {
+            self.failed += 1;
+        } else {
             self.done += 1;
         }
         Some(Finished {
@@ -132,6 +153,7 @@ impl Ledger {
             blobs_done: self.done,
             blobs: self.planned.blobs.max(self.started_blobs),
             in_flight: self.in_flight.len(),
+            failed: self.failed,
         }
     }
 }
@@ -171,6 +193,7 @@ mod tests {
                 blobs_done: 2,
                 blobs: 3,
                 in_flight: 1,
+                failed: 0,
             }
         );
         ledger.finished(3, BlobOutcome::Mounted);
@@ -191,5 +214,31 @@ mod tests {
         ledger.progress(8, 70);
         let o = ledger.overall();
         assert_eq!((o.to_send, o.blobs), (70, 2));
+    }
+
+    #[test]
+    fn a_failed_blob_takes_its_bytes_back_and_is_counted_failed() {
+        let mut ledger = Ledger::default();
+        ledger.run_started(&RunTotals {
+            images: 1,
+            blobs: 3,
+            bytes: 1000,
+        });
+        ledger.blob_started(1, "config", 100, at(0));
+        ledger.blob_started(2, "layer 1", 300, at(0));
+        ledger.blob_started(3, "layer 2", 600, at(0));
+        ledger.progress(1, 100);
+        ledger.finished(1, BlobOutcome::Uploaded);
+        ledger.progress(2, 300);
+        ledger.finished(2, BlobOutcome::Uploaded);
+        // Every byte read and sent, then the registry refused the blob.
+        ledger.progress(3, 600);
+        let f = ledger.finished(3, BlobOutcome::Failed).unwrap();
+        assert_eq!(f.bytes, 600);
+        let o = ledger.overall();
+        assert_eq!(
+            (o.sent, o.to_send, o.blobs_done, o.blobs, o.failed),
+            (400, 1000, 2, 3, 1)
+        );
     }
 }

@@ -76,12 +76,11 @@ impl Books {
         let o = self.ledger.overall();
         let percent = (o.sent * 100).checked_div(o.to_send).unwrap_or(100);
         let text = format!(
-            "overall: {percent}%, {} of {}, {}/s; {}/{} blobs, {} in flight, {} already there",
+            "overall: {percent}%, {} of {}, {}/s; {}, {} in flight, {} already there",
             human_bytes(o.sent),
             human_bytes(o.to_send),
             human_bytes(rate(o.sent, now.saturating_sub(self.began))),
-            o.blobs_done,
-            o.blobs,
+            o.blob_count(),
             o.in_flight,
             human_bytes(o.skipped),
         );
@@ -319,7 +318,7 @@ mod tests {
 [   5.1s] overall: 75%, 15.0 MiB of 20.0 MiB, 2.9 MiB/s; 3/4 blobs, 1 in flight, 10.0 MiB already there
 [  10.1s] overall: 100%, 20.0 MiB of 20.0 MiB, 2.0 MiB/s; 3/4 blobs, 1 in flight, 10.0 MiB already there
 [  10.1s] layer 3/3 cccccccccccc: failed
-[  10.1s] overall: 100%, 20.0 MiB of 20.0 MiB, 2.0 MiB/s; 3/4 blobs, 0 in flight, 10.0 MiB already there
+[  10.1s] overall: 50%, 10.0 MiB of 20.0 MiB, 1013.9 KiB/s; 3/4 blobs, 1 failed, 0 in flight, 10.0 MiB already there
 ";
         assert_eq!(text(&out), expected);
     }
