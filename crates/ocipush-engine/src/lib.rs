@@ -19,6 +19,7 @@ mod rate;
 mod report;
 mod reporter;
 mod run_state;
+mod sent_progress;
 mod totals;
 mod upload;
 

@@ -14,6 +14,7 @@ use ocipush_source::read_up_to;
 use tokio::sync::mpsc;
 
 use crate::compress::{gzip_parallel, zstd_compress};
+use crate::sent_progress::SourceMarks;
 
 /// Bytes per chunk handed to the HTTP body.
 pub(crate) const CHUNK: usize = 256 * 1024;
@@ -74,11 +75,13 @@ pub(crate) fn produce(
     transform: &Transform,
     what: &str,
     tx: mpsc::Sender<BodyChunk>,
-    progress: &(dyn Fn(u64) + Sync),
+    marks: Arc<SourceMarks>,
 ) -> Result<Produced, ProduceError> {
+    // gzip reads blocks ahead of what it has written, so it counts its blocks as their members
+    // are written instead; elsewhere what is read goes into the next bytes written.
     let counted = CountingReader {
         inner: source,
-        progress,
+        marks: (!matches!(transform, Transform::Gzip { .. })).then(|| Arc::clone(&marks)),
     };
     // Verbatim bytes were verified against their digest on the way in, and gzip hashes what it
     // sends itself (in step with its input): hashing them again on the way out would only add
@@ -91,7 +94,7 @@ pub(crate) fn produce(
         transform,
         Transform::Verbatim { .. } | Transform::Gzip { .. }
     );
-    let mut sink = ChannelWriter::new(tx.clone(), sink_hashes);
+    let mut sink = ChannelWriter::new(tx.clone(), sink_hashes, marks);
     let result = run(counted, transform, what, &mut sink);
     match result {
         Ok(ran) => {
@@ -137,7 +140,7 @@ impl Ran {
 
 /// Runs the transform.
 fn run(
-    mut source: CountingReader<'_>,
+    mut source: CountingReader,
     transform: &Transform,
     what: &str,
     sink: &mut ChannelWriter,
@@ -149,7 +152,10 @@ fn run(
         }
         Transform::Gzip { diff_id, level } => {
             let mut hashes = Sha256Pair::new();
-            gzip_parallel(&mut source, sink, *level, &mut hashes).map_err(classify)?;
+            let marks = Arc::clone(&sink.marks);
+            let mut written = |block: u64| marks.consumed(block);
+            gzip_parallel(&mut source, sink, *level, &mut hashes, &mut written)
+                .map_err(classify)?;
             let [(uncompressed, _), (sent, sent_len)] = hashes.finish();
             debug_assert_eq!(
                 sent_len,
@@ -206,7 +212,7 @@ impl<R: Read> Read for HashingReader<R> {
 /// Sends already compressed bytes on untouched while a decoder decompresses a copy into a
 /// hasher, so the layer's diffID is checked in the same pass.
 fn passthrough<D: Write>(
-    mut source: CountingReader<'_>,
+    mut source: CountingReader,
     sink: &mut ChannelWriter,
     decoder: D,
     what: &str,
@@ -331,25 +337,27 @@ fn classify(err: io::Error) -> ProduceError {
     ProduceError::Read(err)
 }
 
-struct CountingReader<'a> {
+/// Counts the source bytes read into the body's marks (when it has them to count into).
+struct CountingReader {
     inner: Box<dyn Read + Send>,
-    progress: &'a (dyn Fn(u64) + Sync),
+    marks: Option<Arc<SourceMarks>>,
 }
 
-impl Read for CountingReader<'_> {
+impl Read for CountingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if n > 0 {
-            (self.progress)(n as u64);
+        if let Some(marks) = &self.marks {
+            marks.consumed(n as u64);
         }
         Ok(n)
     }
 }
 
 /// Hashes what is written and sends it on in `CHUNK`-sized pieces, each in a buffer from the
-/// blob's pool (so no chunk costs fresh pages).
+/// blob's pool (so no chunk costs fresh pages), marking each with the source bytes behind it.
 struct ChannelWriter {
     tx: mpsc::Sender<BodyChunk>,
+    marks: Arc<SourceMarks>,
     pool: ChunkPool,
     /// The chunk being filled (empty until the first write after a send) and how much it holds.
     buf: Vec<u8>,
@@ -359,9 +367,10 @@ struct ChannelWriter {
 }
 
 impl ChannelWriter {
-    fn new(tx: mpsc::Sender<BodyChunk>, hash: bool) -> Self {
+    fn new(tx: mpsc::Sender<BodyChunk>, hash: bool, marks: Arc<SourceMarks>) -> Self {
         ChannelWriter {
             tx,
+            marks,
             pool: ChunkPool::default(),
             buf: Vec::new(),
             filled: 0,
@@ -390,6 +399,7 @@ impl ChannelWriter {
             hasher.update(&chunk);
         }
         self.sent += chunk.len() as u64;
+        self.marks.chunk_sent(self.sent);
         self.tx
             .blocking_send(Ok(chunk))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the upload stopped"))
@@ -466,7 +476,7 @@ mod tests {
             &transform,
             "blob",
             tx,
-            &|_| {},
+            Arc::default(),
         );
         let mut out = Vec::new();
         while let Ok(chunk) = rx.try_recv() {
@@ -557,7 +567,7 @@ mod tests {
         // Exactly whole chunks: without the hold-back the body would be complete before the
         // diffID check could stop it.
         let (tx, mut rx) = mpsc::channel(1024);
-        let mut sink = ChannelWriter::new(tx, true);
+        let mut sink = ChannelWriter::new(tx, true, Arc::default());
         sink.write_all(&vec![7u8; 2 * CHUNK]).unwrap();
         let mut sent = 0;
         while let Ok(chunk) = rx.try_recv() {
@@ -654,7 +664,7 @@ mod tests {
                 },
                 "blob",
                 tx,
-                &|_| {},
+                Arc::default(),
             )
             .unwrap_or_else(|e| panic!("len {len}: {e:?}"));
             let mut sent = Vec::new();

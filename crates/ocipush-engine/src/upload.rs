@@ -9,6 +9,8 @@
 //! distribution after a cut-off request — the session is cancelled and a transient failure
 //! starts over from a re-opened source.
 
+use std::sync::Arc;
+
 use ocipush_oci::Digest;
 use ocipush_registry::retry_count::note_retry;
 use ocipush_registry::{BodyChunk, RegistryError, UploadSession, FALLBACK_CHUNK};
@@ -22,6 +24,7 @@ use crate::job::BlobJob;
 use crate::producer::{produce, ProduceError, Produced, Transform, CHANNEL_DEPTH};
 use crate::rate::throttled;
 use crate::reporter::{BlobId, BlobState};
+use crate::sent_progress::{report_as_sent, SourceMarks};
 
 /// Uploads the job's bytes, resuming where the registry kept them or retrying transient
 /// registry failures from the start.
@@ -147,6 +150,8 @@ async fn upload_once(
     let path = job.path.clone();
     let transform = job.transform.clone();
     let what = job.label.clone();
+    let marks = Arc::new(SourceMarks::default());
+    let producer_marks = Arc::clone(&marks);
     let producer = tokio::task::spawn_blocking(move || {
         let reader = match blobs.open(&path) {
             Ok(r) => r,
@@ -155,18 +160,21 @@ async fn upload_once(
                 return Err(Err(e));
             }
         };
-        produce(reader, &transform, &what, tx, &|n| {
-            reporter.blob_progress(id, n)
-        })
-        .map_err(Ok)
+        produce(reader, &transform, &what, tx, producer_marks).map_err(Ok)
     });
     let length = match &job.transform {
         Transform::Verbatim { size, .. } => Some(*size),
         _ => None,
     };
-    let body = throttled(
-        skip_bytes(ReceiverStream::new(rx), offset),
-        ctx.state.rate.clone(),
+    // Progress is counted as the request takes the bytes, after the rate limit.
+    let body = report_as_sent(
+        throttled(
+            skip_bytes(ReceiverStream::new(rx), offset),
+            ctx.state.rate.clone(),
+        ),
+        marks,
+        offset,
+        move |n| reporter.blob_progress(id, n),
     );
     // The session as the registry last acknowledged it: what to ask for the upload's status
     // after a failure.

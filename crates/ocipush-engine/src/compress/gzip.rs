@@ -46,14 +46,16 @@ fn compression_pool() -> &'static Arc<CompressionPool> {
 
 /// Compresses `input` into `out` as a gzip stream, and feeds `hashes` the input (first stream)
 /// and the output (second) in step, block by block, so both digests cost little more than
-/// one. Call it from outside the pool (it waits for the pool's work).
+/// one. `written` hears each block's input length once its member is written (input is read
+/// several blocks ahead of that). Call it from outside the pool (it waits for the pool's work).
 pub(crate) fn gzip_parallel(
     input: &mut dyn Read,
     out: &mut dyn Write,
     level: u32,
     hashes: &mut Sha256Pair,
+    written: &mut dyn FnMut(u64),
 ) -> io::Result<()> {
-    gzip_on(compression_pool(), input, out, level, hashes)
+    gzip_on(compression_pool(), input, out, level, hashes, written)
 }
 
 /// A block's input and its member's output, recycled from job to job so that no block pays for
@@ -73,6 +75,7 @@ fn gzip_on(
     out: &mut dyn Write,
     level: u32,
     hashes: &mut Sha256Pair,
+    written: &mut dyn FnMut(u64),
 ) -> io::Result<()> {
     let in_flight_limit = pool.thread_count() * 2 + 1;
     let mut stream = pool.stream();
@@ -100,14 +103,14 @@ fn gzip_on(
         });
         pending.push_back(rx);
         while pending.len() >= in_flight_limit {
-            free.push(write_next(&mut pending, out, hashes)?);
+            free.push(write_next(&mut pending, out, hashes, written)?);
         }
         if last {
             break;
         }
     }
     while !pending.is_empty() {
-        write_next(&mut pending, out, hashes)?;
+        write_next(&mut pending, out, hashes, written)?;
     }
     Ok(())
 }
@@ -118,14 +121,16 @@ fn write_next(
     pending: &mut VecDeque<mpsc::Receiver<Done>>,
     out: &mut dyn Write,
     hashes: &mut Sha256Pair,
+    written: &mut dyn FnMut(u64),
 ) -> io::Result<Buffers> {
     let rx = pending.pop_front().expect("caller checked");
-    let (buffers, written) = rx
+    let (buffers, member_len) = rx
         .recv()
         .map_err(|_| io::Error::other("a compression worker stopped"))?;
-    let member = &buffers.output[..written?];
+    let member = &buffers.output[..member_len?];
     hashes.update(&buffers.input[..buffers.filled], member);
     out.write_all(member)?;
+    written(buffers.filled as u64);
     Ok(buffers)
 }
 
@@ -224,7 +229,7 @@ mod tests {
     fn gz(data: &[u8], level: u32) -> Vec<u8> {
         let mut out = Vec::new();
         let mut hashes = Sha256Pair::new();
-        gzip_parallel(&mut &data[..], &mut out, level, &mut hashes).unwrap();
+        gzip_parallel(&mut &data[..], &mut out, level, &mut hashes, &mut |_| {}).unwrap();
         let [input, output] = hashes.finish();
         assert_eq!(input, (sha256_of(data), data.len() as u64), "input hash");
         assert_eq!(output, (sha256_of(&out), out.len() as u64), "output hash");
@@ -296,7 +301,15 @@ mod tests {
         let on = |threads| {
             let pool = CompressionPool::new(threads, HEAD_START_PER_THREAD);
             let mut out = Vec::new();
-            gzip_on(&pool, &mut &data[..], &mut out, 1, &mut Sha256Pair::new()).unwrap();
+            gzip_on(
+                &pool,
+                &mut &data[..],
+                &mut out,
+                1,
+                &mut Sha256Pair::new(),
+                &mut |_| {},
+            )
+            .unwrap();
             out
         };
         let one_thread = on(1);
