@@ -29,6 +29,6 @@ pub use dry_run::{dry_run, ImagePlan, PlannedAction, PlannedBlob};
 pub use error::{FailureKind, PushError};
 pub use naming::{destinations_for, Destination, DEFAULT_TAG};
 pub use platform::{image_platforms, select_platforms, SkippedImage};
-pub use push::{drop_repeats, plan, push, PlannedImage, PushOptions, RepeatedImage};
+pub use push::{plan, push, Plan, PlannedImage, PushOptions, RepeatedImage};
 pub use report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport, Summary};
 pub use reporter::{BlobId, BlobOutcome, BlobState, Reporter, RunTotals, SilentReporter};

@@ -322,6 +322,20 @@ impl Drop for PooledChunk {
     }
 }
 
+/// Random-looking bytes (xorshift), the same on every run: data that gzip stores, for tests.
+#[cfg(test)]
+pub(crate) fn random_bytes(len: usize) -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 /// Tells a verification failure and a closed body apart from other I/O errors.
 fn classify(err: io::Error) -> ProduceError {
     if err.kind() == io::ErrorKind::BrokenPipe {
@@ -586,15 +600,7 @@ mod tests {
     fn a_gzip_layer_failing_its_diff_id_is_never_sent_whole() {
         // Random bytes are stored, not deflated: the output is several chunks, so most of it is
         // sent before the check. (Output of exactly whole chunks is the unit test above.)
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let data: Vec<u8> = (0..3 * CHUNK)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = random_bytes(3 * CHUNK);
         let (good, whole) = run_to_end(
             data.clone(),
             Transform::Gzip {

@@ -58,7 +58,7 @@ pub fn plan(
     sources: &[Arc<Source>],
     destination: &Destination,
     extra_tags: &[String],
-) -> Result<Vec<PlannedImage>, PushError> {
+) -> Result<Plan, PushError> {
     let total: usize = sources.iter().map(|s| s.images.len()).sum();
     if let Destination::Reference(reference) = destination {
         if total != 1 {
@@ -82,34 +82,7 @@ pub fn plan(
             });
         }
     }
-    check_destinations_differ(&planned)?;
-    Ok(planned)
-}
-
-/// Two different images bound for one tag would both be reported pushed while the tag keeps
-/// only the last: refused before anything is sent. The same image named twice (one source
-/// given twice, two copies of one tarball) is not a conflict.
-fn check_destinations_differ(planned: &[PlannedImage]) -> Result<(), PushError> {
-    let mut owners: HashMap<String, &PlannedImage> = HashMap::new();
-    for image in planned {
-        for reference in &image.references {
-            let reference = reference.to_string();
-            match owners.get(reference.as_str()) {
-                Some(first) if identity(&first.image) != identity(&image.image) => {
-                    return Err(PushError::SameDestination {
-                        reference,
-                        first: first.image.label.clone(),
-                        second: image.image.label.clone(),
-                    });
-                }
-                Some(_) => {}
-                None => {
-                    owners.insert(reference, image);
-                }
-            }
-        }
-    }
-    Ok(())
+    settle_shared_references(planned)
 }
 
 /// An image left out of the plan because an identical one goes to every one of its references.
@@ -120,40 +93,58 @@ pub struct RepeatedImage {
     pub same_as: String,
 }
 
-/// Leaves out of the plan what an earlier image of the plan already pushes: the same image
-/// (one source given twice, two copies of one tarball) bound for the same references. Pushing
-/// it twice would only print its reference twice; a repeat with a reference of its own keeps
-/// that one. Returns the images left out, for the caller to mention.
-pub fn drop_repeats(planned: &mut Vec<PlannedImage>) -> Vec<RepeatedImage> {
-    let mut owners: HashMap<String, String> = HashMap::new();
-    let mut repeats = Vec::new();
-    planned.retain_mut(|image| {
+/// What a run will push, and what it leaves out as a repeat.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub images: Vec<PlannedImage>,
+    pub repeats: Vec<RepeatedImage>,
+}
+
+/// Settles references that several images are bound for. Two different images bound for one
+/// tag would both be reported pushed while the tag keeps only the last: refused before anything
+/// is sent. The same image named twice (one source given twice, two copies of one tarball) is
+/// not a conflict: it goes once, and a repeat whose every reference is taken is left out (it
+/// would only print its reference twice), to be mentioned by the caller.
+fn settle_shared_references(planned: Vec<PlannedImage>) -> Result<Plan, PushError> {
+    // Reference -> (identity, label) of the image that goes there.
+    let mut owners: HashMap<String, (String, String)> = HashMap::new();
+    let mut plan = Plan {
+        images: Vec::with_capacity(planned.len()),
+        repeats: Vec::new(),
+    };
+    for mut image in planned {
+        let identity = identity(&image.image);
         let mut same_as = None;
-        image.references.retain(|reference| {
-            match owners.get(reference.to_string().as_str()) {
-                // check_destinations_differ let only identical images share a reference.
-                Some(first) => {
-                    same_as.get_or_insert_with(|| first.clone());
-                    false
+        let mut kept = Vec::with_capacity(image.references.len());
+        for reference in std::mem::take(&mut image.references) {
+            let key = reference.to_string();
+            match owners.get(&key) {
+                Some((first, label)) if *first != identity => {
+                    return Err(PushError::SameDestination {
+                        reference: key,
+                        first: label.clone(),
+                        second: image.image.label.clone(),
+                    });
                 }
-                None => true,
+                Some((_, label)) => {
+                    same_as.get_or_insert_with(|| label.clone());
+                }
+                None => {
+                    owners.insert(key, (identity.clone(), image.image.label.clone()));
+                    kept.push(reference);
+                }
             }
-        });
-        for reference in &image.references {
-            owners.insert(reference.to_string(), image.image.label.clone());
         }
-        match (image.references.is_empty(), same_as) {
-            (true, Some(same_as)) => {
-                repeats.push(RepeatedImage {
-                    label: image.image.label.clone(),
-                    same_as,
-                });
-                false
-            }
-            _ => true,
+        image.references = kept;
+        match same_as {
+            Some(same_as) if image.references.is_empty() => plan.repeats.push(RepeatedImage {
+                label: image.image.label.clone(),
+                same_as,
+            }),
+            _ => plan.images.push(image),
         }
-    });
-    repeats
+    }
+    Ok(plan)
 }
 
 /// What makes two local images the same image: the manifest an OCI source stores, or the config

@@ -174,15 +174,7 @@ mod tests {
     fn progress_follows_the_chunks_taken_not_the_bytes_read() {
         use crate::producer::{Transform, CHUNK};
         let chunk = CHUNK as u64;
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let data: Vec<u8> = (0..3 << 20)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let data = crate::producer::random_bytes(3 << 20);
         // Read and sent chunk by chunk: each chunk is its own source bytes.
         let verbatim = reported_per_chunk(
             data.clone(),

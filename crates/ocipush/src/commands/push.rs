@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ocipush_engine::{
-    drop_repeats, dry_run, plan, push, select_platforms, Destination, Failure, FailureKind,
-    ImageReport, ImageStatus, PushOptions, PushReport, Reporter, SilentReporter, SkippedImage,
+    dry_run, plan, push, select_platforms, Destination, Failure, FailureKind, ImageReport,
+    ImageStatus, Plan, PushOptions, PushReport, Reporter, SilentReporter, SkippedImage,
 };
 use ocipush_registry::RegistryTarget;
 use ocipush_source::discover::Broken;
@@ -62,8 +62,10 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
             (Destination::Registry(target), Some(local))
         }
     };
-    let mut planned = plan(&sources, &destination, &settings.tags).map_err(CliError::from)?;
-    let repeats = drop_repeats(&mut planned);
+    let Plan {
+        images: planned,
+        repeats,
+    } = plan(&sources, &destination, &settings.tags).map_err(CliError::from)?;
     if !quiet {
         for repeat in &repeats {
             eprintln!(

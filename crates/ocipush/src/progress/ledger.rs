@@ -166,8 +166,8 @@ mod tests {
         Duration::from_millis(ms)
     }
 
-    #[test]
-    fn skipped_blobs_leave_the_total_and_retries_take_back_their_bytes() {
+    /// A run of 1000 bytes in three blobs (100, 300, 600), all started.
+    fn three_blobs_started() -> Ledger {
         let mut ledger = Ledger::default();
         ledger.run_started(&RunTotals {
             images: 1,
@@ -177,6 +177,12 @@ mod tests {
         ledger.blob_started(1, "config", 100, at(0));
         ledger.blob_started(2, "layer 1", 300, at(0));
         ledger.blob_started(3, "layer 2", 600, at(0));
+        ledger
+    }
+
+    #[test]
+    fn skipped_blobs_leave_the_total_and_retries_take_back_their_bytes() {
+        let mut ledger = three_blobs_started();
         assert!(ledger.finished(1, BlobOutcome::Existing).is_some());
         ledger.progress(2, 200);
         ledger.restarted(2);
@@ -218,15 +224,7 @@ mod tests {
 
     #[test]
     fn a_failed_blob_takes_its_bytes_back_and_is_counted_failed() {
-        let mut ledger = Ledger::default();
-        ledger.run_started(&RunTotals {
-            images: 1,
-            blobs: 3,
-            bytes: 1000,
-        });
-        ledger.blob_started(1, "config", 100, at(0));
-        ledger.blob_started(2, "layer 1", 300, at(0));
-        ledger.blob_started(3, "layer 2", 600, at(0));
+        let mut ledger = three_blobs_started();
         ledger.progress(1, 100);
         ledger.finished(1, BlobOutcome::Uploaded);
         ledger.progress(2, 300);
