@@ -322,7 +322,8 @@ impl Drop for PooledChunk {
     }
 }
 
-/// Random-looking bytes (xorshift), the same on every run: data that gzip stores, for tests.
+/// Random-looking bytes (xorshift), the same on every run: data that gzip stores, for tests
+/// (the pinned digests in `compress::gzip` depend on these bytes).
 #[cfg(test)]
 pub(crate) fn random_bytes(len: usize) -> Vec<u8> {
     let mut x = 0x9e37_79b9_7f4a_7c15u64;

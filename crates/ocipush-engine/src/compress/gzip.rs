@@ -266,15 +266,7 @@ mod tests {
     }
 
     fn random(len: usize) -> Vec<u8> {
-        let mut x = 0x9e3779b97f4a7c15u64;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        crate::producer::random_bytes(len)
     }
 
     #[test]
