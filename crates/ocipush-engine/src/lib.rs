@@ -19,6 +19,7 @@ mod rate;
 mod report;
 mod reporter;
 mod run_state;
+mod send_turns;
 mod sent_progress;
 mod totals;
 mod upload;

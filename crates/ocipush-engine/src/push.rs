@@ -43,6 +43,9 @@ pub struct PushOptions {
     pub cancel: CancellationToken,
     /// Upload bytes per second across the run (`--limit-rate`); none for no limit.
     pub limit_rate: Option<u64>,
+    /// Stored blobs streaming at once into a registry on this machine: its cores (see
+    /// `send_turns`).
+    pub local_sends: usize,
 }
 
 /// One image and the references it goes to.
@@ -170,6 +173,7 @@ pub async fn push(
         options.compression,
         options.cancel.clone(),
         options.limit_rate,
+        options.local_sends,
     ));
     // Said first: connecting to a registry that does not answer takes its retries.
     reporter.run_started(&run_totals(&plan));

@@ -30,6 +30,9 @@ pub enum BlobState {
     Compressing,
     /// Sending bytes as they are.
     Uploading,
+    /// Waiting for its turn to stream into a registry on this machine, which already takes as
+    /// many blobs at once as there are cores.
+    Waiting,
 }
 
 /// What a run is about to move, known before the first blob starts: for an overall progress

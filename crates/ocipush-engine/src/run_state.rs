@@ -15,6 +15,7 @@ use crate::compress::CompressionSettings;
 use crate::error::PushError;
 use crate::job::PushedBlob;
 use crate::rate::RateLimit;
+use crate::send_turns::SendTurns;
 
 pub(crate) type SharedPush = Arc<OnceCell<Result<PushedBlob, Arc<PushError>>>>;
 pub(crate) type SharedDigest = Arc<OnceCell<(Digest, u64)>>;
@@ -30,6 +31,8 @@ pub(crate) struct RunState {
     pub compression: CompressionSettings,
     /// `--limit-rate`, shared by every upload body of the run.
     pub rate: Option<Arc<RateLimit>>,
+    /// Turns to stream stored blobs into a registry on this machine.
+    pub send_turns: SendTurns,
     /// Blob key -> the digest and size of the bytes it produces, once known in this run.
     digests: Mutex<HashMap<String, SharedDigest>>,
     /// (registry, digest) -> repositories on that registry that hold the blob.
@@ -50,6 +53,7 @@ impl RunState {
         compression: CompressionSettings,
         cancel: CancellationToken,
         limit_rate: Option<u64>,
+        local_sends: usize,
     ) -> RunState {
         RunState {
             budget: Arc::new(Semaphore::new(jobs.max(1))),
@@ -58,6 +62,7 @@ impl RunState {
             cache,
             compression,
             rate: limit_rate.map(|rate| Arc::new(RateLimit::new(rate))),
+            send_turns: SendTurns::new(local_sends),
             digests: Mutex::default(),
             holders: Mutex::default(),
             pushes: Mutex::default(),

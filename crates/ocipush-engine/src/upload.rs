@@ -24,6 +24,7 @@ use crate::job::BlobJob;
 use crate::producer::{produce, ProduceError, Produced, Transform, CHANNEL_DEPTH};
 use crate::rate::throttled;
 use crate::reporter::{BlobId, BlobState};
+use crate::send_turns::{holding_turn, Turn};
 use crate::sent_progress::{report_as_sent, SourceMarks};
 
 /// Uploads the job's bytes, resuming where the registry kept them or retrying transient
@@ -127,6 +128,7 @@ async fn upload_once(
     chunked: bool,
     resume: Option<Resume>,
 ) -> Result<Produced, Failed> {
+    let turn = take_turn(ctx, job, id).await?;
     let (session, offset) = match resume {
         Some(Resume { session, offset }) => (session, offset),
         None => (
@@ -169,7 +171,7 @@ async fn upload_once(
     // Progress is counted as the request takes the bytes, after the rate limit.
     let body = report_as_sent(
         throttled(
-            skip_bytes(ReceiverStream::new(rx), offset),
+            holding_turn(skip_bytes(ReceiverStream::new(rx), offset), turn),
             ctx.state.rate.clone(),
         ),
         marks,
@@ -238,6 +240,28 @@ async fn upload_once(
             ctx.repository.cancel_upload(next).await;
             Err(PushError::Internal("upload body closed early".into()).into())
         }
+    }
+}
+
+/// Blobs smaller than this stream in a few milliseconds: they gain nothing from waiting their
+/// turn (an image's config would wait for whole layers), so they go at once.
+const TURN_MIN_SIZE: u64 = 4 << 20;
+
+/// Waits, when the registry runs on this machine, for this blob's turn to stream (see
+/// `send_turns`): before its session opens, so no session idles meanwhile.
+async fn take_turn(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Option<Turn>, Failed> {
+    let big_and_stored =
+        matches!(job.transform, Transform::Verbatim { size, .. } if size >= TURN_MIN_SIZE);
+    if !big_and_stored || !ctx.repository.client().runs_on_this_machine() {
+        return Ok(None);
+    }
+    if let Some(turn) = ctx.state.send_turns.try_take() {
+        return Ok(Some(turn));
+    }
+    ctx.reporter.blob_state(id, BlobState::Waiting);
+    tokio::select! {
+        turn = ctx.state.send_turns.take() => Ok(Some(turn)),
+        _ = ctx.state.cancel.cancelled() => Err(PushError::Interrupted.into()),
     }
 }
 

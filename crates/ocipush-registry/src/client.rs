@@ -2,7 +2,7 @@
 //! and the request loop that adds credentials, answers challenges and retries transient failures.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use reqwest::header::AUTHORIZATION;
@@ -61,6 +61,8 @@ pub struct RegistryClient {
     /// Chunk size of uploads, 0 for one streamed PATCH; shrinks when a proxy answers 413, for
     /// every later upload to this registry.
     chunk_size: AtomicU64,
+    /// `GET /v2/` was answered over a connection to a loopback address.
+    on_this_machine: AtomicBool,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -113,6 +115,7 @@ impl RegistryClient {
                 auth: Auth::new(registry, options.credentials.clone()),
                 retry: options.retry.clone(),
                 chunk_size: AtomicU64::new(options.chunk_size.unwrap_or(0)),
+                on_this_machine: AtomicBool::new(false),
             };
             match client.ping(probing).await {
                 Ok(()) => return Ok(Arc::new(client)),
@@ -149,6 +152,11 @@ impl RegistryClient {
                 .await?
         };
         log_response(&Method::GET, &url, response.status(), started);
+        let peer_is_loopback = response
+            .remote_addr()
+            .is_some_and(|a| a.ip().to_canonical().is_loopback());
+        self.on_this_machine
+            .store(peer_is_loopback, Ordering::Relaxed);
         match response.status() {
             s if s.is_success() => Ok(()),
             StatusCode::UNAUTHORIZED => {
@@ -207,6 +215,13 @@ impl RegistryClient {
     /// Where the registry answered: `https://host:port/` or `http://…`.
     pub fn base_url(&self) -> &Url {
         &self.base
+    }
+
+    /// Whether the registry answered from this machine (a loopback address: `localhost`, or a
+    /// name such as `gitea.cnoe.localtest.me` that resolves to 127.0.0.1): its work then runs
+    /// on the same cores as ocipush's.
+    pub fn runs_on_this_machine(&self) -> bool {
+        self.on_this_machine.load(Ordering::Relaxed)
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {

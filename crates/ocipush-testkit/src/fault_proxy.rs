@@ -21,7 +21,7 @@ pub use schedule::{Fault, FaultPlan, RequestKind, Rule};
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -31,6 +31,10 @@ use http::{copy_body, read_head, Body, Head};
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Truncated responses are buffered whole first; registry answers are far smaller.
 const MAX_BUFFERED_RESPONSE: u64 = 1 << 20;
+/// The receive buffer of each client connection. Small and fixed (the kernel here would grow
+/// it to 32 MiB), so that a body the proxy sees arriving is what the client is sending, not
+/// megabytes the kernel took from it earlier: [`BodySpan`]s are then the client's timeline.
+const CLIENT_RECEIVE_BUFFER: usize = 256 * 1024;
 
 /// A running fault proxy; stops listening when dropped.
 pub struct FaultProxy {
@@ -56,13 +60,30 @@ struct State {
     fired: HashMap<usize, u32>,
     /// `"UploadPatch #2: reset after 100 request-body bytes"` per injected fault.
     injected: Vec<String>,
+    /// Every request body relayed whole, in the order they ended.
+    bodies: Vec<BodySpan>,
+    /// The bodies arriving now, by a number of their own: their length and bytes relayed.
+    arriving: HashMap<u64, (Option<u64>, Arc<AtomicU64>)>,
+    next_body: u64,
+}
+
+/// One request body the proxy relayed to the registry: what a test of how many blobs stream
+/// at once reads.
+#[derive(Debug, Clone)]
+pub struct BodySpan {
+    pub kind: RequestKind,
+    /// Its `Content-Length`; `None` for a chunked body.
+    pub length: Option<u64>,
+    /// When it began arriving, the bytes each other body then arriving still had to come
+    /// (those of known length).
+    pub others_left: Vec<u64>,
 }
 
 impl FaultProxy {
     /// Listens on a free loopback port, relaying to `upstream` with no faults until
     /// [`FaultProxy::set_plan`] is called.
     pub fn start(upstream: SocketAddr) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fault proxy");
+        let listener = listen_on_loopback().expect("binding the fault proxy");
         let addr = listener.local_addr().expect("the fault proxy's address");
         let state = Arc::new(Mutex::new(State::default()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -106,6 +127,11 @@ impl FaultProxy {
         self.lock().injected.clone()
     }
 
+    /// The request bodies relayed whole since the plan was set, in the order they ended.
+    pub fn bodies(&self) -> Vec<BodySpan> {
+        self.lock().bodies.clone()
+    }
+
     /// How many requests of `kind` arrived since the plan was set.
     pub fn requests(&self, kind: RequestKind) -> u32 {
         self.lock().counts.get(&kind).copied().unwrap_or(0)
@@ -114,6 +140,18 @@ impl FaultProxy {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A listener on a free loopback port whose connections have [`CLIENT_RECEIVE_BUFFER`].
+fn listen_on_loopback() -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    // Set before listening, so accepted connections start with it (the window scale is
+    // agreed in the handshake).
+    socket.set_recv_buffer_size(CLIENT_RECEIVE_BUFFER)?;
+    socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+    socket.listen(128)?;
+    Ok(socket.into())
 }
 
 impl Drop for FaultProxy {
@@ -189,7 +227,7 @@ fn serve_client(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) -
             // Closing with the rest of the body unread makes the kernel send a reset.
             return Ok(());
         }
-        copy_body(&mut from_client, &mut to_upstream, body, u64::MAX)?;
+        relay_body(state, kind, body, &mut from_client, &mut to_upstream)?;
         to_upstream.flush()?;
         let response = read_head(&mut from_upstream)?.ok_or_else(|| {
             io::Error::new(
@@ -214,6 +252,68 @@ fn serve_client(client: TcpStream, upstream: SocketAddr, state: &Mutex<State>) -
         }
     }
     Ok(())
+}
+
+/// Relays a request body whole, keeping its [`BodySpan`].
+fn relay_body(
+    state: &Mutex<State>,
+    kind: RequestKind,
+    body: Body,
+    from_client: &mut BufReader<TcpStream>,
+    to_upstream: &mut impl Write,
+) -> io::Result<()> {
+    if body == Body::None {
+        return Ok(());
+    }
+    let length = match body {
+        Body::Length(n) => Some(n),
+        _ => None,
+    };
+    let relayed = Arc::new(AtomicU64::new(0));
+    let (id, others_left) = {
+        let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+        let others_left = state
+            .arriving
+            .values()
+            .filter_map(|(length, relayed)| Some(length.as_ref()? - relayed.load(Ordering::SeqCst)))
+            .collect();
+        let id = state.next_body;
+        state.next_body += 1;
+        state.arriving.insert(id, (length, Arc::clone(&relayed)));
+        (id, others_left)
+    };
+    let mut counting = CountingWriter {
+        inner: to_upstream,
+        count: &relayed,
+    };
+    let copied = copy_body(from_client, &mut counting, body, u64::MAX);
+    let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
+    state.arriving.remove(&id);
+    copied?;
+    state.bodies.push(BodySpan {
+        kind,
+        length,
+        others_left,
+    });
+    Ok(())
+}
+
+/// Counts the bytes written through it.
+struct CountingWriter<'a, W> {
+    inner: W,
+    count: &'a AtomicU64,
+}
+
+impl<W: Write> Write for CountingWriter<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Sends the first half of the response's bytes, then closes.

@@ -82,15 +82,16 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     } else {
         Arc::new(LineReporter::new())
     };
+    let options = PushOptions {
+        jobs: settings.jobs,
+        client,
+        compression: settings.compression,
+        cache: settings.cache.clone(),
+        cancel: CancellationToken::new(),
+        limit_rate: settings.limit_rate,
+        local_sends: settings.local_sends,
+    };
     if settings.dry_run {
-        let options = PushOptions {
-            jobs: settings.jobs,
-            client,
-            compression: settings.compression,
-            cache: settings.cache.clone(),
-            cancel: CancellationToken::new(),
-            limit_rate: settings.limit_rate,
-        };
         let plans = dry_run(&planned, &options).await;
         if let Some(local) = local {
             local.shutdown().await;
@@ -104,16 +105,7 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         let failed = plans.iter().any(|p| p.error.is_some()) || !broken.is_empty();
         return Ok(if failed { EXIT_GENERAL } else { EXIT_OK });
     }
-    let cancel = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(cancel.clone()));
-    let options = PushOptions {
-        jobs: settings.jobs,
-        client,
-        compression: settings.compression,
-        cache: settings.cache.clone(),
-        cancel,
-        limit_rate: settings.limit_rate,
-    };
+    tokio::spawn(cancel_on_signal(options.cancel.clone()));
     let pushing = push(planned, &options, reporter);
     let report = with_broken(
         match settings.timeout {

@@ -112,7 +112,7 @@ impl Reporter for BarReporter {
 
     fn blob_state(&self, id: BlobId, state: BlobState) {
         self.with_books(|b| {
-            b.ledger.state(id, state);
+            b.ledger.state(id, state, self.started.elapsed());
             if let Some(bar) = b.bars.get(&id) {
                 bar.set_message(state_word(state));
             }

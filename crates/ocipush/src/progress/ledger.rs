@@ -19,7 +19,8 @@ pub struct Entry {
     pub total: u64,
     pub position: u64,
     pub state: Option<BlobState>,
-    /// Run time at which it started.
+    /// Run time at which it started, or stopped waiting for its turn to stream: what its
+    /// time and rate are counted from.
     pub started: Duration,
 }
 
@@ -90,8 +91,12 @@ impl Ledger {
         );
     }
 
-    pub fn state(&mut self, id: BlobId, state: BlobState) -> Option<&Entry> {
+    pub fn state(&mut self, id: BlobId, state: BlobState, now: Duration) -> Option<&Entry> {
         let entry = self.in_flight.get_mut(&id)?;
+        // Its turn to stream came: the wait for it is no part of its transfer.
+        if entry.state == Some(BlobState::Waiting) {
+            entry.started = now;
+        }
         entry.state = Some(state);
         Some(entry)
     }
@@ -178,6 +183,19 @@ mod tests {
         ledger.blob_started(2, "layer 1", 300, at(0));
         ledger.blob_started(3, "layer 2", 600, at(0));
         ledger
+    }
+
+    #[test]
+    fn a_blob_that_waited_its_turn_is_timed_from_its_turn() {
+        let mut ledger = three_blobs_started();
+        ledger.state(2, BlobState::Checking, at(10));
+        ledger.state(2, BlobState::Waiting, at(20));
+        let entry = ledger.state(2, BlobState::Uploading, at(900)).unwrap();
+        assert_eq!(entry.started, at(900));
+        // One that never waited keeps the time it started at.
+        ledger.state(3, BlobState::Checking, at(10));
+        let entry = ledger.state(3, BlobState::Uploading, at(30)).unwrap();
+        assert_eq!(entry.started, at(0));
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Reporter for LineReporter {
 
     fn blob_state(&self, id: BlobId, state: BlobState) {
         self.with_books(|b, now| {
-            let Some(entry) = b.ledger.state(id, state) else {
+            let Some(entry) = b.ledger.state(id, state, now) else {
                 return;
             };
             // Checking and mounting take a request each; only moving bytes deserves a line.

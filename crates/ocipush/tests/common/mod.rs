@@ -29,8 +29,27 @@ pub fn ocipush_env(
     stdin: Option<&str>,
     envs: &[(&str, &std::ffi::OsStr)],
 ) -> Output {
+    ocipush_under(&[], args, stdin, envs)
+}
+
+/// [`ocipush_env`] run by another program: `wrapper` is its command line up to ocipush's path
+/// (`["taskset", "-c", "0"]`); empty runs ocipush itself.
+pub fn ocipush_under(
+    wrapper: &[&str],
+    args: &[&str],
+    stdin: Option<&str>,
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> Output {
     let home = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ocipush"));
+    let binary = env!("CARGO_BIN_EXE_ocipush");
+    let mut cmd = match wrapper.split_first() {
+        Some((program, leading)) => {
+            let mut cmd = Command::new(program);
+            cmd.args(leading).arg(binary);
+            cmd
+        }
+        None => Command::new(binary),
+    };
     cmd.args(args)
         .env("HOME", home.path())
         .env("OCIPUSH_LOCAL_REGISTRY", home.path().join("registry"))
