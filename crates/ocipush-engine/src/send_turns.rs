@@ -7,9 +7,10 @@
 //! the registry commits them all at once, with the cores idle while the disk catches up. With
 //! one blob per core, the cores stay as busy, the first blobs end earlier, and their commits
 //! overlap with the sending of the rest. A turn is handed back when the body's last byte has
-//! been taken, not when the registry answers, for that overlap. On the bench's 2 cores, a 1 GiB
-//! OCI layout of 4 blobs into `docker-registry` went from 4.64 s to 4.17 s (medians of 6;
-//! BENCHMARKS.md, 2026-12-03), the registry itself spending 10% less CPU.
+//! been taken, not when the registry answers, for that overlap. On the bench's 2 cores, a cold
+//! push of a 1 GiB OCI layout of 4 blobs into `docker-registry` took 1.12x the curl limit
+//! before and 1.03x after, the registry itself spending about 10% less CPU (BENCHMARKS.md,
+//! 2026-12-03).
 //!
 //! Only for a registry on this machine: across a network, each connection may be held to its
 //! own rate (a window over a long round trip, a storage service's per-request limit), where
@@ -23,6 +24,10 @@ use std::task::{Context, Poll};
 use futures_util::Stream;
 use ocipush_registry::BodyChunk;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Blobs smaller than this stream in a few milliseconds: they gain nothing from waiting their
+/// turn (an image's config would wait for whole layers), so they go at once.
+pub(crate) const TURN_MIN_SIZE: u64 = 4 << 20;
 
 /// The turns of a run, shared by every upload to a registry on this machine.
 #[derive(Debug)]

@@ -24,7 +24,7 @@ use crate::job::BlobJob;
 use crate::producer::{produce, ProduceError, Produced, Transform, CHANNEL_DEPTH};
 use crate::rate::throttled;
 use crate::reporter::{BlobId, BlobState};
-use crate::send_turns::{holding_turn, Turn};
+use crate::send_turns::{holding_turn, Turn, TURN_MIN_SIZE};
 use crate::sent_progress::{report_as_sent, SourceMarks};
 
 /// Uploads the job's bytes, resuming where the registry kept them or retrying transient
@@ -242,10 +242,6 @@ async fn upload_once(
         }
     }
 }
-
-/// Blobs smaller than this stream in a few milliseconds: they gain nothing from waiting their
-/// turn (an image's config would wait for whole layers), so they go at once.
-const TURN_MIN_SIZE: u64 = 4 << 20;
 
 /// Waits, when the registry runs on this machine, for this blob's turn to stream (see
 /// `send_turns`): before its session opens, so no session idles meanwhile.
