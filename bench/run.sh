@@ -64,7 +64,12 @@ EOF
 stop_registry() {
     if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; fi
     REG_PID=""
-    if [ -n "$REG_DIR" ]; then rm -rf "$REG_DIR"; fi
+    if [ -n "$REG_DIR" ]; then
+        rm -rf "$REG_DIR"
+        # The next timed run starts on a quiet disk: the deletion's journal commit (and its
+        # discards: / is mounted with `discard` here) done, not landing on that run's fsyncs.
+        sync
+    fi
     REG_DIR=""
 }
 trap stop_registry EXIT
