@@ -14,8 +14,11 @@
 //!
 //! Only for a registry on this machine: across a network, each connection may be held to its
 //! own rate (a window over a long round trip, a storage service's per-request limit), where
-//! blobs sent in parallel add up. And only for blobs sent as they are stored: a layer ocipush
-//! compresses is paced by the compression pool, which orders layers its own way.
+//! blobs sent in parallel add up. And only for the blobs of OCI layouts and oci-archives, sent
+//! byte for byte: a layer ocipush compresses is paced by the compression pool, which orders
+//! layers its own way; an already compressed layer of a docker archive or a daemon's export is
+//! decompressed on the way to check its diffID, which paces it too (and a daemon's layers come
+//! in the order of its one export stream, which a wait for a turn could stall).
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -138,9 +141,8 @@ mod tests {
                 order.lock().expect("not poisoned").push(i);
                 drop(turn);
             }));
-            // Each waiter has asked before the next is spawned.
+            // On this single-threaded runtime, the waiter runs (and asks) before this goes on.
             tokio::task::yield_now().await;
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
         drop(first);
         for task in waiting {

@@ -168,10 +168,15 @@ async fn upload_once(
         Transform::Verbatim { size, .. } => Some(*size),
         _ => None,
     };
+    // Bytes after an offset need Content-Range, which only chunked PATCHes carry.
+    let chunks = chunked || offset > 0;
+    // A chunked upload takes a whole chunk from the body before sending it: its turn is kept
+    // until the last chunk has gone, not handed back as that chunk is taken.
+    let (body_turn, upload_turn) = if chunks { (None, turn) } else { (turn, None) };
     // Progress is counted as the request takes the bytes, after the rate limit.
     let body = report_as_sent(
         throttled(
-            holding_turn(skip_bytes(ReceiverStream::new(rx), offset), turn),
+            holding_turn(skip_bytes(ReceiverStream::new(rx), offset), body_turn),
             ctx.state.rate.clone(),
         ),
         marks,
@@ -182,8 +187,7 @@ async fn upload_once(
     // after a failure.
     let mut latest = session.clone();
     let upload = async {
-        // Bytes after an offset need Content-Range, which only chunked PATCHes carry.
-        if chunked || offset > 0 {
+        if chunks {
             ctx.repository
                 .upload_chunked(&mut latest, body, offset)
                 .await
@@ -202,6 +206,7 @@ async fn upload_once(
             return Err(PushError::Interrupted.into());
         }
     };
+    drop(upload_turn);
     let produced = producer
         .await
         .map_err(|e| PushError::Internal(format!("blob producer panicked: {e}")))?;
@@ -244,7 +249,8 @@ async fn upload_once(
 }
 
 /// Waits, when the registry runs on this machine, for this blob's turn to stream (see
-/// `send_turns`): before its session opens, so no session idles meanwhile.
+/// `send_turns`): before a new session opens, so none idles meanwhile (a resumed upload's
+/// session is already open).
 async fn take_turn(ctx: &BlobContext, job: &BlobJob, id: BlobId) -> Result<Option<Turn>, Failed> {
     let big_and_stored =
         matches!(job.transform, Transform::Verbatim { size, .. } if size >= TURN_MIN_SIZE);

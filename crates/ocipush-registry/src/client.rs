@@ -2,7 +2,7 @@
 //! and the request loop that adds credentials, answers challenges and retries transient failures.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use reqwest::header::AUTHORIZATION;
@@ -61,8 +61,8 @@ pub struct RegistryClient {
     /// Chunk size of uploads, 0 for one streamed PATCH; shrinks when a proxy answers 413, for
     /// every later upload to this registry.
     chunk_size: AtomicU64,
-    /// `GET /v2/` was answered over a connection to a loopback address.
-    on_this_machine: AtomicBool,
+    /// The registry runs on this machine (see [`RegistryClient::runs_on_this_machine`]).
+    on_this_machine: bool,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -115,10 +115,19 @@ impl RegistryClient {
                 auth: Auth::new(registry, options.credentials.clone()),
                 retry: options.retry.clone(),
                 chunk_size: AtomicU64::new(options.chunk_size.unwrap_or(0)),
-                on_this_machine: AtomicBool::new(false),
+                on_this_machine: false,
             };
             match client.ping(probing).await {
-                Ok(()) => return Ok(Arc::new(client)),
+                Ok(from_loopback) => {
+                    // A loopback name never goes through a proxy; any other name might, and
+                    // a proxy on this machine answers from loopback for a registry anywhere.
+                    let on_this_machine = from_loopback
+                        && (is_loopback(host) || resolves_to_loopback(&client.base).await);
+                    return Ok(Arc::new(RegistryClient {
+                        on_this_machine,
+                        ..client
+                    }));
+                }
                 // A TLS failure says the most (something speaks TLS there); else the last
                 // scheme's failure, so a hint does not suggest the plain HTTP just tried.
                 Err(e @ (RegistryError::Tls { .. } | RegistryError::Connect { .. })) => {
@@ -138,7 +147,9 @@ impl RegistryClient {
         Err(failure.expect("at least one scheme was tried"))
     }
 
-    async fn ping(&self, probing: bool) -> Result<(), RegistryError> {
+    /// `GET /v2/`: whether the registry answers, and its challenge. `Ok(true)` when the answer
+    /// came over a connection to a loopback address.
+    async fn ping(&self, probing: bool) -> Result<bool, RegistryError> {
         let url = self.url("/v2/");
         let started = std::time::Instant::now();
         let response = if probing {
@@ -152,16 +163,14 @@ impl RegistryClient {
                 .await?
         };
         log_response(&Method::GET, &url, response.status(), started);
-        let peer_is_loopback = response
+        let from_loopback = response
             .remote_addr()
             .is_some_and(|a| a.ip().to_canonical().is_loopback());
-        self.on_this_machine
-            .store(peer_is_loopback, Ordering::Relaxed);
         match response.status() {
-            s if s.is_success() => Ok(()),
+            s if s.is_success() => Ok(from_loopback),
             StatusCode::UNAUTHORIZED => {
                 self.auth.learn(response.headers(), None);
-                Ok(())
+                Ok(from_loopback)
             }
             status => Err(RegistryError::NotARegistry {
                 registry: self.registry.clone(),
@@ -217,11 +226,12 @@ impl RegistryClient {
         &self.base
     }
 
-    /// Whether the registry answered from this machine (a loopback address: `localhost`, or a
-    /// name such as `gitea.cnoe.localtest.me` that resolves to 127.0.0.1): its work then runs
-    /// on the same cores as ocipush's.
+    /// Whether the registry runs on this machine, its work on the same cores as ocipush's:
+    /// it answered over a connection to a loopback address, and its name is a loopback one
+    /// (`localhost:5000`) or resolves to loopback addresses only (`gitea.cnoe.localtest.me`),
+    /// so that a proxy on this machine in front of a registry elsewhere does not count.
     pub fn runs_on_this_machine(&self) -> bool {
-        self.on_this_machine.load(Ordering::Relaxed)
+        self.on_this_machine
     }
 
     pub fn retry_policy(&self) -> &RetryPolicy {
@@ -523,6 +533,25 @@ fn looks_like_tls(detail: &str) -> bool {
     ]
     .iter()
     .any(|k| d.contains(k))
+}
+
+/// Whether the registry's host name resolves here to loopback addresses only
+/// (`gitea.cnoe.localtest.me`: 127.0.0.1).
+async fn resolves_to_loopback(base: &Url) -> bool {
+    let (Some(host), Some(port)) = (base.host_str(), base.port_or_known_default()) else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addresses) => {
+            let addresses: Vec<_> = addresses.collect();
+            !addresses.is_empty()
+                && addresses
+                    .iter()
+                    .all(|a| a.ip().to_canonical().is_loopback())
+        }
+        Err(_) => false,
+    }
 }
 
 fn is_loopback(host: &str) -> bool {

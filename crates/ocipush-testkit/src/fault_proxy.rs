@@ -31,9 +31,10 @@ use http::{copy_body, read_head, Body, Head};
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 /// Truncated responses are buffered whole first; registry answers are far smaller.
 const MAX_BUFFERED_RESPONSE: u64 = 1 << 20;
-/// The receive buffer of each client connection. Small and fixed (the kernel here would grow
-/// it to 32 MiB), so that a body the proxy sees arriving is what the client is sending, not
-/// megabytes the kernel took from it earlier: [`BodySpan`]s are then the client's timeline.
+/// The receive buffer asked for each client connection (Linux doubles it, to 512 KiB). Small
+/// and fixed (the kernel could grow it to `tcp_rmem`'s limit, 32 MiB on the dev machines), so
+/// that a body the proxy sees arriving is what the client is sending, not megabytes the kernel
+/// took from it earlier: [`BodySpan`]s are then close to the client's timeline.
 const CLIENT_RECEIVE_BUFFER: usize = 256 * 1024;
 
 /// A running fault proxy; stops listening when dropped.

@@ -34,7 +34,7 @@ pub fn state_word(state: BlobState) -> &'static str {
         BlobState::Mounting => "mounting",
         BlobState::Compressing => "compressing",
         BlobState::Uploading => "uploading",
-        BlobState::Waiting => "waiting",
+        BlobState::Waiting => "waiting for a turn",
     }
 }
 
