@@ -8,9 +8,9 @@
 //! one blob per core, the cores stay as busy, the first blobs end earlier, and their commits
 //! overlap with the sending of the rest. A turn is handed back when the body's last byte has
 //! been taken, not when the registry answers, for that overlap. On the bench's 2 cores, a cold
-//! push of a 1 GiB OCI layout of 4 blobs into `docker-registry` took 1.12x the curl limit
-//! before and 1.03x after, the registry itself spending about 10% less CPU (BENCHMARKS.md,
-//! 2026-12-03).
+//! push of a 1 GiB OCI layout of 4 blobs into `docker-registry` took 1.07–1.16x the curl
+//! limit before and 0.99–1.06x after in three side-by-side sets, the registry itself spending
+//! about 5% less CPU (BENCHMARKS.md, 2026-12-03).
 //!
 //! Only for a registry on this machine: across a network, each connection may be held to its
 //! own rate (a window over a long round trip, a storage service's per-request limit), where
