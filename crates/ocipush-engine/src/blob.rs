@@ -1,8 +1,9 @@
-//! Getting one blob into one repository at the least cost: nothing if the repository has it
-//! (HEAD), a cross-repository mount if another repository of the registry has it, and only
-//! then an upload. A layer ocipush compresses is looked up by its diffID in the digest cache
-//! first, so an unchanged layer is neither read nor compressed again; within a run, each layer
-//! is compressed once and each blob uploaded once per repository.
+//! What a blob push needs from its surroundings (`BlobContext`), and the push of a layer that
+//! streams by in a daemon's export, whose digest no plan can know before the stream: nothing
+//! if the repository has it (HEAD), a mount if another repository of the run holds it, else
+//! an upload. A layer ocipush compresses is looked up by its diffID in the digest cache first;
+//! within a run, each is compressed once and uploaded once per repository. Blobs the plan
+//! knows go through `ops` instead.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -93,7 +94,12 @@ async fn push_blob_once(
     id: BlobId,
 ) -> Result<PushedBlob, PushError> {
     match &job.transform {
-        Transform::Verbatim { digest, size } => push_known_blob(ctx, job, id, digest, *size).await,
+        Transform::Verbatim { digest, size } => {
+            if let Some(skipped) = skip_if_present(ctx, digest, *size, id).await? {
+                return Ok(skipped);
+            }
+            Ok(uploaded(upload_with_retries(ctx, job, id).await?))
+        }
         Transform::Gzip { diff_id, .. } | Transform::Zstd { diff_id, .. } => {
             push_compressed_layer(ctx, job, id, diff_id.as_ref()).await
         }
@@ -101,37 +107,6 @@ async fn push_blob_once(
             push_compressed_layer(ctx, job, id, None).await
         }
     }
-}
-
-/// A blob whose digest is known before it is read. Uploaded once per registry per run: the
-/// first repository to need it uploads it, and any other waits for that upload to end and then
-/// mounts from it (uploading only if the registry refuses the mount, or the first upload
-/// failed). Without the wait, images pushed in parallel each uploaded the blobs they share.
-async fn push_known_blob(
-    ctx: &BlobContext,
-    job: &BlobJob,
-    id: BlobId,
-    digest: &Digest,
-    size: u64,
-) -> Result<PushedBlob, PushError> {
-    if let Some(skipped) = skip_if_present(ctx, digest, size, id).await? {
-        return Ok(skipped);
-    }
-    let first = ctx.state.first_upload(ctx.registry(), digest);
-    let here = std::sync::Mutex::new(None);
-    first
-        .get_or_init(|| async {
-            let result = upload_with_retries(ctx, job, id).await;
-            *here.lock().expect("not poisoned") = Some(result);
-        })
-        .await;
-    if let Some(result) = here.into_inner().expect("not poisoned") {
-        return Ok(uploaded(result?));
-    }
-    if let Some(skipped) = skip_if_present(ctx, digest, size, id).await? {
-        return Ok(skipped);
-    }
-    Ok(uploaded(upload_with_retries(ctx, job, id).await?))
 }
 
 /// A layer whose digest is learnt by producing it. `cached_by` is the diffID under which the

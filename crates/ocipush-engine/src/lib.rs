@@ -7,12 +7,18 @@ mod assemble;
 mod blob;
 mod cache;
 mod compress;
+mod copies;
 mod daemon;
+mod decide;
 mod dry_run;
 mod error;
 mod job;
+mod keys;
 mod naming;
+mod ops;
+mod plan;
 mod platform;
+mod probe;
 mod producer;
 mod push;
 mod rate;
@@ -26,10 +32,16 @@ mod upload;
 
 pub use cache::DigestCache;
 pub use compress::{Algorithm, CompressionSettings};
-pub use dry_run::{dry_run, ImagePlan, PlannedAction, PlannedBlob};
+pub use decide::{decide, Decision, Holdings, ImageDecisions};
+pub use dry_run::{dry_run, BlobAction, ImagePlan};
 pub use error::{FailureKind, PushError};
+pub use keys::{BlobKey, RepoKey};
 pub use naming::{destinations_for, Destination, DEFAULT_TAG};
+pub use plan::{
+    blob_label, plan, short_hex, BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage,
+    RepeatedImage,
+};
 pub use platform::{image_platforms, select_platforms, SkippedImage};
-pub use push::{plan, push, Plan, PlannedImage, PushOptions, RepeatedImage};
+pub use push::{push, PushOptions, DEFAULT_JOBS};
 pub use report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport, Summary};
 pub use reporter::{BlobId, BlobOutcome, BlobState, Reporter, RunTotals, SilentReporter};

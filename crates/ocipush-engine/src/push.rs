@@ -9,30 +9,49 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use ocipush_oci::Document;
+use ocipush_oci::{Compression, Document};
 use ocipush_registry::retry_count::{counting_retries, in_current_count};
-use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
-use ocipush_source::{ImageContent, LocalImage, Source};
+use ocipush_registry::{ClientOptions, Reference, Repository};
+use ocipush_source::ImageContent;
 use tokio_util::sync::CancellationToken;
 
 use crate::assemble::image_manifest;
 use crate::blob::{push_blob, BlobContext};
 use crate::cache::DigestCache;
 use crate::compress::CompressionSettings;
+use crate::copies::settle_copies;
 use crate::daemon::push_daemon_image;
+use crate::decide::{decide, Decision, Holdings, ImageDecisions};
 use crate::error::PushError;
 use crate::job::{BlobJob, PushedBlob};
-use crate::naming::{destinations_for, Destination};
+use crate::keys::{BlobKey, RepoKey};
+use crate::ops::{run_ops, BlobOp, Settled};
+use crate::plan::{BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage, Production};
+use crate::probe::{client_for, connect_all, probe, Clients, ConnectCost};
 use crate::report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport};
 use crate::reporter::{BlobOutcome, BlobState, Reporter};
 use crate::run_state::RunState;
 use crate::totals::run_totals;
 
 /// Settings of a push run, resolved by the caller from flags, environment and config.
+///
+/// `Default` gives what the CLI does without flags: four blobs at once, gzip level 1, no
+/// digest cache, no rate limit, TLS verified.
+///
+/// ```
+/// use ocipush_engine::{DigestCache, PushOptions};
+///
+/// let options = PushOptions::default()
+///     .with_jobs(8)
+///     .with_cache(DigestCache::disabled());
+/// assert_eq!(options.jobs, 8);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct PushOptions {
     /// Blobs in flight at once, across all images (`-j`).
     pub jobs: usize,
+    /// How registries are reached: TLS, credentials, retries, timeouts.
     pub client: ClientOptions,
     /// How layers stored uncompressed are compressed.
     pub compression: CompressionSettings,
@@ -43,129 +62,76 @@ pub struct PushOptions {
     pub cancel: CancellationToken,
     /// Upload bytes per second across the run (`--limit-rate`); none for no limit.
     pub limit_rate: Option<u64>,
-    /// Stored blobs streaming at once into a registry on this machine: its cores (see
-    /// `send_turns`).
-    pub local_sends: usize,
 }
 
-/// One image and the references it goes to.
-#[derive(Debug, Clone)]
-pub struct PlannedImage {
-    pub source: Arc<Source>,
-    pub image: LocalImage,
-    pub references: Vec<Reference>,
-}
-
-/// Decides where every image of the sources goes.
-pub fn plan(
-    sources: &[Arc<Source>],
-    destination: &Destination,
-    extra_tags: &[String],
-) -> Result<Plan, PushError> {
-    let total: usize = sources.iter().map(|s| s.images.len()).sum();
-    if let Destination::Reference(reference) = destination {
-        if total != 1 {
-            return Err(PushError::OneDestinationForMany {
-                count: total,
-                labels: sources
-                    .iter()
-                    .flat_map(|s| s.images.iter().map(|i| i.label.clone()))
-                    .collect(),
-                reference: reference.to_string(),
-            });
+impl Default for PushOptions {
+    fn default() -> Self {
+        PushOptions {
+            jobs: DEFAULT_JOBS,
+            client: ClientOptions::default(),
+            compression: CompressionSettings::default(),
+            cache: DigestCache::disabled(),
+            cancel: CancellationToken::new(),
+            limit_rate: None,
         }
     }
-    let mut planned = Vec::with_capacity(total);
-    for source in sources {
-        for image in &source.images {
-            planned.push(PlannedImage {
-                source: source.clone(),
-                image: image.clone(),
-                references: destinations_for(image, &source.name, destination, extra_tags)?,
-            });
-        }
+}
+
+/// Blobs in flight at once when the caller does not say (`-j`'s default).
+pub const DEFAULT_JOBS: usize = 4;
+
+impl PushOptions {
+    /// Blobs in flight at once, across all images.
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
     }
-    settle_shared_references(planned)
-}
 
-/// An image left out of the plan because an identical one goes to every one of its references.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RepeatedImage {
-    pub label: String,
-    /// The image that goes there instead.
-    pub same_as: String,
-}
-
-/// What a run will push, and what it leaves out as a repeat.
-#[derive(Debug, Clone)]
-pub struct Plan {
-    pub images: Vec<PlannedImage>,
-    pub repeats: Vec<RepeatedImage>,
-}
-
-/// Settles references that several images are bound for. Two different images bound for one
-/// tag would both be reported pushed while the tag keeps only the last: refused before anything
-/// is sent. The same image named twice (one source given twice, two copies of one tarball) is
-/// not a conflict: it goes once, and a repeat whose every reference is taken is left out (it
-/// would only print its reference twice), to be mentioned by the caller.
-fn settle_shared_references(planned: Vec<PlannedImage>) -> Result<Plan, PushError> {
-    // Reference -> (identity, label) of the image that goes there.
-    let mut owners: HashMap<String, (String, String)> = HashMap::new();
-    let mut plan = Plan {
-        images: Vec::with_capacity(planned.len()),
-        repeats: Vec::new(),
-    };
-    for mut image in planned {
-        let identity = identity(&image.image);
-        let mut same_as = None;
-        let mut kept = Vec::with_capacity(image.references.len());
-        for reference in std::mem::take(&mut image.references) {
-            let key = reference.to_string();
-            match owners.get(&key) {
-                Some((first, label)) if *first != identity => {
-                    return Err(PushError::SameDestination {
-                        reference: key,
-                        first: label.clone(),
-                        second: image.image.label.clone(),
-                    });
-                }
-                Some((_, label)) => {
-                    same_as.get_or_insert_with(|| label.clone());
-                }
-                None => {
-                    owners.insert(key, (identity.clone(), image.image.label.clone()));
-                    kept.push(reference);
-                }
-            }
-        }
-        image.references = kept;
-        match same_as {
-            Some(same_as) if image.references.is_empty() => plan.repeats.push(RepeatedImage {
-                label: image.image.label.clone(),
-                same_as,
-            }),
-            _ => plan.images.push(image),
-        }
+    /// How registries are reached.
+    pub fn with_client(mut self, client: ClientOptions) -> Self {
+        self.client = client;
+        self
     }
-    Ok(plan)
-}
 
-/// What makes two local images the same image: the manifest an OCI source stores, or the config
-/// ocipush assembles a manifest around (a daemon's image ID is its config's digest).
-fn identity(image: &LocalImage) -> String {
-    match &image.content {
-        ImageContent::Stored { root, .. } => format!("manifest {}", root.digest()),
-        ImageContent::Assembled(assembled) => format!("config {}", assembled.config_digest),
-        ImageContent::Daemon(daemon) => format!("config {}", daemon.id),
+    /// How layers stored uncompressed are compressed.
+    pub fn with_compression(mut self, compression: CompressionSettings) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Where compressed digests are remembered between runs.
+    pub fn with_cache(mut self, cache: DigestCache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// A token the caller cancels to stop the run (Ctrl-C).
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// At most `bytes_per_second` uploaded across the run.
+    pub fn with_limit_rate(mut self, bytes_per_second: Option<u64>) -> Self {
+        self.limit_rate = bytes_per_second;
+        self
+    }
+
+    /// What the plan needs of these options.
+    pub fn plan_settings(&self) -> PlanSettings {
+        PlanSettings {
+            compression: self.compression,
+            cache: self.cache.clone(),
+        }
     }
 }
 
 /// Pushes every planned image and reports what happened to each. Images fail independently.
-pub async fn push(
-    plan: Vec<PlannedImage>,
-    options: &PushOptions,
-    reporter: Arc<dyn Reporter>,
-) -> PushReport {
+///
+/// The run connects to each registry, probes what they hold, decides once what happens to
+/// every blob (`decide`), then carries the decisions out: blobs as run-wide ops, each image
+/// waiting for its own before writing its manifests and tags.
+pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>) -> PushReport {
     let started = Instant::now();
     let state = Arc::new(RunState::new(
         options.jobs,
@@ -173,98 +139,135 @@ pub async fn push(
         options.compression,
         options.cancel.clone(),
         options.limit_rate,
-        options.local_sends,
     ));
-    // Said first: connecting to a registry that does not answer takes its retries.
-    reporter.run_started(&run_totals(&plan));
-    let (clients, mut connect_costs) = connect_all(&plan, options).await;
+    let settled = settle_copies(plan.images, plan.repeats).await;
+    let images = settled.images;
+    let (clients, mut connect_costs) = connect_all(&images, &options.client, &options.cancel).await;
+    let prechecked = images.iter().map(precheck).collect();
+    let probed = probe(&images, &clients, prechecked, &options.cancel).await;
+    let included: Vec<bool> = probed.failures.iter().map(Option::is_none).collect();
+    let decisions = decide(&images, &included, &probed.holdings);
+    reporter.run_started(&run_totals(&images, &decisions));
+
     let run = Run {
         clients,
         reporter,
         state,
         retries: options.client.retry.retries,
     };
-    let runs = plan.into_iter().map(|planned| {
-        let run = &run;
-        let reporter = &run.reporter;
-        // Connecting to a registry is charged to the first image bound there: each retry is
-        // counted once, and the images' retries add up to the run's.
-        let connect = planned
-            .references
-            .iter()
-            .filter_map(|r| connect_costs.remove(&r.registry))
-            .fold(ConnectCost::default(), ConnectCost::add);
-        async move {
-            let image_started = Instant::now();
-            let destinations: Vec<String> =
-                planned.references.iter().map(|r| r.to_string()).collect();
-            reporter.image_started(&planned.image.label, &destinations);
-            let mut tally = Tally::default();
-            let retries = Arc::new(AtomicU64::new(connect.retries));
-            let result =
-                counting_retries(retries.clone(), push_image(&planned, run, &mut tally)).await;
-            tally.retries = retries.load(Ordering::Relaxed);
-            let took = connect.took + image_started.elapsed();
-            let report = image_report(&planned, result, tally, took);
-            reporter.image_finished(&report);
-            report
-        }
-    });
-    let reports = join_all(runs).await;
+    let (ops, settled_blobs) = build_ops(&images, &decisions, &probed.holdings, &run);
+    let scheduler = tokio::spawn(run_ops(ops));
+    let runs = images
+        .iter()
+        .zip(decisions)
+        .zip(probed.failures)
+        .enumerate()
+        .map(|(index, ((planned, decided), failure))| {
+            let run = &run;
+            let settled_blobs = &settled_blobs;
+            // Connecting to a registry is charged to the first image bound there: each retry
+            // is counted once, and the images' retries add up to the run's.
+            let connect = planned
+                .references
+                .iter()
+                .filter_map(|r| connect_costs.remove(&r.registry))
+                .fold(ConnectCost::default(), ConnectCost::add);
+            async move {
+                let image_started = Instant::now();
+                let destinations: Vec<String> =
+                    planned.references.iter().map(|r| r.to_string()).collect();
+                run.reporter
+                    .image_started(&planned.image.label, &destinations);
+                let mut tally = Tally::default();
+                let retries = Arc::new(AtomicU64::new(connect.retries));
+                let result = match failure {
+                    Some(e) => Err(e),
+                    None => {
+                        let work =
+                            push_image(index, planned, &decided, settled_blobs, run, &mut tally);
+                        counting_retries(retries.clone(), work).await
+                    }
+                };
+                tally.retries += retries.load(Ordering::Relaxed);
+                let took = connect.took + image_started.elapsed();
+                let report = image_report(planned, result, tally, took);
+                run.reporter.image_finished(&report);
+                report
+            }
+        });
+    let mut reports = join_all(runs).await;
+    let _ = scheduler.await;
     run.reporter.run_finished();
+    reports.extend(settled.damaged);
     PushReport::new(reports, started.elapsed())
 }
 
-/// The registries of the plan, each connected once; a registry that cannot be reached fails
-/// only the images going there.
-pub(crate) type Clients = HashMap<String, Result<Arc<RegistryClient>, Arc<PushError>>>;
-
-/// What connecting to a registry cost: the `GET /v2/` ping, with its retries.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct ConnectCost {
-    retries: u64,
-    took: Duration,
+/// What fails an image before anything is sent: a destination naming a digest that is not the
+/// stored manifest's.
+pub(crate) fn precheck(image: &PlannedImage) -> Option<Arc<PushError>> {
+    let ImageContent::Stored { root, .. } = &image.image.content else {
+        return None;
+    };
+    let references: Vec<&Reference> = image.references.iter().collect();
+    check_named_digests(&references, root).err()
 }
 
-impl ConnectCost {
-    fn add(self, other: ConnectCost) -> ConnectCost {
-        ConnectCost {
-            retries: self.retries + other.retries,
-            took: self.took + other.took,
-        }
-    }
-}
+/// Where each blob entry of the plan gets its result: the op that carries out its decision.
+type SettledBlobs = HashMap<(RepoKey, BlobKey), Settled>;
 
-pub(crate) async fn connect_all(
-    plan: &[PlannedImage],
-    options: &PushOptions,
-) -> (Clients, HashMap<String, ConnectCost>) {
-    let mut clients = Clients::new();
-    let mut costs = HashMap::new();
-    for image in plan {
-        for reference in &image.references {
-            if !clients.contains_key(&reference.registry) {
-                let started = Instant::now();
-                let retries = Arc::new(AtomicU64::new(0));
-                let connect = counting_retries(
-                    retries.clone(),
-                    RegistryClient::connect(&reference.registry, &options.client),
-                );
-                // Ctrl-C while a registry keeps not answering: stop now, not after the retries.
-                let client = tokio::select! {
-                    client = connect => client.map_err(|e| Arc::new(PushError::Registry(e))),
-                    _ = options.cancel.cancelled() => Err(Arc::new(PushError::Interrupted)),
+/// One op per blob and repository, in plan order, from the decisions. A daemon image's blobs
+/// that are not simply there (or mountable) are left to its export.
+fn build_ops(
+    images: &[PlannedImage],
+    decisions: &[ImageDecisions],
+    holdings: &Holdings,
+    run: &Run,
+) -> (Vec<BlobOp>, SettledBlobs) {
+    let mut ops = Vec::new();
+    let mut settled = SettledBlobs::new();
+    for (planned, decided) in images.iter().zip(decisions) {
+        for (repository, blob_decisions) in decided {
+            let Ok(client) = client_for(&run.clients, &repository.registry) else {
+                continue;
+            };
+            let ctx = BlobContext {
+                repository: Repository::new(client, &repository.repository),
+                blobs: planned.source.blobs.clone(),
+                reporter: run.reporter.clone(),
+                retries: run.retries,
+                state: run.state.clone(),
+            };
+            for (blob, decision) in planned.blobs.iter().zip(blob_decisions) {
+                let by_export = matches!(blob.production, Production::Export)
+                    && !matches!(decision, Decision::Exists | Decision::Mount { .. });
+                if *decision == Decision::EarlierInRun || by_export {
+                    continue;
+                }
+                let after = match decision {
+                    Decision::MountAfterUpload { from } => {
+                        settled.get(&(from.clone(), blob.key.clone())).cloned()
+                    }
+                    _ => None,
                 };
-                clients.insert(reference.registry.clone(), client);
-                let cost = ConnectCost {
-                    retries: retries.load(Ordering::Relaxed),
-                    took: started.elapsed(),
+                let mut blob = blob.clone();
+                // A daemon's config size is learnt from the registry that holds it.
+                let holder = match decision {
+                    Decision::Mount { from } => from,
+                    _ => repository,
                 };
-                costs.insert(reference.registry.clone(), cost);
+                if let Some(size) = blob.digest().and_then(|d| holdings.size(holder, d)) {
+                    if blob.size == 0 {
+                        blob.size = size;
+                    }
+                }
+                let key = (repository.clone(), blob.key.clone());
+                let (op, result) = BlobOp::new(ctx.clone(), blob, decision.clone(), after);
+                settled.insert(key, result);
+                ops.push(op);
             }
         }
     }
-    (clients, costs)
+    (ops, settled)
 }
 
 /// Counts gathered while pushing one image.
@@ -321,139 +324,117 @@ struct Run {
     retries: u32,
 }
 
+/// Waits for the image's blobs in each of its repositories, then writes its manifests there.
 async fn push_image(
+    index: usize,
     planned: &PlannedImage,
+    decided: &ImageDecisions,
+    settled: &SettledBlobs,
     run: &Run,
     tally: &mut Tally,
 ) -> Result<String, Arc<PushError>> {
-    // One repository may take several tags: blobs go up once, then one manifest PUT per tag.
-    let mut by_repository: Vec<(String, Vec<&Reference>)> = Vec::new();
-    for reference in &planned.references {
-        let name = reference.name();
-        match by_repository.iter_mut().find(|(r, _)| *r == name) {
-            Some((_, refs)) => refs.push(reference),
-            None => by_repository.push((name, vec![reference])),
-        }
-    }
+    let _ = index;
     let mut digest = None;
-    for (_, references) in by_repository {
-        let first = references[0];
-        let client = run
-            .clients
-            .get(&first.registry)
-            .expect("every registry was connected")
-            .clone()?;
+    for ((repository, references), (_, decisions)) in
+        planned.repositories().into_iter().zip(decided)
+    {
+        let client = client_for(&run.clients, &repository.registry)?;
         let ctx = BlobContext {
-            repository: Repository::new(client.clone(), &first.repository),
+            repository: Repository::new(client, &repository.repository),
             blobs: planned.source.blobs.clone(),
             reporter: run.reporter.clone(),
             retries: run.retries,
             state: run.state.clone(),
         };
-        digest = Some(push_to_repository(&planned.image, &ctx, &references, tally).await?);
+        let blobs = blob_results(planned, &repository, decisions, settled, tally).await;
+        let root = match &planned.image.content {
+            ImageContent::Stored { root, children, .. } => {
+                blobs.into_iter().collect::<Result<Vec<_>, _>>()?;
+                for child in children {
+                    put_manifest(&ctx, child, child.digest().as_ref()).await?;
+                }
+                root.clone()
+            }
+            ImageContent::Assembled(assembled) => {
+                let pushed = blobs.into_iter().collect::<Result<Vec<_>, _>>()?;
+                let layers: Vec<_> = planned
+                    .blobs
+                    .iter()
+                    .zip(pushed.iter().flatten())
+                    .filter(|(blob, _)| blob.role != BlobRole::Config)
+                    .map(|(blob, pushed)| {
+                        (pushed.digest.clone(), pushed.size, output_compression(blob))
+                    })
+                    .collect();
+                image_manifest(
+                    &assembled.config_digest,
+                    assembled.config.len() as u64,
+                    &layers,
+                )?
+            }
+            ImageContent::Daemon(daemon_image) => {
+                let held: Vec<Option<PushedBlob>> = blobs.into_iter().collect::<Result<_, _>>()?;
+                push_daemon_image(daemon_image, &ctx, tally, &planned.blobs, &held).await?
+            }
+        };
+        check_named_digests(&references, &root)?;
+        for reference in &references {
+            let target = reference
+                .api_reference()
+                .unwrap_or_else(|| root.digest().to_string());
+            put_manifest(&ctx, &root, &target).await?;
+        }
+        digest = Some(root.digest().to_string());
     }
     digest.ok_or_else(|| Arc::new(PushError::Naming("no destination".into())))
 }
 
-async fn push_to_repository(
-    image: &LocalImage,
-    ctx: &BlobContext,
-    references: &[&Reference],
-    tally: &mut Tally,
-) -> Result<String, Arc<PushError>> {
-    let root = match &image.content {
-        ImageContent::Stored {
-            root,
-            children,
-            blob_paths,
-        } => {
-            let mut jobs = Vec::new();
-            for doc in std::iter::once(root).chain(children) {
-                let blobs = doc.blobs();
-                // Layers numbered as an archive's are (`layer 2/3`), by place in the manifest.
-                let layer_count = blobs.len().saturating_sub(1);
-                for (place, blob) in blobs.into_iter().enumerate() {
-                    if jobs
-                        .iter()
-                        .any(|j: &BlobJob| j.path.ends_with(blob.digest().digest()))
-                    {
-                        continue;
-                    }
-                    let path = blob_paths
-                        .iter()
-                        .find(|(d, _)| d == blob.digest())
-                        .map(|(_, p)| p.clone())
-                        .ok_or_else(|| {
-                            PushError::Internal(format!("no path for {}", blob.digest()))
-                        })?;
-                    // A manifest's blobs are its config, then its layers.
-                    let label = match place {
-                        0 => format!("config {}", short(blob.digest().as_ref())),
-                        _ => format!(
-                            "layer {place}/{layer_count} {}",
-                            short(blob.digest().as_ref())
-                        ),
-                    };
-                    jobs.push(BlobJob::verbatim(
-                        label,
-                        path,
-                        blob.digest().clone(),
-                        blob.size(),
-                    ));
-                }
-            }
-            // The manifest is known before any blob moves: a destination naming another digest
-            // fails now, not after the upload.
-            check_named_digests(references, root)?;
-            run_jobs(ctx, jobs, tally).await?;
-            for child in children {
-                put_manifest(ctx, child, child.digest().as_ref()).await?;
-            }
-            root.clone()
-        }
-        ImageContent::Assembled(assembled) => {
-            let count = assembled.layers.len();
-            let jobs = assembled
-                .layers
-                .iter()
-                .enumerate()
-                .map(|(i, layer)| {
-                    BlobJob::layer(
-                        format!("layer {}/{count} {}", i + 1, short(layer.diff_id.as_ref())),
-                        layer,
-                        &ctx.state.compression,
-                    )
-                })
-                .collect::<Vec<_>>();
-            let config_size = assembled.config.len() as u64;
-            let config_digest = assembled.config_digest.clone();
-            let config_upload =
-                push_config(ctx, &config_digest, Bytes::from(assembled.config.clone()));
-            let kinds: Vec<_> = jobs
-                .iter()
-                .map(|j| j.transform.output_compression())
-                .collect();
-            let (layers, config) = tokio::join!(run_jobs(ctx, jobs, tally), config_upload);
-            tally.add_config(&config_digest, config_size, &config);
-            let layers = layers?;
-            config?;
-            let descriptors: Vec<_> = layers
-                .iter()
-                .zip(kinds)
-                .map(|(l, kind)| (l.digest.clone(), l.size, kind))
-                .collect();
-            image_manifest(&config_digest, config_size, &descriptors)?
-        }
-        ImageContent::Daemon(daemon_image) => push_daemon_image(daemon_image, ctx, tally).await?,
-    };
-    check_named_digests(references, &root)?;
-    for reference in references {
-        let target = reference
-            .api_reference()
-            .unwrap_or_else(|| root.digest().to_string());
-        put_manifest(ctx, &root, &target).await?;
+/// How a layer goes into the registry: as ocipush compresses it, or as stored.
+fn output_compression(blob: &PlannedBlob) -> Compression {
+    match (&blob.compress, &blob.production) {
+        (Some(algorithm), _) => algorithm.compression(),
+        (None, Production::File(job)) => job.transform.output_compression(),
+        (None, _) => Compression::None,
     }
-    Ok(root.digest().to_string())
+}
+
+/// Waits for every blob of the image in one repository and counts each in `tally`: as the op
+/// went for the entry that owns it, as existing for one an earlier entry of the run put there.
+/// `None` for a daemon blob its export pushes. Every op is waited for, even after one failed,
+/// so the report says what was sent.
+async fn blob_results(
+    planned: &PlannedImage,
+    repository: &RepoKey,
+    decisions: &[Decision],
+    settled: &SettledBlobs,
+    tally: &mut Tally,
+) -> Vec<Result<Option<PushedBlob>, Arc<PushError>>> {
+    let mut results = Vec::with_capacity(decisions.len());
+    for (blob, decision) in planned.blobs.iter().zip(decisions) {
+        let Some(mut waiting) = settled
+            .get(&(repository.clone(), blob.key.clone()))
+            .cloned()
+        else {
+            results.push(Ok(None));
+            continue;
+        };
+        let result = match waiting.wait().await {
+            Ok(pushed) if *decision == Decision::EarlierInRun => Ok(PushedBlob {
+                outcome: BlobOutcome::Existing,
+                ..pushed
+            }),
+            other => other,
+        };
+        if let Ok(pushed) = &result {
+            tally.add(pushed);
+        }
+        // Retries an op made count for the image whose decision it carried out.
+        if *decision != Decision::EarlierInRun {
+            tally.retries += waiting.retries();
+        }
+        results.push(result.map(Some));
+    }
+    results
 }
 
 /// Every destination that names a digest names the manifest's own.
@@ -646,14 +627,6 @@ fn image_report(
         retries: tally.retries,
         duration_ms: elapsed.as_millis() as u64,
         error,
-    }
-}
-
-pub(crate) fn kind_of(media_type: &str) -> &'static str {
-    if media_type.contains("config") {
-        "config"
-    } else {
-        "layer"
     }
 }
 

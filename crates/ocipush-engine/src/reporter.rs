@@ -57,6 +57,9 @@ pub trait Reporter: Send + Sync {
     /// known: a daemon layer found through the digest cache).
     fn blob_started(&self, _id: BlobId, _label: &str, _total: u64) {}
     fn blob_state(&self, _id: BlobId, _state: BlobState) {}
+    /// The blob's full label, once the digest the registry knows it by is learnt (a layer
+    /// compressed on the way): `layer 1/2 1d895bc1efba` where it started as `layer 1/2`.
+    fn blob_named(&self, _id: BlobId, _label: &str) {}
     /// `bytes` more source bytes were processed.
     fn blob_progress(&self, _id: BlobId, _bytes: u64) {}
     /// A retry starts the blob over: progress goes back to zero.

@@ -1,6 +1,7 @@
-//! What a push run has learnt so far, shared by every blob task: which compressed digest each
-//! layer turned out to have, which repositories hold which blobs (for mounts), and the one push
-//! of each blob into each repository that every image needing it waits on.
+//! What a push run shares while it runs: the budget, the stop, the digest cache and rate
+//! limit, and — for the layers a daemon's export streams by, whose digests are learnt only
+//! then — which compressed digest each turned out to have, which repositories hold which
+//! blobs (for mounts), and the one push of each into each repository.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,12 +40,7 @@ pub(crate) struct RunState {
     holders: Mutex<HashMap<(String, Digest), Vec<String>>>,
     /// (registry/repository, blob key) -> the push of that blob into that repository.
     pushes: Mutex<HashMap<(String, String), SharedPush>>,
-    /// (registry, digest) -> set once the first upload of a blob whose digest is known in
-    /// advance has ended there, so other repositories mount it instead of uploading it again.
-    first_uploads: Mutex<HashMap<(String, Digest), FirstUpload>>,
 }
-
-pub(crate) type FirstUpload = Arc<OnceCell<()>>;
 
 impl RunState {
     pub fn new(
@@ -53,8 +49,10 @@ impl RunState {
         compression: CompressionSettings,
         cancel: CancellationToken,
         limit_rate: Option<u64>,
-        local_sends: usize,
     ) -> RunState {
+        // Stored blobs streaming at once into a registry on this machine: one per core it may
+        // use (see `send_turns`).
+        let local_sends = std::thread::available_parallelism().map_or(1, |n| n.get());
         RunState {
             budget: Arc::new(Semaphore::new(jobs.max(1))),
             cancel,
@@ -66,7 +64,6 @@ impl RunState {
             digests: Mutex::default(),
             holders: Mutex::default(),
             pushes: Mutex::default(),
-            first_uploads: Mutex::default(),
         }
     }
 
@@ -89,16 +86,6 @@ impl RunState {
             .lock()
             .expect("pushes lock")
             .entry((repository.to_string(), key.to_string()))
-            .or_default()
-            .clone()
-    }
-
-    /// The first upload of `digest` to `registry` in this run, which the others wait for.
-    pub fn first_upload(&self, registry: &str, digest: &Digest) -> FirstUpload {
-        self.first_uploads
-            .lock()
-            .expect("first uploads lock")
-            .entry((registry.to_string(), digest.clone()))
             .or_default()
             .clone()
     }

@@ -1,54 +1,34 @@
-//! What a run will move, worked out from the plan before anything starts, for an overall
-//! progress figure: each blob counted once per repository, as the run pushes it (a blob two
-//! images share in one repository goes up once; in another repository it is mounted, which
-//! still completes a share of the work).
-
-use std::collections::HashSet;
+//! What a run will move, read off the decisions before anything starts, for an overall
+//! progress figure: every blob once per repository (an entry an earlier one of the run puts
+//! there is not counted again), in source bytes. Blobs decided present still count: the
+//! views take them out as they are confirmed.
 
 use ocipush_source::ImageContent;
 
-use crate::push::PlannedImage;
+use crate::decide::{Decision, ImageDecisions};
+use crate::plan::PlannedImage;
 use crate::reporter::RunTotals;
 
-pub(crate) fn run_totals(plan: &[PlannedImage]) -> RunTotals {
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+pub(crate) fn run_totals(images: &[PlannedImage], decisions: &[ImageDecisions]) -> RunTotals {
     let mut totals = RunTotals {
-        images: plan.len(),
+        images: images.len(),
         ..RunTotals::default()
     };
-    for planned in plan {
-        let repositories: HashSet<String> = planned.references.iter().map(|r| r.name()).collect();
-        for repository in repositories {
-            let mut add = |key: String, blobs: usize, bytes: u64| {
-                if seen.insert((repository.clone(), key)) {
-                    totals.blobs += blobs;
-                    totals.bytes += bytes;
-                }
-            };
-            match &planned.image.content {
-                ImageContent::Stored { root, children, .. } => {
-                    for doc in std::iter::once(root).chain(children) {
-                        for blob in doc.blobs() {
-                            add(blob.digest().to_string(), 1, blob.size());
-                        }
-                    }
-                }
-                ImageContent::Assembled(image) => {
-                    for layer in &image.layers {
-                        add(layer.diff_id.to_string(), 1, layer.size);
-                    }
-                    add(
-                        image.config_digest.to_string(),
-                        1,
-                        image.config.len() as u64,
-                    );
-                }
-                // Per-layer sizes are only known once the export streams; the daemon's total
-                // uncompressed size is what its export will be read for. Plus the config.
-                ImageContent::Daemon(image) => {
-                    add(image.id.clone(), image.diff_ids.len() + 1, image.size);
+    for (image, decided) in images.iter().zip(decisions) {
+        for (_, blob_decisions) in decided {
+            let mut bytes = 0;
+            for (blob, decision) in image.blobs.iter().zip(blob_decisions) {
+                if *decision != Decision::EarlierInRun {
+                    totals.blobs += 1;
+                    bytes += blob.source_bytes;
                 }
             }
+            // A daemon's layer sizes are known only once its export streams (or from the
+            // cache): its uncompressed size is what the export will be read for.
+            if let ImageContent::Daemon(daemon) = &image.image.content {
+                bytes = bytes.max(daemon.size);
+            }
+            totals.bytes += bytes;
         }
     }
     totals

@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use ocipush_engine::{ImagePlan, ImageReport, ImageStatus, PlannedAction, PushReport};
+use ocipush_engine::{ImagePlan, ImageReport, ImageStatus, PushReport};
 use ocipush_source::discover::Broken;
 use serde::Serialize;
 
@@ -201,34 +201,37 @@ pub fn dry_run(plans: &[ImagePlan], broken: &[Broken]) -> String {
             continue;
         }
         for blob in &plan.blobs {
-            let what = match blob.action {
-                PlannedAction::Exists => "exists",
-                PlannedAction::Mount => "mount",
-                PlannedAction::Upload => "upload",
-                PlannedAction::CompressAndUpload => "compress+upload",
-                PlannedAction::UploadUnknown => "upload",
-                PlannedAction::Export => "export+upload",
-            };
-            let digest = blob
-                .digest
-                .as_deref()
-                .map(short_digest)
-                .unwrap_or("(digest learnt on the way)");
             let size = if blob.size > 0 {
                 human_bytes(blob.size)
             } else {
                 "?".into()
             };
+            let mut notes = Vec::new();
+            if let Some(algorithm) = blob.compress {
+                if blob.action == "upload" {
+                    notes.push(format!("{algorithm} on the way"));
+                }
+            }
+            if let Some(from) = &blob.from {
+                notes.push(format!("from {from}"));
+            }
+            if let Some(because) = blob.because {
+                notes.push(because.to_string());
+            }
+            let notes = match notes.is_empty() {
+                true => String::new(),
+                false => format!("  ({})", notes.join("; ")),
+            };
             out.push_str(&format!(
-                "  {what:<16} {:<12} {digest:<28} {size:>10}\n",
-                blob.label
+                "  {:<7} {:<26} {size:>10}{notes}\n",
+                blob.action, blob.label
             ));
-            if matches!(blob.action, PlannedAction::Exists | PlannedAction::Mount) {
-                skip += blob.size;
-                blobs_skipped += 1;
-            } else {
+            if blob.action == "upload" {
                 send += blob.size;
                 blobs_sent += 1;
+            } else {
+                skip += blob.size;
+                blobs_skipped += 1;
             }
         }
         out.push_str(&format!(

@@ -42,9 +42,6 @@ pub struct PushSettings {
     pub dry_run: bool,
     /// Upload bytes per second for the whole run.
     pub limit_rate: Option<u64>,
-    /// Stored blobs streaming at once into a registry on this machine: the cores this process
-    /// may use.
-    pub local_sends: usize,
     pub compression: CompressionSettings,
     pub cache: DigestCache,
     /// Where the Docker or Podman daemon is, for daemon sources.
@@ -207,7 +204,6 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         json: args.json,
         dry_run: args.dry_run,
         limit_rate: args.limit_rate,
-        local_sends: std::thread::available_parallelism().map_or(1, |n| n.get()),
         compression,
         cache: match (args.no_cache, cache_dir()) {
             (false, Some(dir)) => DigestCache::at(dir),

@@ -23,6 +23,14 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
+    /// `gzip` or `zstd`, as `--compression` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Gzip => "gzip",
+            Algorithm::Zstd => "zstd",
+        }
+    }
+
     /// The level used when none is given: gzip 1 (as crane), zstd 3 (zstd's own default).
     /// How blobs made with this algorithm are compressed.
     pub fn compression(self) -> ocipush_oci::Compression {

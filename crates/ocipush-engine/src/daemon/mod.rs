@@ -14,7 +14,6 @@ use std::sync::mpsc::sync_channel;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::future::join_all;
 use ocipush_oci::{Compression, Digest, Document, Sha256Writer};
 use ocipush_registry::retry_count::{in_current_count, note_retry};
 use ocipush_source::daemon::{walk_export, DaemonImage, ExportIndex, LargeEntry};
@@ -26,11 +25,12 @@ mod handoff;
 use handoff::{pump, ChunkReader, OneShot};
 
 use crate::assemble::image_manifest;
-use crate::blob::{push_blob, skip_if_present, BlobContext};
+use crate::blob::{push_blob, BlobContext};
 use crate::error::PushError;
 use crate::job::{BlobJob, PushedBlob};
+use crate::plan::{BlobRole, PlannedBlob};
 use crate::producer::CHANNEL_DEPTH;
-use crate::push::{push_config, run_jobs, short, Tally};
+use crate::push::{push_config, run_jobs, Tally};
 use crate::reporter::BlobOutcome;
 
 /// A blob the repository holds, found for a layer's diffID.
@@ -42,28 +42,34 @@ struct Held {
 }
 
 /// Pushes a daemon image's blobs into the context's repository and returns its manifest.
+/// `blobs` are the plan's entries for the image and `found` what the ops gave for those the
+/// plan decided present (existing or mountable): with all of them and the config, nothing is
+/// exported.
 pub(crate) async fn push_daemon_image(
     image: &DaemonImage,
     ctx: &BlobContext,
     tally: &mut Tally,
+    blobs: &[PlannedBlob],
+    found: &[Option<PushedBlob>],
 ) -> Result<Document, Arc<PushError>> {
-    let mut held = confirm_cached_layers(image, ctx, tally).await?;
-    if image.diff_ids.iter().all(|d| held.contains_key(d)) {
-        if let Some(config) = image.config_digest() {
-            let found = ctx
-                .repository
-                .blob_exists(&config)
-                .await
-                .map_err(|e| Arc::new(PushError::Registry(e)))?;
-            if let Some(size) = found {
-                ctx.now_holds(&config);
-                let id = ctx.state.next_blob_id();
-                ctx.reporter
-                    .blob_started(id, &format!("config {}", short(config.as_ref())), size);
-                ctx.reporter.blob_finished(id, BlobOutcome::Existing);
-                tally.add_config(&config, size, &Ok(BlobOutcome::Existing));
-                return manifest(&config, size, &image.diff_ids, &held);
+    let output = ctx.state.compression.algorithm.compression();
+    let mut held = HashMap::new();
+    let mut config = None;
+    for (blob, pushed) in blobs.iter().zip(found) {
+        let Some(pushed) = pushed else { continue };
+        match blob.role {
+            BlobRole::Config => config = Some(pushed),
+            BlobRole::Layer { index, .. } => {
+                if let Some(diff_id) = image.diff_ids.get(index - 1) {
+                    hold(&mut held, diff_id.clone(), pushed, output);
+                }
             }
+        }
+    }
+    let config_found = config.is_some();
+    if let Some(config) = config {
+        if image.diff_ids.iter().all(|d| held.contains_key(d)) {
+            return manifest(&config.digest, config.size, &image.diff_ids, &held);
         }
     }
     let mut pass = 0u32;
@@ -102,7 +108,7 @@ pub(crate) async fn push_daemon_image(
             Err(e) => return Err(Arc::new(PushError::Source(e))),
         };
         if transient.is_none() && outcome.lost.is_empty() {
-            return finish(image, ctx, Arc::new(index), &mut held, tally).await;
+            return finish(image, ctx, Arc::new(index), &mut held, tally, config_found).await;
         }
         // A layer skipped on a wrong guess is pushed by the next export; that costs no retry,
         // and cannot repeat (it is never guessed again).
@@ -116,51 +122,6 @@ pub(crate) async fn push_daemon_image(
         }
         tracing::info!(image = %image.reference, pass, "exporting again for the layers still missing");
         ctx.state.forget_failures();
-    }
-}
-
-/// Layers whose compressed digest the cache knows and the repository holds (or can mount).
-async fn confirm_cached_layers(
-    image: &DaemonImage,
-    ctx: &BlobContext,
-    tally: &mut Tally,
-) -> Result<HashMap<Digest, Held>, Arc<PushError>> {
-    let settings = ctx.state.compression;
-    let output = settings.algorithm.compression();
-    let unique: Vec<&Digest> = {
-        let mut seen = HashSet::new();
-        image.diff_ids.iter().filter(|d| seen.insert(*d)).collect()
-    };
-    let checks = unique.into_iter().filter_map(|diff_id| {
-        let (digest, size) = ctx.state.cache.get(diff_id, &settings)?;
-        Some(async move {
-            let id = ctx.state.next_blob_id();
-            let found = skip_if_present(ctx, &digest, size, id).await?;
-            if let Some(pushed) = &found {
-                ctx.reporter
-                    .blob_started(id, &format!("layer {}", short(diff_id.as_ref())), 0);
-                ctx.reporter.blob_finished(id, pushed.outcome);
-            }
-            Ok::<_, PushError>(found.map(|p| (diff_id.clone(), p)))
-        })
-    });
-    let mut held = HashMap::new();
-    let mut first_error = None;
-    for found in join_all(checks).await {
-        match found {
-            Ok(Some((diff_id, pushed))) => {
-                tally.add(&pushed);
-                hold(&mut held, diff_id, &pushed, output);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(Arc::new(e)),
-        None => Ok(held),
     }
 }
 
@@ -283,8 +244,18 @@ async fn export_pass(
     let mut tasks = Vec::new();
     while let Some(arrival) = arrivals.recv().await {
         let stored = Compression::sniff(&arrival.head);
-        let label = match &arrival.named {
-            Some(d) => format!("layer {}", short(d.as_ref())),
+        // Named by its place in the image, as every other source's layers; the digest the
+        // registry knows it by is added once the push learns it.
+        let label = match arrival
+            .named
+            .as_ref()
+            .and_then(|d| image.diff_ids.iter().position(|x| x == d))
+        {
+            Some(place) => BlobRole::Layer {
+                index: place + 1,
+                count: image.diff_ids.len(),
+            }
+            .to_string(),
             None => format!("layer {}", short_path(&arrival.path)),
         };
         // The path names this one reading of the entry: a layer whose diffID is not yet known
@@ -380,6 +351,7 @@ async fn finish(
     index: Arc<ExportIndex>,
     held: &mut HashMap<Digest, Held>,
     tally: &mut Tally,
+    config_found: bool,
 ) -> Result<Document, Arc<PushError>> {
     let what = format!("daemon:{}", image.reference);
     let assembled = index
@@ -388,7 +360,8 @@ async fn finish(
     let settings = ctx.state.compression;
     let mut jobs = Vec::new();
     let mut job_diff_ids = Vec::new();
-    for layer in &assembled.layers {
+    let count = assembled.layers.len();
+    for (place, layer) in assembled.layers.iter().enumerate() {
         if held.contains_key(&layer.diff_id) || job_diff_ids.contains(&layer.diff_id) {
             continue;
         }
@@ -400,11 +373,11 @@ async fn finish(
                 ),
             })));
         }
-        jobs.push(BlobJob::layer(
-            format!("layer {}", short(layer.diff_id.as_ref())),
-            layer,
-            &settings,
-        ));
+        let role = BlobRole::Layer {
+            index: place + 1,
+            count,
+        };
+        jobs.push(BlobJob::layer(role.to_string(), layer, &settings));
         job_diff_ids.push(layer.diff_id.clone());
     }
     let small_ctx = BlobContext {
@@ -416,12 +389,18 @@ async fn finish(
         .map(|j| j.transform.output_compression())
         .collect();
     let config_bytes = Bytes::from(assembled.config.clone());
-    let (pushed, config) = tokio::join!(
-        run_jobs(&small_ctx, jobs, tally),
-        push_config(ctx, &assembled.config_digest, config_bytes)
-    );
+    // A config the plan found present was counted by its op.
+    let config_upload = async {
+        match config_found {
+            true => Ok(BlobOutcome::Existing),
+            false => push_config(ctx, &assembled.config_digest, config_bytes).await,
+        }
+    };
+    let (pushed, config) = tokio::join!(run_jobs(&small_ctx, jobs, tally), config_upload);
     let config_size = assembled.config.len() as u64;
-    tally.add_config(&assembled.config_digest, config_size, &config);
+    if !config_found {
+        tally.add_config(&assembled.config_digest, config_size, &config);
+    }
     let pushed = pushed?;
     config?;
     for ((pushed, diff_id), compression) in pushed.into_iter().zip(job_diff_ids).zip(kinds) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ocipush_engine::{
     dry_run, plan, push, select_platforms, Destination, Failure, FailureKind, ImageReport,
-    ImageStatus, Plan, PushOptions, PushReport, Reporter, SilentReporter, SkippedImage,
+    ImageStatus, PushOptions, PushReport, Reporter, SilentReporter, SkippedImage,
 };
 use ocipush_registry::RegistryTarget;
 use ocipush_source::discover::Broken;
@@ -62,12 +62,21 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
             (Destination::Registry(target), Some(local))
         }
     };
-    let Plan {
-        images: planned,
-        repeats,
-    } = plan(&sources, &destination, &settings.tags).map_err(CliError::from)?;
+    let options = PushOptions::default()
+        .with_jobs(settings.jobs)
+        .with_client(client)
+        .with_compression(settings.compression)
+        .with_cache(settings.cache.clone())
+        .with_limit_rate(settings.limit_rate);
+    let planned = plan(
+        &sources,
+        &destination,
+        &settings.tags,
+        &options.plan_settings(),
+    )
+    .map_err(CliError::from)?;
     if !quiet {
-        for repeat in &repeats {
+        for repeat in &planned.repeats {
             eprintln!(
                 "note: {} is the same image as {}, bound for the same references: pushed once",
                 repeat.label, repeat.same_as
@@ -82,17 +91,8 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     } else {
         Arc::new(LineReporter::new())
     };
-    let options = PushOptions {
-        jobs: settings.jobs,
-        client,
-        compression: settings.compression,
-        cache: settings.cache.clone(),
-        cancel: CancellationToken::new(),
-        limit_rate: settings.limit_rate,
-        local_sends: settings.local_sends,
-    };
     if settings.dry_run {
-        let plans = dry_run(&planned, &options).await;
+        let plans = dry_run(planned, &options).await;
         if let Some(local) = local {
             local.shutdown().await;
         }

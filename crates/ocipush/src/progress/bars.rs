@@ -110,6 +110,15 @@ impl Reporter for BarReporter {
         });
     }
 
+    fn blob_named(&self, id: BlobId, label: &str) {
+        self.with_books(|b| {
+            b.ledger.rename(id, label);
+            if let Some(bar) = b.bars.get(&id) {
+                bar.set_prefix(label.to_string());
+            }
+        });
+    }
+
     fn blob_state(&self, id: BlobId, state: BlobState) {
         self.with_books(|b| {
             b.ledger.state(id, state, self.started.elapsed());

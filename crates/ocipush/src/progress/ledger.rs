@@ -76,6 +76,13 @@ impl Ledger {
         self.planned = *totals;
     }
 
+    /// The blob's full label, once its digest is learnt.
+    pub fn rename(&mut self, id: BlobId, label: &str) {
+        if let Some(entry) = self.in_flight.get_mut(&id) {
+            entry.label = label.to_string();
+        }
+    }
+
     pub fn blob_started(&mut self, id: BlobId, label: &str, total: u64, now: Duration) {
         self.started_bytes += total;
         self.started_blobs += 1;

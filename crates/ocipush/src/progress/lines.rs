@@ -159,6 +159,10 @@ impl Reporter for LineReporter {
         self.with_books(|b, now| b.ledger.blob_started(id, label, total, now));
     }
 
+    fn blob_named(&self, id: BlobId, label: &str) {
+        self.with_books(|b, _| b.ledger.rename(id, label));
+    }
+
     fn blob_state(&self, id: BlobId, state: BlobState) {
         self.with_books(|b, now| {
             let Some(entry) = b.ledger.state(id, state, now) else {

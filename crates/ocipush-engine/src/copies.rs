@@ -1,0 +1,161 @@
+//! Copies of one image (one tarball twice in a build directory, a layout and its archive) are
+//! the same image only if their content says so. Before a push, every copy of a repeated image
+//! is read and verified; the first intact copy goes up, and a damaged one is reported as such,
+//! whichever comes first.
+
+use std::io::{self, Read};
+use std::time::Duration;
+
+use flate2::read::MultiGzDecoder;
+use ocipush_oci::{sha256_of, VerifyError, VerifyingReader};
+
+use crate::error::PushError;
+use crate::plan::{PlannedImage, Production, RepeatedImage};
+use crate::producer::Transform;
+use crate::report::{Failure, ImageReport, ImageStatus};
+
+/// The images to push after copies were verified, and a report for each damaged copy.
+pub(crate) struct Settled {
+    pub images: Vec<PlannedImage>,
+    pub damaged: Vec<ImageReport>,
+}
+
+/// Verifies every image that has a repeat, and every repeat; an intact repeat takes the place
+/// of a damaged image.
+pub(crate) async fn settle_copies(
+    mut images: Vec<PlannedImage>,
+    repeats: Vec<RepeatedImage>,
+) -> Settled {
+    let mut damaged = Vec::new();
+    let mut checked: Vec<(usize, Result<(), String>)> = Vec::new();
+    for repeat in repeats {
+        let Some(index) = images.iter().position(|i| i.image.label == repeat.same_as) else {
+            continue;
+        };
+        let first = match checked.iter().find(|(i, _)| *i == index) {
+            Some((_, result)) => result.clone(),
+            None => {
+                let result = verify(&images[index]).await;
+                checked.push((index, result.clone()));
+                result
+            }
+        };
+        let copy = verify(&repeat.copy).await;
+        match (first, copy) {
+            (Err(broken), Ok(())) => {
+                // The intact copy goes where the damaged one was bound.
+                let mut intact = repeat.copy.clone();
+                intact.references = images[index].references.clone();
+                let damaged_image = std::mem::replace(&mut images[index], intact);
+                damaged.push(damaged_report(&damaged_image, &broken, &repeat.label));
+                checked.retain(|(i, _)| *i != index);
+                checked.push((index, Ok(())));
+            }
+            (_, Err(broken)) => {
+                damaged.push(damaged_report(
+                    &repeat.copy,
+                    &broken,
+                    &images[index].image.label,
+                ));
+            }
+            (Ok(()), Ok(())) => {}
+        }
+    }
+    Settled { images, damaged }
+}
+
+fn damaged_report(image: &PlannedImage, error: &str, other: &str) -> ImageReport {
+    ImageReport {
+        source: image.image.label.clone(),
+        destination: String::new(),
+        references: Vec::new(),
+        digest: None,
+        status: ImageStatus::Skipped,
+        bytes_uploaded: 0,
+        bytes_skipped: 0,
+        blobs: Default::default(),
+        retries: 0,
+        duration_ms: Duration::ZERO.as_millis() as u64,
+        error: Some(Failure {
+            message: format!("{}: damaged copy: {error}", image.image.label),
+            hint: Some(format!(
+                "{other} claims to be the same image; the copy that reads back intact is the one pushed"
+            )),
+            kind: crate::error::FailureKind::InvalidImage,
+        }),
+    }
+}
+
+/// Reads every blob of the image from its source and checks it against its digest (or a
+/// layer against its diffID).
+async fn verify(image: &PlannedImage) -> Result<(), String> {
+    let image = image.clone();
+    tokio::task::spawn_blocking(move || {
+        for blob in &image.blobs {
+            match &blob.production {
+                Production::File(job) => {
+                    let reader = image
+                        .source
+                        .blobs
+                        .open(&job.path)
+                        .map_err(|e| PushError::from(e).to_string())?;
+                    verify_file(reader, &job.transform, &job.label).map_err(|e| {
+                        match VerifyError::from_io(&e) {
+                            Some(verify) => verify.to_string(),
+                            None => format!("cannot read {}: {e}", job.label),
+                        }
+                    })?;
+                }
+                Production::Bytes(bytes) => {
+                    let actual = sha256_of(bytes);
+                    if Some(&actual) != blob.digest() {
+                        return Err(format!("{} hashes to {actual}", blob.label()));
+                    }
+                }
+                // A daemon's images are the daemon's: one ID, one image.
+                Production::Export => {}
+            }
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|e| Err(format!("verifying panicked: {e}")))
+}
+
+/// Reads a source file to its end through the check its transform makes while pushing.
+fn verify_file(reader: Box<dyn Read + Send>, transform: &Transform, what: &str) -> io::Result<()> {
+    let mut checked: Box<dyn Read> = match transform {
+        Transform::Verbatim { digest, size } => Box::new(VerifyingReader::new(
+            reader,
+            what,
+            digest.clone(),
+            Some(*size),
+        )),
+        Transform::Gzip {
+            diff_id: Some(diff_id),
+            ..
+        }
+        | Transform::Zstd {
+            diff_id: Some(diff_id),
+            ..
+        } => Box::new(VerifyingReader::new(reader, what, diff_id.clone(), None)),
+        Transform::GzipPassthrough {
+            diff_id: Some(diff_id),
+        } => Box::new(VerifyingReader::new(
+            MultiGzDecoder::new(reader),
+            what,
+            diff_id.clone(),
+            None,
+        )),
+        Transform::ZstdPassthrough {
+            diff_id: Some(diff_id),
+        } => Box::new(VerifyingReader::new(
+            zstd::Decoder::new(reader)?,
+            what,
+            diff_id.clone(),
+            None,
+        )),
+        _ => reader,
+    };
+    io::copy(&mut checked, &mut io::sink()).map(|_| ())
+}

@@ -1,0 +1,269 @@
+//! Carrying out one decision: one blob into one repository, as `decide` said — nothing (it is
+//! there), a mount, a mount once an earlier upload ended, or an upload. Each op runs once per
+//! run; every entry of the plan that needs its blob there waits on its result, so an image is
+//! never tagged before the blobs it names are confirmed.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use ocipush_oci::Digest;
+use ocipush_registry::retry_count::counting_retries;
+use ocipush_registry::MountOutcome;
+use tokio::sync::{watch, OwnedSemaphorePermit};
+
+use crate::blob::BlobContext;
+use crate::decide::Decision;
+use crate::error::PushError;
+use crate::job::PushedBlob;
+use crate::keys::{BlobKey, RepoKey};
+use crate::plan::{blob_label, PlannedBlob, Production};
+use crate::producer::Transform;
+use crate::reporter::{BlobId, BlobOutcome, BlobState};
+use crate::upload::upload_with_retries;
+
+/// What an op came to.
+pub(crate) type OpResult = Result<PushedBlob, Arc<PushError>>;
+
+/// The result of an op, for whoever waits on it.
+#[derive(Clone)]
+pub(crate) struct Settled {
+    result: watch::Receiver<Option<OpResult>>,
+    retries: Arc<AtomicU64>,
+}
+
+impl Settled {
+    /// Retries the op made so far (all of them, once it ended).
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Waits for the op to end. An op dropped without a result (its task panicked) reads as
+    /// an internal error rather than a wait forever.
+    pub async fn wait(&mut self) -> OpResult {
+        match self.result.wait_for(Option::is_some).await {
+            Ok(result) => result.clone().expect("waited for Some"),
+            Err(_) => Err(Arc::new(PushError::Internal(
+                "a blob's push ended without a result".into(),
+            ))),
+        }
+    }
+}
+
+/// One blob into one repository, as decided.
+pub(crate) struct BlobOp {
+    pub ctx: BlobContext,
+    pub blob: PlannedBlob,
+    pub decision: Decision,
+    /// For `MountAfterUpload`: the upload it mounts from.
+    pub after: Option<Settled>,
+    /// Retries made for this op, counted for the image that owns it.
+    pub retries: Arc<AtomicU64>,
+    result: watch::Sender<Option<OpResult>>,
+}
+
+impl BlobOp {
+    pub fn new(
+        ctx: BlobContext,
+        blob: PlannedBlob,
+        decision: Decision,
+        after: Option<Settled>,
+    ) -> (BlobOp, Settled) {
+        let (result, receiver) = watch::channel(None);
+        let retries = Arc::new(AtomicU64::new(0));
+        let settled = Settled {
+            result: receiver,
+            retries: retries.clone(),
+        };
+        let op = BlobOp {
+            ctx,
+            blob,
+            decision,
+            after,
+            retries,
+            result,
+        };
+        (op, settled)
+    }
+
+    /// Whether it takes a turn of the run's budget before it starts: uploads do, in plan order.
+    fn takes_a_turn_first(&self) -> bool {
+        self.decision == Decision::Upload
+    }
+
+    fn settle(&self, result: OpResult) {
+        self.result.send_replace(Some(result));
+    }
+}
+
+/// Runs the ops in plan order. Uploads take their turn of the run-wide budget here, in that
+/// order (the budget is a fair queue: with `-j 1`, layer 1 goes first); mounts and existing
+/// blobs start at once. After a stop, ops not yet started end as interrupted.
+pub(crate) async fn run_ops(ops: Vec<BlobOp>) {
+    for op in ops {
+        let state = op.ctx.state.clone();
+        let permit = match op.takes_a_turn_first() {
+            false => None,
+            true => tokio::select! {
+                permit = state.budget.clone().acquire_owned() => {
+                    Some(permit.expect("the budget is never closed"))
+                }
+                _ = state.cancel.cancelled() => None,
+            },
+        };
+        if state.cancel.is_cancelled() {
+            op.settle(Err(Arc::new(PushError::Interrupted)));
+            continue;
+        }
+        let retries = op.retries.clone();
+        tokio::spawn(counting_retries(retries, run_op(op, permit)));
+    }
+}
+
+async fn run_op(mut op: BlobOp, permit: Option<OwnedSemaphorePermit>) {
+    let first = match op.after.as_mut() {
+        Some(after) => Some(after.wait().await),
+        None => None,
+    };
+    let ctx = &op.ctx;
+    if ctx.state.cancel.is_cancelled() {
+        op.settle(Err(Arc::new(PushError::Interrupted)));
+        return;
+    }
+    let id = ctx.state.next_blob_id();
+    let label = op.blob.label();
+    ctx.reporter.blob_started(id, &label, op.blob.source_bytes);
+    let result = match (&op.decision, first) {
+        (Decision::Exists | Decision::EarlierInRun, _) => {
+            Ok(found(&op.blob, BlobOutcome::Existing))
+        }
+        (Decision::Mount { from }, _) => mount_or_upload(ctx, &op.blob, id, from, None).await,
+        (Decision::MountAfterUpload { from }, Some(Ok(first))) => {
+            let blob = PlannedBlob {
+                key: BlobKey::Digest(first.digest.clone()),
+                size: first.size,
+                ..op.blob.clone()
+            };
+            mount_or_upload(ctx, &blob, id, from, None).await
+        }
+        // The upload to mount from failed: this repository gets its own.
+        (Decision::MountAfterUpload { .. }, _) => upload(ctx, &op.blob, id, None).await,
+        (Decision::Upload, _) => upload(ctx, &op.blob, id, permit).await,
+    };
+    let outcome = match &result {
+        Ok(pushed) => {
+            ctx.now_holds(&pushed.digest);
+            // A layer compressed on the way is named by the digest it turned out to have.
+            if op.blob.digest().is_none() {
+                ctx.reporter
+                    .blob_named(id, &blob_label(op.blob.role, Some(&pushed.digest)));
+            }
+            pushed.outcome
+        }
+        Err(_) if ctx.state.cancel.is_cancelled() => BlobOutcome::Interrupted,
+        Err(PushError::Interrupted) => BlobOutcome::Interrupted,
+        Err(_) => BlobOutcome::Failed,
+    };
+    ctx.reporter.blob_finished(id, outcome);
+    op.settle(result.map_err(Arc::new));
+}
+
+/// A blob whose digest the decision knows, found where it was decided to be.
+fn found(blob: &PlannedBlob, outcome: BlobOutcome) -> PushedBlob {
+    PushedBlob {
+        digest: blob
+            .digest()
+            .cloned()
+            .expect("decided present, so its digest is known"),
+        size: blob.size,
+        outcome,
+        diff_id: None,
+    }
+}
+
+/// Mounts from `from`; uploads when the registry refuses (or offers a session instead).
+async fn mount_or_upload(
+    ctx: &BlobContext,
+    blob: &PlannedBlob,
+    id: BlobId,
+    from: &RepoKey,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<PushedBlob, PushError> {
+    let digest: &Digest = blob
+        .digest()
+        .ok_or_else(|| PushError::Internal("a mount without a digest".into()))?;
+    ctx.reporter.blob_state(id, BlobState::Mounting);
+    match ctx.repository.mount_blob(digest, &from.repository).await? {
+        MountOutcome::Mounted => return Ok(found(blob, BlobOutcome::Mounted)),
+        MountOutcome::Upload(session) => ctx.repository.cancel_upload(session).await,
+        MountOutcome::Refused => {}
+    }
+    upload(ctx, blob, id, permit).await
+}
+
+/// Sends the blob, after taking a turn of the run's budget if it has none yet.
+async fn upload(
+    ctx: &BlobContext,
+    blob: &PlannedBlob,
+    id: BlobId,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<PushedBlob, PushError> {
+    let _permit = match permit {
+        Some(permit) => permit,
+        None => tokio::select! {
+            permit = ctx.state.budget.clone().acquire_owned() => {
+                permit.expect("the budget is never closed")
+            }
+            _ = ctx.state.cancel.cancelled() => return Err(PushError::Interrupted),
+        },
+    };
+    match &blob.production {
+        Production::File(job) => {
+            let produced = upload_with_retries(ctx, job, id).await?;
+            remember_compressed(ctx, job, blob, &produced.digest, produced.size);
+            Ok(PushedBlob {
+                digest: produced.digest,
+                size: produced.size,
+                outcome: BlobOutcome::Uploaded,
+                diff_id: produced.diff_id,
+            })
+        }
+        Production::Bytes(bytes) => {
+            let digest = blob
+                .digest()
+                .ok_or_else(|| PushError::Internal("in-memory blob without a digest".into()))?;
+            ctx.reporter.blob_state(id, BlobState::Uploading);
+            ctx.repository.upload_bytes(digest, bytes.clone()).await?;
+            ctx.reporter.blob_progress(id, blob.source_bytes);
+            Ok(found(blob, BlobOutcome::Uploaded))
+        }
+        Production::Export => Err(PushError::Internal(
+            "a daemon's blob is pushed by its export".into(),
+        )),
+    }
+}
+
+/// Tells the digest cache what a layer ocipush compressed turned out to be, so the next run
+/// knows its digest before reading it.
+fn remember_compressed(
+    ctx: &BlobContext,
+    job: &crate::job::BlobJob,
+    blob: &PlannedBlob,
+    digest: &Digest,
+    size: u64,
+) {
+    let diff_id = match &job.transform {
+        Transform::Gzip {
+            diff_id: Some(d), ..
+        }
+        | Transform::Zstd {
+            diff_id: Some(d), ..
+        } => d,
+        _ => return,
+    };
+    if blob.digest() == Some(digest) {
+        return;
+    }
+    let settings = ctx.state.compression;
+    ctx.state.cache.put(diff_id, &settings, digest, size);
+    ctx.state.cache.put_layer_size(diff_id, job.input_size);
+}
