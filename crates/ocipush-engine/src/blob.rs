@@ -1,5 +1,5 @@
-//! What a blob push needs from its surroundings (`BlobContext`), and the push of a layer that
-//! streams by in a daemon's export, whose digest no plan can know before the stream: nothing
+//! The push of a blob only a daemon's export can produce: a layer streaming by in the export,
+//! or a small layer and config read after it. Its digest no plan can know before the stream, whose digest no plan can know before the stream: nothing
 //! if the repository has it (HEAD), a mount if another repository of the run holds it, else
 //! an upload. A layer ocipush compresses is looked up by its diffID in the digest cache first;
 //! within a run, each is compressed once and uploaded once per repository. Blobs the plan
@@ -8,44 +8,19 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
+use futures_util::future::join_all;
 use ocipush_oci::Digest;
-use ocipush_registry::{MountOutcome, Repository};
-use ocipush_source::BlobReader;
+use ocipush_registry::retry_count::in_current_count;
+use ocipush_registry::MountOutcome;
 
+use crate::context::BlobContext;
 use crate::error::PushError;
 use crate::job::{BlobJob, PushedBlob};
 use crate::producer::Transform;
-use crate::reporter::{BlobId, BlobOutcome, BlobState, Reporter};
-use crate::run_state::RunState;
+use crate::reporter::{BlobId, BlobOutcome, BlobState};
+use crate::tally::Tally;
 use crate::upload::upload_with_retries;
-
-/// Everything a blob push needs from its surroundings.
-#[derive(Clone)]
-pub(crate) struct BlobContext {
-    pub repository: Repository,
-    pub blobs: Arc<dyn BlobReader>,
-    pub reporter: Arc<dyn Reporter>,
-    pub retries: u32,
-    pub state: Arc<RunState>,
-}
-
-impl BlobContext {
-    fn registry(&self) -> &str {
-        self.repository.client().registry()
-    }
-
-    /// Records that this repository now holds `digest`, for other repositories to mount from.
-    /// Called the moment the blob is confirmed — before a waiting image can learn its digest —
-    /// so that image finds a repository to mount from.
-    pub(crate) fn now_holds(&self, digest: &Digest) {
-        self.state
-            .add_holder(self.registry(), self.repository.name(), digest);
-    }
-
-    pub(crate) fn repository_key(&self) -> String {
-        format!("{}/{}", self.registry(), self.repository.name())
-    }
-}
 
 /// Pushes a blob into the context's repository, sharing the work with every other image of
 /// the run that needs the same blob there.
@@ -207,4 +182,133 @@ pub(crate) async fn skip_if_present(
         }
         MountOutcome::Refused => Ok(None),
     }
+}
+
+/// An image config: small, so sent in one request unless the repository has it. It is a blob
+/// like the others to the reporter, so progress counts it as the summary does, and like a
+/// blob it goes into each repository once per run, however many images share it.
+pub(crate) async fn push_config(
+    ctx: &BlobContext,
+    digest: &ocipush_oci::Digest,
+    bytes: Bytes,
+) -> Result<BlobOutcome, Arc<PushError>> {
+    let cell = ctx.state.push_cell(&ctx.repository_key(), digest.as_ref());
+    let did_work = AtomicBool::new(false);
+    let pushed = cell
+        .get_or_init(|| async {
+            did_work.store(true, Ordering::Relaxed);
+            let size = bytes.len() as u64;
+            send_config(ctx, digest, bytes)
+                .await
+                .map(|outcome| PushedBlob {
+                    digest: digest.clone(),
+                    size,
+                    outcome,
+                    diff_id: None,
+                })
+                .map_err(Arc::new)
+        })
+        .await
+        .clone()?;
+    // Another image of this run put it there: for this one it already existed.
+    Ok(match did_work.load(Ordering::Relaxed) {
+        true => pushed.outcome,
+        false => BlobOutcome::Existing,
+    })
+}
+
+/// HEAD, then one POST + PUT if the repository lacks it, told to the reporter as a blob.
+async fn send_config(
+    ctx: &BlobContext,
+    digest: &ocipush_oci::Digest,
+    bytes: Bytes,
+) -> Result<BlobOutcome, PushError> {
+    let id = ctx.state.next_blob_id();
+    let size = bytes.len() as u64;
+    ctx.reporter
+        .blob_started(id, &format!("config {}", short(digest.as_ref())), size);
+    ctx.reporter.blob_state(id, BlobState::Checking);
+    let result = async {
+        if ctx.repository.blob_exists(digest).await?.is_some() {
+            return Ok(BlobOutcome::Existing);
+        }
+        ctx.reporter.blob_state(id, BlobState::Uploading);
+        ctx.repository.upload_bytes(digest, bytes).await?;
+        Ok(BlobOutcome::Uploaded)
+    }
+    .await;
+    let outcome = match &result {
+        Ok(outcome) => {
+            ctx.now_holds(digest);
+            *outcome
+        }
+        Err(_) if ctx.state.cancel.is_cancelled() => BlobOutcome::Interrupted,
+        Err(_) => BlobOutcome::Failed,
+    };
+    if outcome == BlobOutcome::Uploaded {
+        ctx.reporter.blob_progress(id, size);
+    }
+    ctx.reporter.blob_finished(id, outcome);
+    result
+}
+
+/// Runs blob jobs in parallel within the run-wide budget; the first failure wins, but every
+/// job is let finish (or fail) so no upload is left dangling. Every blob that got into the
+/// repository is counted in `tally`, even when another failed: the report says what was sent.
+pub(crate) async fn run_jobs(
+    ctx: &BlobContext,
+    jobs: Vec<BlobJob>,
+    tally: &mut Tally,
+) -> Result<Vec<PushedBlob>, Arc<PushError>> {
+    // Turns are taken here, in the image's order (the budget is a fair queue), so with
+    // `-j 1` layer 1 goes first; spawned tasks would race for them.
+    let mut tasks = Vec::new();
+    let mut first_error = None;
+    for job in jobs {
+        let permit = ctx
+            .state
+            .budget
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the budget is never closed");
+        // Stopped while these blobs waited their turn: take no more turns (`push_blob` keeps
+        // a blob that gets one after a stop from starting).
+        if ctx.state.cancel.is_cancelled() {
+            first_error = Some(Arc::new(PushError::Interrupted));
+            break;
+        }
+        let ctx = ctx.clone();
+        let id = ctx.state.next_blob_id();
+        tasks.push(tokio::spawn(in_current_count(async move {
+            let _permit = permit;
+            push_blob(&ctx, &job, id).await
+        })));
+    }
+    let mut pushed = Vec::new();
+    for result in join_all(tasks).await {
+        match result {
+            Ok(Ok(blob)) => {
+                tally.add(&blob);
+                pushed.push(blob);
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(Arc::new(PushError::Internal(format!(
+                    "blob task failed: {e}"
+                ))));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(pushed),
+    }
+}
+
+pub(crate) fn short(digest: &str) -> &str {
+    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
+    &hex[..hex.len().min(12)]
 }

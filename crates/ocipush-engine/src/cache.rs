@@ -40,6 +40,7 @@ impl DigestCache {
         )
     }
 
+    /// The compressed digest and size remembered for `diff_id` under `settings`.
     pub fn get(&self, diff_id: &Digest, settings: &CompressionSettings) -> Option<(Digest, u64)> {
         let path = self.entry(diff_id, settings)?;
         let text = std::fs::read_to_string(&path).ok()?;
@@ -50,6 +51,7 @@ impl DigestCache {
         parsed
     }
 
+    /// Remembers what `diff_id` compresses to under `settings`.
     pub fn put(
         &self,
         diff_id: &Digest,

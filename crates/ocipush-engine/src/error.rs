@@ -9,69 +9,109 @@ use ocipush_source::SourceError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureKind {
+    /// Anything else (exit 1).
     General,
+    /// Credentials refused or missing (exit 2).
     Auth,
+    /// The registry could not be reached (exit 3).
     Network,
+    /// The image is missing, damaged or not an image (exit 4).
     InvalidImage,
+    /// The registry refused or does not support what was asked (exit 5).
     Registry,
+    /// The whole operation ran out of time (exit 6).
     Timeout,
+    /// The request itself is wrong (exit 64).
     Usage,
+    /// Stopped by the user (exit 130).
     Interrupted,
 }
 
+/// Why an image (or the whole run) could not be pushed. The cause is kept as a source;
+/// [`PushError::kind`] classifies it for exit codes and [`PushError::hint`] says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// Reading the local source failed.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The registry refused, failed or could not be reached.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A destination reference does not parse.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
     /// `source` already names the blob (it is verified under the blob's label), so the
     /// message is its alone.
     #[error("{source}")]
     Verify {
+        /// The blob's label.
         blob: String,
+        /// What did not match.
         #[source]
         source: Box<VerifyError>,
     },
+    /// A blob of the source could not be read.
     #[error("cannot read {blob}: {detail}")]
-    Read { blob: String, detail: String },
+    Read {
+        /// The blob's label.
+        blob: String,
+        /// What the read said.
+        detail: String,
+    },
+    /// No destination can be named for an image.
     #[error("{0}")]
     Naming(String),
+    /// A destination names a digest that is not the manifest the push writes.
     #[error("{repository}@{wanted} is not this image: its manifest is {actual}")]
     WrongDigest {
+        /// `registry/repository`.
         repository: String,
+        /// The digest the destination names.
         wanted: String,
+        /// The manifest's digest.
         actual: String,
     },
+    /// Several images for one explicit destination.
     #[error(
         "{count} images found ({}) for the single destination {reference}",
         some_of(labels)
     )]
     OneDestinationForMany {
+        /// How many images the sources hold.
         count: usize,
+        /// Their labels.
         labels: Vec<String>,
+        /// The one destination.
         reference: String,
     },
+    /// Two different images bound for one reference.
     #[error("{first} and {second} would both be pushed to {reference}")]
     SameDestination {
+        /// The reference both are bound for.
         reference: String,
+        /// The first image's label.
         first: String,
+        /// The second image's label.
         second: String,
     },
+    /// `--platform` matches none of the sources' images.
     #[error("--platform {} matches no image; the sources hold {}", wanted.join(", "), list_or_none(available))]
     NoPlatform {
+        /// The platforms asked for.
         wanted: Vec<String>,
+        /// The platforms the sources hold.
         available: Vec<String>,
     },
+    /// Stopped by the caller (Ctrl-C): no manifest was written.
     #[error("interrupted")]
     Interrupted,
+    /// A bug: something the engine should never see.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl PushError {
+    /// The kind of failure, for the exit code.
     pub fn kind(&self) -> FailureKind {
         match self {
             PushError::Source(SourceError::InvalidSpec { .. } | SourceError::DaemonHost { .. }) => {
@@ -97,6 +137,7 @@ impl PushError {
         }
     }
 
+    /// What the user can do about it, when there is something to say.
     pub fn hint(&self) -> Option<String> {
         match self {
             PushError::Source(e) => e.hint(),

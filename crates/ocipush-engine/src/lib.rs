@@ -2,11 +2,50 @@
 //! parallel (verifying, compressing and hashing as they stream), then writes manifests and tags
 //! only once everything they reference is confirmed. It never prints: progress goes to a
 //! [`Reporter`], results come back as a [`PushReport`].
+//!
+//! A push is one model, computed once and then read by everything:
+//! 1. [`plan`] (pure): every image of the sources, the references it goes to, and every blob
+//!    it needs, with a typed key ([`BlobKey`]), a label (`layer 2/3 1d895bc1efba`, the digest
+//!    the registry knows it by) and how it is produced.
+//! 2. A probe asks each registry, once per repository and known digest, what it holds; then
+//!    [`decide`] settles what happens to each blob in each repository ([`Decision`]).
+//! 3. [`push`] carries the decisions out and returns a [`PushReport`]; [`dry_run`] stops
+//!    after step 2 and returns them, so a dry run says what the push will do.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use ocipush_engine::{plan, push, Destination, PushOptions, SilentReporter};
+//! use ocipush_registry::Reference;
+//! use ocipush_source::{open_source, DaemonSettings};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let opened = open_source("build/app.tar", &DaemonSettings::default()).await?;
+//! let sources: Vec<_> = opened.sources.into_iter().map(Arc::new).collect();
+//! let destination = Destination::Reference(Reference::parse("localhost:5000/team/app:1.0")?);
+//! let options = PushOptions::default();
+//! let planned = plan(&sources, &destination, &[], &options.plan_settings())?;
+//! let report = push(planned, &options, Arc::new(SilentReporter)).await;
+//! assert_eq!(report.summary.failed, 0);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Decisions are plain data, so what a run would do can be worked out without a registry:
+//!
+//! ```
+//! use ocipush_engine::{decide, Decision, Holdings};
+//!
+//! // No images, nothing held: nothing to decide.
+//! assert!(decide(&[], &[], &Holdings::default()).is_empty());
+//! assert_eq!(Decision::Upload.action(), "upload");
+//! ```
+#![deny(missing_docs)]
 
 mod assemble;
 mod blob;
 mod cache;
 mod compress;
+mod context;
 mod copies;
 mod daemon;
 mod decide;
@@ -27,6 +66,7 @@ mod reporter;
 mod run_state;
 mod send_turns;
 mod sent_progress;
+mod tally;
 mod totals;
 mod upload;
 

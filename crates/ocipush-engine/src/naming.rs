@@ -14,6 +14,7 @@ use ocipush_source::LocalImage;
 
 use crate::error::PushError;
 
+/// The tag an image with no tag of its own is pushed as.
 pub const DEFAULT_TAG: &str = "latest";
 
 /// Where the user asked images to go.
@@ -26,6 +27,7 @@ pub enum Destination {
 }
 
 impl Destination {
+    /// The registry host (`host[:port]`) it names.
     pub fn registry(&self) -> &str {
         match self {
             Destination::Reference(r) => &r.registry,

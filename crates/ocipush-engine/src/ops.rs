@@ -11,7 +11,7 @@ use ocipush_registry::retry_count::counting_retries;
 use ocipush_registry::MountOutcome;
 use tokio::sync::{watch, OwnedSemaphorePermit};
 
-use crate::blob::BlobContext;
+use crate::context::BlobContext;
 use crate::decide::Decision;
 use crate::error::PushError;
 use crate::job::PushedBlob;

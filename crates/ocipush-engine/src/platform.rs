@@ -22,7 +22,9 @@ const REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 /// An image `--platform` left out, and the platforms it has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SkippedImage {
+    /// The image's label.
     pub label: String,
+    /// The platforms it is (empty when unknown).
     pub platforms: Vec<PlatformSpec>,
 }
 

@@ -3,34 +3,35 @@
 //! digest — then the tags. Nothing is tagged unless every blob it needs was confirmed.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
 use ocipush_oci::{Compression, Document};
-use ocipush_registry::retry_count::{counting_retries, in_current_count};
+use ocipush_registry::retry_count::counting_retries;
 use ocipush_registry::{ClientOptions, Reference, Repository};
 use ocipush_source::ImageContent;
 use tokio_util::sync::CancellationToken;
 
 use crate::assemble::image_manifest;
-use crate::blob::{push_blob, BlobContext};
 use crate::cache::DigestCache;
 use crate::compress::CompressionSettings;
+use crate::context::BlobContext;
 use crate::copies::settle_copies;
 use crate::daemon::push_daemon_image;
 use crate::decide::{decide, Decision, Holdings, ImageDecisions};
 use crate::error::PushError;
-use crate::job::{BlobJob, PushedBlob};
+use crate::job::PushedBlob;
 use crate::keys::{BlobKey, RepoKey};
 use crate::ops::{run_ops, BlobOp, Settled};
 use crate::plan::{BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage, Production};
 use crate::probe::{client_for, connect_all, probe, Clients, ConnectCost};
-use crate::report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport};
-use crate::reporter::{BlobOutcome, BlobState, Reporter};
+use crate::report::{Failure, ImageReport, ImageStatus, PushReport};
+use crate::reporter::{BlobOutcome, Reporter};
 use crate::run_state::RunState;
+use crate::tally::Tally;
 use crate::totals::run_totals;
 
 /// Settings of a push run, resolved by the caller from flags, environment and config.
@@ -270,52 +271,6 @@ fn build_ops(
     (ops, settled)
 }
 
-/// Counts gathered while pushing one image.
-#[derive(Default)]
-pub(crate) struct Tally {
-    bytes_uploaded: u64,
-    bytes_skipped: u64,
-    blobs: BlobCounts,
-    retries: u64,
-}
-
-impl Tally {
-    pub(crate) fn add(&mut self, blob: &PushedBlob) {
-        match blob.outcome {
-            BlobOutcome::Existing => {
-                self.blobs.existing += 1;
-                self.bytes_skipped += blob.size;
-            }
-            BlobOutcome::Mounted => {
-                self.blobs.mounted += 1;
-                self.bytes_skipped += blob.size;
-            }
-            BlobOutcome::Uploaded => {
-                self.blobs.uploaded += 1;
-                self.bytes_uploaded += blob.size;
-            }
-            BlobOutcome::Failed | BlobOutcome::Interrupted => {}
-        }
-    }
-
-    /// Counts an image config, if it got into the repository.
-    pub(crate) fn add_config(
-        &mut self,
-        digest: &ocipush_oci::Digest,
-        size: u64,
-        outcome: &Result<BlobOutcome, Arc<PushError>>,
-    ) {
-        if let Ok(outcome) = outcome {
-            self.add(&PushedBlob {
-                digest: digest.clone(),
-                size,
-                outcome: *outcome,
-                diff_id: None,
-            });
-        }
-    }
-}
-
 /// What every image of a run shares.
 struct Run {
     clients: Clients,
@@ -453,74 +408,6 @@ fn check_named_digests(references: &[&Reference], root: &Document) -> Result<(),
     Ok(())
 }
 
-/// An image config: small, so sent in one request unless the repository has it. It is a blob
-/// like the others to the reporter, so progress counts it as the summary does, and like a
-/// blob it goes into each repository once per run, however many images share it.
-pub(crate) async fn push_config(
-    ctx: &BlobContext,
-    digest: &ocipush_oci::Digest,
-    bytes: Bytes,
-) -> Result<BlobOutcome, Arc<PushError>> {
-    let cell = ctx.state.push_cell(&ctx.repository_key(), digest.as_ref());
-    let did_work = AtomicBool::new(false);
-    let pushed = cell
-        .get_or_init(|| async {
-            did_work.store(true, Ordering::Relaxed);
-            let size = bytes.len() as u64;
-            send_config(ctx, digest, bytes)
-                .await
-                .map(|outcome| PushedBlob {
-                    digest: digest.clone(),
-                    size,
-                    outcome,
-                    diff_id: None,
-                })
-                .map_err(Arc::new)
-        })
-        .await
-        .clone()?;
-    // Another image of this run put it there: for this one it already existed.
-    Ok(match did_work.load(Ordering::Relaxed) {
-        true => pushed.outcome,
-        false => BlobOutcome::Existing,
-    })
-}
-
-/// HEAD, then one POST + PUT if the repository lacks it, told to the reporter as a blob.
-async fn send_config(
-    ctx: &BlobContext,
-    digest: &ocipush_oci::Digest,
-    bytes: Bytes,
-) -> Result<BlobOutcome, PushError> {
-    let id = ctx.state.next_blob_id();
-    let size = bytes.len() as u64;
-    ctx.reporter
-        .blob_started(id, &format!("config {}", short(digest.as_ref())), size);
-    ctx.reporter.blob_state(id, BlobState::Checking);
-    let result = async {
-        if ctx.repository.blob_exists(digest).await?.is_some() {
-            return Ok(BlobOutcome::Existing);
-        }
-        ctx.reporter.blob_state(id, BlobState::Uploading);
-        ctx.repository.upload_bytes(digest, bytes).await?;
-        Ok(BlobOutcome::Uploaded)
-    }
-    .await;
-    let outcome = match &result {
-        Ok(outcome) => {
-            ctx.now_holds(digest);
-            *outcome
-        }
-        Err(_) if ctx.state.cancel.is_cancelled() => BlobOutcome::Interrupted,
-        Err(_) => BlobOutcome::Failed,
-    };
-    if outcome == BlobOutcome::Uploaded {
-        ctx.reporter.blob_progress(id, size);
-    }
-    ctx.reporter.blob_finished(id, outcome);
-    result
-}
-
 async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Result<(), PushError> {
     // Every blob is in, but the user asked to stop: a stop means no new tag.
     if ctx.state.cancel.is_cancelled() {
@@ -535,62 +422,6 @@ async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Res
         )
         .await
         .map_err(PushError::from)
-}
-
-/// Runs blob jobs in parallel within the run-wide budget; the first failure wins, but every
-/// job is let finish (or fail) so no upload is left dangling. Every blob that got into the
-/// repository is counted in `tally`, even when another failed: the report says what was sent.
-pub(crate) async fn run_jobs(
-    ctx: &BlobContext,
-    jobs: Vec<BlobJob>,
-    tally: &mut Tally,
-) -> Result<Vec<PushedBlob>, Arc<PushError>> {
-    // Turns are taken here, in the image's order (the budget is a fair queue), so with
-    // `-j 1` layer 1 goes first; spawned tasks would race for them.
-    let mut tasks = Vec::new();
-    let mut first_error = None;
-    for job in jobs {
-        let permit = ctx
-            .state
-            .budget
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the budget is never closed");
-        // Stopped while these blobs waited their turn: take no more turns (`push_blob` keeps
-        // a blob that gets one after a stop from starting).
-        if ctx.state.cancel.is_cancelled() {
-            first_error = Some(Arc::new(PushError::Interrupted));
-            break;
-        }
-        let ctx = ctx.clone();
-        let id = ctx.state.next_blob_id();
-        tasks.push(tokio::spawn(in_current_count(async move {
-            let _permit = permit;
-            push_blob(&ctx, &job, id).await
-        })));
-    }
-    let mut pushed = Vec::new();
-    for result in join_all(tasks).await {
-        match result {
-            Ok(Ok(blob)) => {
-                tally.add(&blob);
-                pushed.push(blob);
-            }
-            Ok(Err(e)) => {
-                first_error.get_or_insert(e);
-            }
-            Err(e) => {
-                first_error.get_or_insert(Arc::new(PushError::Internal(format!(
-                    "blob task failed: {e}"
-                ))));
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(pushed),
-    }
 }
 
 fn image_report(
@@ -628,9 +459,4 @@ fn image_report(
         duration_ms: elapsed.as_millis() as u64,
         error,
     }
-}
-
-pub(crate) fn short(digest: &str) -> &str {
-    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
-    &hex[..hex.len().min(12)]
 }

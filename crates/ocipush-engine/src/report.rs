@@ -8,42 +8,62 @@ use crate::error::FailureKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
+/// How an image went.
 pub enum ImageStatus {
+    /// Every reference was written.
     Pushed,
+    /// It could not be pushed; see its error.
     Failed,
+    /// Left out: a broken file of a build directory, or a damaged copy of an image.
     Skipped,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
+/// Blobs by what happened to them.
 pub struct BlobCounts {
+    /// Sent to the registry.
     pub uploaded: u64,
+    /// Already there (or put there by an earlier image of the run).
     pub existing: u64,
+    /// Mounted from another repository of the registry.
     pub mounted: u64,
 }
 
 /// A failure, rendered: the message, a hint, and its kind.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
+    /// The one-line error.
     pub message: String,
+    /// What to do about it.
     pub hint: Option<String>,
+    /// Its class, for the exit code.
     pub kind: FailureKind,
 }
 
 /// The outcome for one image.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageReport {
+    /// The image's label.
     pub source: String,
     /// The first reference pushed (repository with its first tag).
     pub destination: String,
     /// Every reference written (each tag), `host/repo:tag`.
     pub references: Vec<String>,
+    /// The manifest's digest, once pushed.
     pub digest: Option<String>,
+    /// How it went.
     pub status: ImageStatus,
+    /// Bytes sent (as they went over the wire).
     pub bytes_uploaded: u64,
+    /// Bytes not sent because the registry had them or mounted them.
     pub bytes_skipped: u64,
+    /// Its blobs by outcome.
     pub blobs: BlobCounts,
+    /// Requests sent again, uploads started over or resumed.
     pub retries: u64,
+    /// How long it took.
     pub duration_ms: u64,
+    /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
 }
@@ -51,25 +71,37 @@ pub struct ImageReport {
 /// Sums over a run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
+    /// Images in the report.
     pub images: u64,
+    /// Images pushed.
     pub pushed: u64,
+    /// Images that failed.
     pub failed: u64,
+    /// Images left out.
     pub skipped: u64,
+    /// Bytes sent.
     pub bytes_uploaded: u64,
+    /// Bytes found in the registry or mounted.
     pub bytes_skipped: u64,
+    /// Blobs by outcome.
     pub blobs: BlobCounts,
+    /// Retries in all.
     pub retries: u64,
+    /// The run's duration.
     pub duration_ms: u64,
 }
 
 /// The whole run.
 #[derive(Debug, Clone, Serialize)]
 pub struct PushReport {
+    /// One report per image, in plan order (skipped ones last).
     pub images: Vec<ImageReport>,
+    /// Their sums.
     pub summary: Summary,
 }
 
 impl PushReport {
+    /// A report of `images`, summed, for a run that took `elapsed`.
     pub fn new(images: Vec<ImageReport>, elapsed: Duration) -> PushReport {
         let mut summary = Summary {
             images: images.len() as u64,

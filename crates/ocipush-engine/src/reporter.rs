@@ -13,7 +13,9 @@ pub enum BlobOutcome {
     Existing,
     /// Mounted from another repository of the same registry: no bytes sent.
     Mounted,
+    /// Sent to the registry.
     Uploaded,
+    /// Did not get in; the image fails.
     Failed,
     /// Stopped by Ctrl-C before it was done; its upload session was cancelled.
     Interrupted,
@@ -41,8 +43,11 @@ pub enum BlobState {
 /// reporter should let the real figures exceed it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunTotals {
+    /// Images in the run.
     pub images: usize,
+    /// Blobs, once per repository.
     pub blobs: usize,
+    /// Source bytes of those blobs.
     pub bytes: u64,
 }
 
@@ -52,10 +57,12 @@ pub trait Reporter: Send + Sync {
     fn run_started(&self, _totals: &RunTotals) {}
     /// Every image has finished (pushed or failed).
     fn run_finished(&self) {}
+    /// An image begins, bound for `destinations`.
     fn image_started(&self, _label: &str, _destinations: &[String]) {}
     /// A blob transfer began; `total` is the number of source bytes it will read (0 when not
     /// known: a daemon layer found through the digest cache).
     fn blob_started(&self, _id: BlobId, _label: &str, _total: u64) {}
+    /// What the blob is doing now.
     fn blob_state(&self, _id: BlobId, _state: BlobState) {}
     /// The blob's full label, once the digest the registry knows it by is learnt (a layer
     /// compressed on the way): `layer 1/2 1d895bc1efba` where it started as `layer 1/2`.
@@ -64,7 +71,9 @@ pub trait Reporter: Send + Sync {
     fn blob_progress(&self, _id: BlobId, _bytes: u64) {}
     /// A retry starts the blob over: progress goes back to zero.
     fn blob_restarted(&self, _id: BlobId, _attempt: u32, _reason: &str) {}
+    /// The blob is done: how it went.
     fn blob_finished(&self, _id: BlobId, _outcome: BlobOutcome) {}
+    /// The image is done: what came of it.
     fn image_finished(&self, _report: &ImageReport) {}
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 
-use crate::blob::BlobContext;
+use crate::context::BlobContext;
 use crate::error::PushError;
 use crate::job::BlobJob;
 use crate::producer::{produce, ProduceError, Produced, Transform, CHANNEL_DEPTH};

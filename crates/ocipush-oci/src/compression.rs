@@ -3,8 +3,11 @@
 /// Compression of a layer blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Compression {
+    /// Not compressed: a plain tar.
     None,
+    /// gzip: the compression every registry and runtime accepts.
     Gzip,
+    /// zstd (`tar+zstd` layers).
     Zstd,
 }
 
@@ -20,6 +23,7 @@ impl Compression {
         }
     }
 
+    /// The lowercase name: `none`, `gzip` or `zstd`.
     pub fn as_str(self) -> &'static str {
         match self {
             Compression::None => "none",

@@ -9,10 +9,20 @@ pub use oci_spec::image::Digest;
 /// Why a digest string was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DigestError {
+    /// Not a well-formed digest.
     #[error("invalid digest `{value}`: {reason}")]
-    Invalid { value: String, reason: String },
+    Invalid {
+        /// The string as given.
+        value: String,
+        /// What `oci-spec` found wrong with it.
+        reason: String,
+    },
+    /// Well-formed, but not sha256.
     #[error("unsupported digest algorithm in `{value}` (only sha256 is supported)")]
-    UnsupportedAlgorithm { value: String },
+    UnsupportedAlgorithm {
+        /// The string as given.
+        value: String,
+    },
 }
 
 /// Parses a digest and insists on sha256, the only algorithm ocipush can verify.
@@ -51,23 +61,28 @@ pub struct Sha256Writer {
 }
 
 impl Sha256Writer {
+    /// An empty hash: nothing written yet.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Hashes `bytes` and adds them to the count; the infallible form of `write`.
     pub fn update(&mut self, bytes: &[u8]) {
         self.hasher.update(bytes);
         self.len += bytes.len() as u64;
     }
 
+    /// How many bytes were hashed so far.
     pub fn len(&self) -> u64 {
         self.len
     }
 
+    /// Was nothing hashed yet?
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The digest and length of everything written.
     pub fn finish(self) -> (Digest, u64) {
         (from_hash(self.hasher.finalize().as_slice()), self.len)
     }

@@ -9,22 +9,39 @@ use crate::media_type;
 /// Why manifest bytes could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum DocumentError {
+    /// The bytes are not JSON, or not the JSON of the kind of document their media type says.
     #[error("malformed {what}: {source}")]
     Json {
+        /// The document, as the caller named it for messages.
         what: String,
+        /// The parser's error.
         #[source]
         source: serde_json::Error,
     },
+    /// Neither a manifest nor an index media type ocipush knows.
     #[error("{what} has unsupported media type `{media_type}`")]
-    UnsupportedMediaType { what: String, media_type: String },
+    UnsupportedMediaType {
+        /// The document, as the caller named it for messages.
+        what: String,
+        /// The media type it has or was declared with.
+        media_type: String,
+    },
+    /// An index could not be narrowed to the wanted manifests.
     #[error("cannot narrow {what}: {reason}")]
-    Rewrite { what: String, reason: String },
+    Rewrite {
+        /// The index, by digest.
+        what: String,
+        /// Why the narrowing was refused.
+        reason: String,
+    },
 }
 
 /// What a document is, parsed.
 #[derive(Debug, Clone)]
 pub enum DocumentKind {
+    /// A single-image manifest (OCI or Docker v2): a config and layers.
     Manifest(Box<ImageManifest>),
+    /// An index (OCI index or Docker manifest list): one manifest per platform.
     Index(Box<ImageIndex>),
 }
 
@@ -82,22 +99,28 @@ impl Document {
         })
     }
 
+    /// The exact bytes, as read and as pushed.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// The sha256 of [`Self::bytes`]: the document's identity in a registry.
     pub fn digest(&self) -> &Digest {
         &self.digest
     }
 
+    /// The media type to send as `Content-Type` when pushing: the document's own, else the one
+    /// declared for it, else inferred from its shape.
     pub fn media_type(&self) -> &str {
         &self.media_type
     }
 
+    /// The parsed form, for walking what the document references.
     pub fn kind(&self) -> &DocumentKind {
         &self.kind
     }
 
+    /// Length of [`Self::bytes`], as a descriptor states it.
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }

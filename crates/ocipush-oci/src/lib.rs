@@ -3,6 +3,26 @@
 //!
 //! Raw manifest bytes are always kept next to their parsed form: a manifest's digest is the
 //! digest of the exact bytes, so re-serialising a parsed manifest would silently change it.
+//!
+//! Digests are sha256 only, the one algorithm ocipush can verify:
+//!
+//! ```
+//! use ocipush_oci::{parse_sha256, sha256_of, Compression};
+//!
+//! let digest = sha256_of(b"");
+//! assert_eq!(
+//!     digest.to_string(),
+//!     "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+//! );
+//! assert_eq!(parse_sha256(digest.as_ref()).unwrap(), digest);
+//! assert!(parse_sha256("sha256:ABCD").is_err());
+//!
+//! // A layer's compression, told from its first bytes.
+//! assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
+//! assert_eq!(Compression::sniff(b"ustar"), Compression::None);
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod compression;
 pub mod digest;

@@ -1,15 +1,25 @@
 //! Media type names for OCI and Docker manifests, configs and layers.
 
+/// OCI image manifest.
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+/// OCI image index: manifests for several platforms.
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+/// OCI image config.
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+/// OCI layer, uncompressed tar.
 pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// OCI layer, gzipped tar.
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+/// OCI layer, zstd-compressed tar.
 pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 
+/// Docker image manifest, schema 2: what `docker push` writes.
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Docker manifest list: Docker's counterpart of an OCI index.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker image config, as referenced by a Docker manifest.
 pub const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
+/// Docker layer, gzipped tar.
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 
 /// Is this the media type of an index (OCI index or Docker manifest list)?

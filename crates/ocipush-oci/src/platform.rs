@@ -11,8 +11,12 @@ use oci_spec::image::Platform;
 /// A platform, as requested or as an image declares it; compared only through [`Self::matches`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlatformSpec {
+    /// Operating system, lowercase (`linux`, `windows`).
     pub os: String,
+    /// Architecture, lowercase, as written (`amd64`, `x86_64`); aliases are resolved only when
+    /// matching.
     pub architecture: String,
+    /// CPU variant, lowercase (`v7`, `v8`); never `Some` of an empty string.
     pub variant: Option<String>,
 }
 
@@ -20,11 +24,14 @@ pub struct PlatformSpec {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid platform `{text}`: {reason}")]
 pub struct PlatformError {
+    /// The value as given.
     pub text: String,
+    /// What is wrong with it, and the expected form.
     pub reason: &'static str,
 }
 
 impl PlatformSpec {
+    /// Lowercases every part; an empty variant counts as none.
     pub fn new(os: &str, architecture: &str, variant: Option<&str>) -> Self {
         PlatformSpec {
             os: os.to_ascii_lowercase(),

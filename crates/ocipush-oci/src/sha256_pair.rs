@@ -31,6 +31,7 @@ impl Default for Sha256Pair {
 }
 
 impl Sha256Pair {
+    /// Two empty streams, interleaved on the SHA extensions when this CPU has them.
     pub fn new() -> Self {
         #[cfg(target_arch = "x86_64")]
         if let Some(pair) = shani::Stream::pair() {

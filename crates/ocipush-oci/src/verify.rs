@@ -9,16 +9,25 @@ use crate::digest::{Digest, Sha256Writer};
 /// A blob's content did not match its descriptor.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
+    /// The content hashes to another digest.
     #[error("digest mismatch for {what}: expected {expected}, content hashes to {actual}")]
     Digest {
+        /// The blob, as the reader was told to name it.
         what: String,
+        /// The digest the descriptor promised.
         expected: Digest,
+        /// The digest of what was read.
         actual: Digest,
     },
+    /// The content is longer or shorter than promised. Raised as soon as too many bytes
+    /// arrive, without waiting for the end.
     #[error("size mismatch for {what}: expected {expected} bytes, read {actual}")]
     Size {
+        /// The blob, as the reader was told to name it.
         what: String,
+        /// The size the descriptor promised.
         expected: u64,
+        /// Bytes read: all of them, or the count that passed `expected`.
         actual: u64,
     },
 }

@@ -6,10 +6,15 @@ use std::collections::HashMap;
 /// An authentication challenge from a 401 response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Challenge {
+    /// Send the credentials as Basic auth.
     Basic,
+    /// Fetch a token from the token server at `realm` and send it as a bearer token.
     Bearer {
+        /// The token server's URL.
         realm: String,
+        /// The `service` to name in token requests.
         service: Option<String>,
+        /// The scope the refused request needs, if the registry names it.
         scope: Option<String>,
     },
 }

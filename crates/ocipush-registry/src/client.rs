@@ -18,11 +18,15 @@ use crate::tls::{build_http_client, TlsOptions};
 /// Everything that decides how ocipush talks to a registry, resolved before the client exists.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
+    /// Trusted CAs, client certificates, or `--insecure`.
     pub tls: TlsOptions,
     /// Use `http://` (`--plain-http`). Loopback registries fall back to it on their own.
     pub plain_http: bool,
+    /// What to authenticate with when the registry asks; `None` for anonymous access.
     pub credentials: Option<Credentials>,
+    /// When and how often transient failures are retried.
     pub retry: RetryPolicy,
+    /// The `User-Agent` of every request, `ocipush/VERSION` by default.
     pub user_agent: String,
     /// Upload blobs in PATCH chunks of at most this many bytes (`--chunk-size`); `None` sends
     /// each blob in one streamed PATCH until a proxy refuses that (413).
@@ -52,6 +56,10 @@ pub struct LoginCheck {
 }
 
 /// A live connection to one registry.
+///
+/// Credentials go only to the registry's own host and port: `Authorization` is never sent to
+/// another host, such as the storage service a registry points blob traffic to. `Debug` shows
+/// the registry and its address, never credentials or tokens.
 pub struct RegistryClient {
     pub(crate) http: reqwest::Client,
     registry: String,
@@ -234,6 +242,7 @@ impl RegistryClient {
         self.on_this_machine
     }
 
+    /// How this client retries transient failures.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
     }

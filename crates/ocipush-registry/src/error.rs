@@ -6,61 +6,119 @@ use reqwest::StatusCode;
 /// What kind of failure, for exit codes and retry decisions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorClass {
+    /// Credentials missing or refused, or lacking the rights asked for.
     Auth,
+    /// The registry could not be reached (TLS included), or a request to it failed in transit.
     Network,
+    /// The registry answered 404.
     NotFound,
+    /// The registry answered something unexpected or broke the protocol.
     Registry,
+    /// The user's settings cannot work: certificate files, client options.
     Usage,
 }
 
+/// A failed registry operation: which registry, what was asked of it and what it answered.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// No connection could be made to the registry.
+    ///
     /// `plain_http`: what failed was already plain HTTP (so `--plain-http` is no remedy).
     #[error("cannot reach registry {registry}: {detail}")]
     Connect {
+        /// The registry as the user named it.
         registry: String,
+        /// The innermost cause, in words.
         detail: String,
+        /// The connection tried was plain HTTP.
         plain_http: bool,
     },
+    /// The TLS handshake failed: the certificate was refused, or TLS is not spoken there.
     #[error("TLS handshake with {registry} failed: {detail}")]
-    Tls { registry: String, detail: String },
+    Tls {
+        /// The registry as the user named it.
+        registry: String,
+        /// The innermost cause, in words.
+        detail: String,
+    },
+    /// Something answered `GET /v2/`, but not as a registry does.
     #[error("{registry} is not an OCI registry: GET /v2/ answered {status}")]
     NotARegistry {
+        /// The registry as the user named it.
         registry: String,
+        /// What `GET /v2/` answered.
         status: StatusCode,
     },
+    /// The registry or its token server refused the credentials or wanted some we lack, or no
+    /// usable token could be had.
     #[error("authentication to {registry} failed: {detail}")]
-    Unauthorized { registry: String, detail: String },
+    Unauthorized {
+        /// The registry as the user named it.
+        registry: String,
+        /// What went wrong; credentials appear by user name only, never by value.
+        detail: String,
+    },
+    /// The registry refused the request for lack of rights (403).
     #[error("access to {repository} on {registry} denied: {detail}")]
     Denied {
+        /// The registry as the user named it.
         registry: String,
+        /// The refused request, which names the repository, e.g. `PUT manifest team/app:1.0`.
         repository: String,
+        /// The registry's message, or the status.
         detail: String,
     },
+    /// The registry answered a status the operation does not accept.
     #[error("{registry} answered {status} to {action}{}", code_suffix(.code, .message))]
     Status {
+        /// The registry as the user named it.
         registry: String,
+        /// The request, e.g. `PUT manifest team/app:1.0`.
         action: String,
+        /// The status it answered.
         status: StatusCode,
+        /// The distribution error code of the body (`DIGEST_INVALID`), if any.
         code: Option<String>,
+        /// The error message of the body, or its first line when it is not JSON.
         message: Option<String>,
     },
+    /// The registry's answer broke the protocol: no `Location`, another digest than sent.
     #[error("{registry}: {detail} (during {action})")]
     Protocol {
+        /// The registry as the user named it.
         registry: String,
+        /// The request, e.g. `PUT manifest team/app:1.0`.
         action: String,
+        /// What was wrong with the answer.
         detail: String,
     },
+    /// A request failed after connecting: timed out, cut off, or its body stream failed.
     #[error("request to {registry} failed during {action}: {detail}")]
     Transfer {
+        /// The registry as the user named it.
         registry: String,
+        /// The request, e.g. `PATCH upload to team/app`.
         action: String,
+        /// The innermost cause, in words.
         detail: String,
     },
+    /// A CA certificate file could not be read or trusted.
     #[error("cannot load CA certificates from {path}: {detail}")]
-    CaFile { path: String, detail: String },
+    CaFile {
+        /// The file.
+        path: String,
+        /// Why it is unusable.
+        detail: String,
+    },
+    /// A client certificate or key, or the `certs.d` folder holding them, could not be used.
     #[error("cannot load the client certificate {path}: {detail}")]
-    CertFile { path: String, detail: String },
+    CertFile {
+        /// The file or folder.
+        path: String,
+        /// Why it is unusable.
+        detail: String,
+    },
+    /// Client settings that cannot work: a bad registry address, a failed TLS setup.
     #[error("invalid client settings: {0}")]
     Settings(String),
 }
@@ -75,6 +133,7 @@ fn code_suffix(code: &Option<String>, message: &Option<String>) -> String {
 }
 
 impl RegistryError {
+    /// The kind of failure, for exit codes and retry decisions.
     pub fn class(&self) -> ErrorClass {
         match self {
             RegistryError::Connect { .. } | RegistryError::Tls { .. } => ErrorClass::Network,
@@ -116,6 +175,8 @@ impl RegistryError {
         }
     }
 
+    /// What the user can do about it, to print after the message; `None` where there is no
+    /// general advice.
     pub fn hint(&self) -> Option<String> {
         match self {
             RegistryError::Connect {
@@ -154,6 +215,7 @@ impl RegistryError {
     }
 }
 
+/// Statuses worth retrying: timeouts, rate limits and passing server failures.
 pub fn is_transient_status(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
 }

@@ -2,6 +2,27 @@
 //! answering `WWW-Authenticate` challenges, OAuth2 refresh tokens), credentials where docker and
 //! podman keep them, TLS settings (CA files, docker's `certs.d`, client certificates), retries,
 //! and the blob and manifest steps of the push protocol, each its own function.
+//!
+//! References are parsed once, with docker's normalisation: a name without a registry means
+//! Docker Hub (`docker.io`), and a single-component Docker Hub name gains `library/`.
+//!
+//! ```
+//! use ocipush_registry::Reference;
+//!
+//! let r = Reference::parse("gitea.cnoe.localtest.me:8443/giteaadmin/app:1.2").unwrap();
+//! assert_eq!(r.registry, "gitea.cnoe.localtest.me:8443");
+//! assert_eq!(r.repository, "giteaadmin/app");
+//! assert_eq!(r.tag.as_deref(), Some("1.2"));
+//! assert!(r.digest.is_none());
+//!
+//! let hub = Reference::parse("nginx").unwrap();
+//! assert_eq!(hub.registry, "docker.io");
+//! assert_eq!(hub.repository, "library/nginx");
+//! assert_eq!(hub.tag, None);
+//! assert_eq!(hub.to_string(), "docker.io/library/nginx");
+//! ```
+
+#![deny(missing_docs)]
 
 mod auth;
 mod blobs;

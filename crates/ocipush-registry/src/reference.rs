@@ -5,6 +5,8 @@ use std::fmt;
 
 use ocipush_oci::{parse_sha256, Digest};
 
+/// The registry name Docker Hub references are normalised to, from short names such as `nginx`
+/// and from `index.docker.io`.
 pub const DOCKER_HUB: &str = "docker.io";
 /// Where Docker Hub's API actually lives.
 pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
@@ -13,7 +15,9 @@ pub const DOCKER_HUB_API: &str = "registry-1.docker.io";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid reference `{input}`: {reason}")]
 pub struct ReferenceError {
+    /// The text refused: as given, or as built from its parts (a target plus a tag).
     pub input: String,
+    /// What is wrong with it, in words for the user.
     pub reason: String,
 }
 
@@ -24,7 +28,9 @@ pub struct Reference {
     pub registry: String,
     /// Repository path inside the registry, e.g. `team/app` (`library/app` on Docker Hub).
     pub repository: String,
+    /// The tag, if the reference names one; never defaulted to `latest`.
     pub tag: Option<String>,
+    /// The digest after `@`, if any; it wins over the tag when addressing the registry.
     pub digest: Option<Digest>,
 }
 
@@ -113,11 +119,16 @@ impl fmt::Display for Reference {
 /// A registry plus an optional namespace, as `-r REGISTRY[/NAMESPACE]` gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryTarget {
+    /// `host[:port]`, normalised (`docker.io` for Docker Hub).
     pub registry: String,
+    /// The path every image goes under, e.g. `team`; `None` for the registry's top level.
     pub namespace: Option<String>,
 }
 
 impl RegistryTarget {
+    /// Parses `REGISTRY[/NAMESPACE]`. A leading `https://` or `http://` and trailing `/` are
+    /// tolerated and dropped; a first component that is no host makes the whole a Docker Hub
+    /// namespace.
     pub fn parse(input: &str) -> Result<RegistryTarget, ReferenceError> {
         let err = |reason: &str| ReferenceError {
             input: input.to_string(),

@@ -17,6 +17,8 @@ pub struct Repository {
 }
 
 impl Repository {
+    /// The repository `name` (e.g. `team/app`) on `client`'s registry; its requests ask for
+    /// pull and push rights on it.
     pub fn new(client: Arc<RegistryClient>, name: &str) -> Repository {
         Repository {
             client,
@@ -25,10 +27,12 @@ impl Repository {
         }
     }
 
+    /// The repository's path on the registry, e.g. `team/app`.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// The connection every request of the repository goes through.
     pub fn client(&self) -> &Arc<RegistryClient> {
         &self.client
     }

@@ -9,8 +9,12 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 /// How many times to retry, and the backoff bounds.
 #[derive(Debug, Clone)]
 pub struct RetryPolicy {
+    /// How many times a failed request is tried again; 0 sends each once.
     pub retries: u32,
+    /// The wait before the first retry, doubled for each later one up to `max_delay`.
     pub base_delay: Duration,
+    /// The longest backoff between retries; a registry's `Retry-After` may ask for more, within
+    /// a wider bound.
     pub max_delay: Duration,
 }
 

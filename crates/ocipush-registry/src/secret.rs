@@ -8,6 +8,7 @@ use std::fmt;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a value; from here on it prints as `<redacted>`.
     pub fn new(value: impl Into<String>) -> Self {
         Secret(value.into())
     }
@@ -18,6 +19,7 @@ impl Secret {
         &self.0
     }
 
+    /// Whether the value is empty, asked without exposing it.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -40,11 +42,18 @@ impl fmt::Display for Secret {
 pub enum Credentials {
     /// A user name and a password (or personal access token): sent as Basic auth, to the
     /// registry or to its token server.
-    Basic { username: String, password: Secret },
+    Basic {
+        /// The account name.
+        username: String,
+        /// The password or token; redacted in `Debug`.
+        password: Secret,
+    },
     /// An OAuth2 refresh token (docker's `identitytoken`, a helper's `<token>` user): exchanged
     /// for access tokens with `grant_type=refresh_token`.
     IdentityToken {
+        /// The account the token belongs to, where known.
         username: Option<String>,
+        /// The refresh token; redacted in `Debug`.
         token: Secret,
     },
     /// A bearer token sent as it is (docker's `registrytoken`).

@@ -17,6 +17,7 @@ const MAX_DEPTH: usize = 32;
 /// What a walk found.
 #[derive(Debug, Default)]
 pub struct Discovery {
+    /// The images that opened: one source per archive or layout directory.
     pub sources: Vec<Source>,
     /// Images that could not be opened, with why.
     pub broken: Vec<Broken>,
@@ -25,7 +26,9 @@ pub struct Discovery {
 /// An image found but not usable.
 #[derive(Debug)]
 pub struct Broken {
+    /// The archive or directory.
     pub path: PathBuf,
+    /// Why it could not be opened.
     pub error: SourceError,
 }
 

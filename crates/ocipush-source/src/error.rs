@@ -5,73 +5,148 @@ use std::path::PathBuf;
 
 use ocipush_oci::{DigestError, DocumentError, VerifyError};
 
+/// Why a source could not be opened or read, naming what is at fault; [`SourceError::hint`]
+/// adds what the user can do.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
+    /// A file could not be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file, or the archive holding it.
         path: PathBuf,
+        /// The system's error.
         #[source]
         source: io::Error,
     },
+    /// The source's path does not exist.
     #[error("{path} does not exist")]
-    NotFound { path: PathBuf },
+    NotFound {
+        /// The path as given.
+        path: PathBuf,
+    },
+    /// The path exists but holds no image ocipush reads.
     #[error("{path} is not an image: {reason}")]
-    NotAnImage { path: PathBuf, reason: String },
+    NotAnImage {
+        /// The path as given.
+        path: PathBuf,
+        /// What it is instead, or what it lacks.
+        reason: String,
+    },
+    /// An image, but damaged: truncated, malformed, or with paths that leave it.
     #[error("{path} is corrupt: {reason}")]
-    Corrupt { path: PathBuf, reason: String },
+    Corrupt {
+        /// The source, or the file in it at fault.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file the image refers to is not in the source.
     #[error("{path} has no entry `{entry}`")]
-    MissingEntry { path: PathBuf, entry: String },
+    MissingEntry {
+        /// The source.
+        path: PathBuf,
+        /// The missing file, relative to the source's root.
+        entry: String,
+    },
+    /// A manifest or index of the source cannot be understood.
     #[error("{path}: {source}")]
     Document {
+        /// The source.
         path: PathBuf,
+        /// Why.
         #[source]
         source: DocumentError,
     },
+    /// A digest the source gives is malformed or not sha256.
     #[error("{path}: {source}")]
     Digest {
+        /// The source.
         path: PathBuf,
+        /// Why.
         #[source]
         source: DigestError,
     },
+    /// A file's content does not match the digest or size it is known by.
     #[error("{path}: {source}")]
     Verify {
+        /// The source.
         path: PathBuf,
+        /// The mismatch, naming the file.
         #[source]
         source: Box<VerifyError>,
     },
+    /// The argument's `:REF` names no image of the source.
     #[error("{path} has no image named `{wanted}`")]
     UnknownRef {
+        /// The source.
         path: PathBuf,
+        /// The reference as given.
         wanted: String,
+        /// The names the source does give its images, for the hint.
         available: Vec<String>,
     },
+    /// The source argument cannot be parsed.
     #[error("invalid source `{arg}`: {reason}")]
-    InvalidSpec { arg: String, reason: String },
+    InvalidSpec {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Something ocipush does not handle, such as an index nested in an index.
     #[error("{what} is not supported yet")]
-    Unsupported { what: String },
+    Unsupported {
+        /// What it is, phrased to go before "is not supported yet".
+        what: String,
+    },
     /// `DOCKER_HOST` (or `CONTAINER_HOST`) names an endpoint ocipush does not speak to.
     #[error("daemon host `{host}`: {reason}")]
-    DaemonHost { host: String, reason: String },
+    DaemonHost {
+        /// The host as given, with any `user:password@` masked.
+        host: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// No daemon answered: not at the endpoint named, nor at any usual socket.
     #[error("no Docker or Podman daemon is reachable (tried {})", tried.join(", "))]
-    NoDaemon { tried: Vec<String> },
+    NoDaemon {
+        /// Each endpoint tried, with why it failed.
+        tried: Vec<String>,
+    },
+    /// The daemon has no image by that name or ID.
     /// `message` is the engine's own words (kept for debugging; it repeats the name).
     #[error("{engine} has no image `{name}`")]
     DaemonImageUnknown {
+        /// The name or ID asked for.
         name: String,
+        /// The engine and its version.
         engine: String,
+        /// The engine's error message.
         message: String,
     },
+    /// The daemon's Engine API is older than ocipush needs.
     #[error("{engine} speaks Engine API {api}; ocipush needs {minimum} or newer")]
     DaemonTooOld {
+        /// The engine and its version.
         engine: String,
+        /// The API version it reports.
         api: String,
+        /// The oldest API version ocipush works with.
         minimum: String,
     },
+    /// A daemon request failed, or the daemon sent something malformed (an export stream, an
+    /// inspect answer).
     #[error("{detail}")]
-    Daemon { detail: String },
+    Daemon {
+        /// The whole message, naming what was asked.
+        detail: String,
+    },
     /// A file of a stream (a daemon's export) was wanted again after it went by.
     #[error("`{path}` of the daemon's export cannot be read twice")]
-    Reread { path: String },
+    Reread {
+        /// The file, as the export names it.
+        path: String,
+    },
 }
 
 impl SourceError {

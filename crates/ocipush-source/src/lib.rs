@@ -4,6 +4,32 @@
 //! A [`Source`] lists the [`LocalImage`]s it holds and hands out re-openable readers for their
 //! blobs through a [`BlobReader`], so the engine can stream, verify and retry without this crate
 //! ever extracting an archive to disk or holding a layer in memory.
+//!
+//! A source argument is parsed into a [`SourceSpec`] first, without reading anything but
+//! whether its path exists, then opened:
+//!
+//! ```
+//! use std::path::PathBuf;
+//! use ocipush_source::{open_path, SourceError, SourceKind, SourceSpec};
+//!
+//! // `TRANSPORT:PATH[:REF]`, as skopeo spells it.
+//! let spec = SourceSpec::parse("oci:build/app:1.0").unwrap();
+//! assert_eq!(spec.transport, Some(SourceKind::OciLayout));
+//! assert_eq!(spec.path, PathBuf::from("build/app"));
+//! assert_eq!(spec.reference.as_deref(), Some("1.0"));
+//!
+//! // A name that is no path means an image of the local Docker or Podman daemon.
+//! let spec = SourceSpec::parse("myapp:dev").unwrap();
+//! assert_eq!(spec.transport, Some(SourceKind::Daemon));
+//! assert_eq!(spec.reference.as_deref(), Some("myapp:dev"));
+//!
+//! // Opening looks at what the path holds: a directory without index.json is no OCI layout.
+//! let dir = tempfile::tempdir().unwrap();
+//! let err = open_path(&format!("oci:{}", dir.path().display())).unwrap_err();
+//! assert!(matches!(err, SourceError::NotAnImage { .. }));
+//! ```
+
+#![deny(missing_docs)]
 
 pub mod daemon;
 pub mod discover;
@@ -32,12 +58,17 @@ pub use tar_index::read_up_to;
 /// An opened source: its images and the way to read their blobs.
 #[derive(Clone)]
 pub struct Source {
+    /// The argument it was opened from.
     pub spec: SourceSpec,
     /// The source's own name, its file or directory name without archive extensions
     /// (`build/app.tar.gz` -> `app`): what images the source leaves unnamed are called.
     pub name: String,
+    /// What it turned out to be: the transport named, or what was detected.
     pub kind: SourceKind,
+    /// Its images, in the order the source lists them.
     pub images: Vec<LocalImage>,
+    /// Opens the files its images' blobs live in, by the paths in [`ImageContent`] and
+    /// [`LayerFile`]. A daemon source has none: its bytes come from an export.
     pub blobs: Arc<dyn BlobReader>,
 }
 
@@ -79,6 +110,7 @@ pub struct LocalImage {
     pub names: Vec<ImageName>,
     /// A short label for messages: `oci:build/app:1.0`, `docker-archive:app.tar:myapp:1.0`.
     pub label: String,
+    /// What pushing it takes.
     pub content: ImageContent,
 }
 
@@ -88,7 +120,9 @@ pub enum ImageContent {
     /// The source stores manifests (OCI layout, oci-archive): they are pushed byte for byte, so the
     /// pushed digest equals the source's. `children` are the manifests of an index, in index order.
     Stored {
+        /// The document the source names: a manifest, or an index.
         root: Document,
+        /// For an index, its manifests; empty for a manifest.
         children: Vec<Document>,
         /// Where each blob lives in the source, keyed by digest.
         blob_paths: Vec<(Digest, String)>,
@@ -103,8 +137,11 @@ pub enum ImageContent {
 /// A docker-archive image, before its manifest exists.
 #[derive(Debug, Clone)]
 pub struct AssembledImage {
+    /// The image config's exact bytes.
     pub config: Vec<u8>,
+    /// The sha256 of `config`.
     pub config_digest: Digest,
+    /// Its layers, bottom first, in the order of the config's diffIDs.
     pub layers: Vec<LayerFile>,
 }
 
@@ -175,7 +212,9 @@ pub fn open_path(arg: &str) -> Result<Source, SourceError> {
 /// under it and the ones that were broken.
 #[derive(Debug, Default)]
 pub struct Opened {
+    /// The one source, or every source under the build directory that opened.
     pub sources: Vec<Source>,
+    /// Images under the build directory that could not be opened, with why.
     pub broken: Vec<discover::Broken>,
 }
 

@@ -10,6 +10,7 @@ pub struct ImageName {
     /// Repository path without registry host when the name had none (`library/app`, `team/app`),
     /// or including it when the source wrote one (`docker.io/library/app`).
     pub repository: String,
+    /// The tag, if the name has one; never `Some` of an empty string.
     pub tag: Option<String>,
 }
 

@@ -14,13 +14,19 @@ use crate::{stem_of, Source};
 /// What a source is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceKind {
+    /// An OCI image layout directory (`oci:`).
     OciLayout,
+    /// An OCI image layout in a tarball (`oci-archive:`).
     OciArchive,
+    /// A `docker save` tarball, plain or gzipped (`docker-archive:`).
     DockerArchive,
+    /// An image of a local Docker or Podman daemon (`daemon:`).
     Daemon,
 }
 
 impl SourceKind {
+    /// The transport that names this kind, without its colon: `oci`, `oci-archive`,
+    /// `docker-archive`, `daemon`. Also the first part of image labels.
     pub fn transport(self) -> &'static str {
         match self {
             SourceKind::OciLayout => "oci",
@@ -38,6 +44,7 @@ pub struct SourceSpec {
     pub original: String,
     /// The transport the user named, if any; otherwise detected on open.
     pub transport: Option<SourceKind>,
+    /// The file or directory; empty for a daemon image.
     pub path: PathBuf,
     /// Which image inside the source (`:REF`), if the user said.
     pub reference: Option<String>,
@@ -52,6 +59,12 @@ const TRANSPORTS: [(&str, SourceKind); 5] = [
 ];
 
 impl SourceSpec {
+    /// Parses a source argument; reads nothing, but checks which paths exist. A transport
+    /// prefix decides the kind; without one, a path that exists (whole, or before a `:REF`) or
+    /// looks like one (`./`, `/`, `~`, a `.tar`, `.tar.gz` or `.tgz` name) is left for
+    /// [`Source::open`] to detect, and anything else names a daemon image, as `docker push NAME`
+    /// does. `daemon:` alone means every tagged image of the daemon. Fails only on a blank
+    /// argument or a file transport with nothing after it.
     pub fn parse(arg: &str) -> Result<SourceSpec, SourceError> {
         let invalid = |reason: &str| SourceError::InvalidSpec {
             arg: arg.to_string(),

@@ -83,32 +83,10 @@ fn home() -> Option<PathBuf> {
     env_first(&["HOME"]).map(PathBuf::from)
 }
 
-/// Where docker and containers keep credentials, from `DOCKER_CONFIG`, `REGISTRY_AUTH_FILE`,
-/// `XDG_RUNTIME_DIR`, `XDG_CONFIG_HOME` and `HOME`.
+/// Where docker and containers keep credentials (the library's own discovery, so a program
+/// using it finds what `ocipush` finds).
 pub fn credential_store() -> CredentialStore {
-    let docker_config_dir = env_first(&["DOCKER_CONFIG"])
-        .map(PathBuf::from)
-        .or_else(|| home().map(|h| h.join(".docker")));
-    let auth_files = match env_first(&["REGISTRY_AUTH_FILE"]) {
-        Some(file) => vec![PathBuf::from(file)],
-        None => {
-            let mut files = Vec::new();
-            if let Some(run) = env_first(&["XDG_RUNTIME_DIR"]) {
-                files.push(PathBuf::from(run).join("containers/auth.json"));
-            }
-            let config = env_first(&["XDG_CONFIG_HOME"])
-                .map(PathBuf::from)
-                .or_else(|| home().map(|h| h.join(".config")));
-            if let Some(config) = config {
-                files.push(config.join("containers/auth.json"));
-            }
-            files
-        }
-    };
-    CredentialStore {
-        docker_config_dir,
-        auth_files,
-    }
+    CredentialStore::from_environment()
 }
 
 /// Roots of per-registry certificate folders: `$OCIPUSH_CERTS_D` (colon-separated), else

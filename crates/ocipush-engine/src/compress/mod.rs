@@ -12,13 +12,18 @@ pub(crate) use zstd::zstd_compress;
 /// input and settings always give the same compressed bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CompressionSettings {
+    /// The compressor.
     pub algorithm: Algorithm,
+    /// Its level (see [`Algorithm::levels`]).
     pub level: u32,
 }
 
+/// A layer compressor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
+    /// gzip, by libdeflate, in parallel blocks.
     Gzip,
+    /// zstd.
     Zstd,
 }
 
@@ -31,7 +36,6 @@ impl Algorithm {
         }
     }
 
-    /// The level used when none is given: gzip 1 (as crane), zstd 3 (zstd's own default).
     /// How blobs made with this algorithm are compressed.
     pub fn compression(self) -> ocipush_oci::Compression {
         match self {
@@ -40,6 +44,7 @@ impl Algorithm {
         }
     }
 
+    /// The level used when none is given: gzip 1 (as crane), zstd 3 (zstd's own default).
     pub fn default_level(self) -> u32 {
         match self {
             Algorithm::Gzip => 1,

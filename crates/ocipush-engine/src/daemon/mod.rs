@@ -25,13 +25,14 @@ mod handoff;
 use handoff::{pump, ChunkReader, OneShot};
 
 use crate::assemble::image_manifest;
-use crate::blob::{push_blob, BlobContext};
+use crate::blob::{push_blob, push_config, run_jobs};
+use crate::context::BlobContext;
 use crate::error::PushError;
 use crate::job::{BlobJob, PushedBlob};
 use crate::plan::{BlobRole, PlannedBlob};
 use crate::producer::CHANNEL_DEPTH;
-use crate::push::{push_config, run_jobs, Tally};
 use crate::reporter::BlobOutcome;
+use crate::tally::Tally;
 
 /// A blob the repository holds, found for a layer's diffID.
 #[derive(Debug, Clone)]

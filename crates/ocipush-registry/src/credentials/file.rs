@@ -52,10 +52,15 @@ impl std::fmt::Debug for AuthEntry {
 /// The credential parts of a docker `config.json` or a containers `auth.json`.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct CredentialFile {
+    /// Stored credentials by registry key: `host[:port]`, `https://index.docker.io/v1/` for
+    /// Docker Hub, legacy URLs, or (in `auth.json`) a namespace or repository path.
     #[serde(default)]
     pub auths: BTreeMap<String, AuthEntry>,
+    /// The helper that keeps every registry's credentials (docker only), named without its
+    /// `docker-credential-` prefix.
     #[serde(rename = "credsStore", default)]
     pub creds_store: Option<String>,
+    /// Helpers for single registries: registry key to helper name.
     #[serde(rename = "credHelpers", default)]
     pub cred_helpers: BTreeMap<String, String>,
 }

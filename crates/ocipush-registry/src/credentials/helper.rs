@@ -34,6 +34,7 @@ struct HelperCredentials {
 }
 
 impl Helper {
+    /// The helper `docker-credential-NAME` for `name` (e.g. `pass`); nothing runs until asked.
     pub fn new(name: &str) -> Helper {
         Helper {
             name: name.to_string(),

@@ -44,7 +44,10 @@ pub fn docker_key(registry: &str) -> String {
 /// `auth.json` keys, the path under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyScope {
+    /// The canonical registry name (see [`canonical_registry`]).
     pub registry: String,
+    /// The namespace or repository under it, e.g. `team`; only scheme-less `auth.json` keys
+    /// have one.
     pub path: Option<String>,
 }
 

@@ -22,20 +22,49 @@ use crate::secret::Credentials;
 /// Why a credential file or helper could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    /// A credential file exists but could not be read.
     #[error("cannot read {}: {detail}", path.display())]
-    Read { path: PathBuf, detail: String },
-    #[error("cannot parse {}: {detail}", path.display())]
-    Parse { path: PathBuf, detail: String },
-    #[error("cannot write {}: {detail}", path.display())]
-    Write { path: PathBuf, detail: String },
-    #[error("credential helper {program} is not installed (not found on PATH)")]
-    HelperMissing { program: String },
-    #[error("credential helper {program} failed to {action}: {detail}")]
-    Helper {
-        program: String,
-        action: &'static str,
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
         detail: String,
     },
+    /// A credential file is not JSON of the expected shape, or an `auth` in it is not base64
+    /// `user:password`.
+    #[error("cannot parse {}: {detail}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and where; never quotes the file, which may hold secrets.
+        detail: String,
+    },
+    /// A credential file could not be written.
+    #[error("cannot write {}: {detail}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O or encoding error.
+        detail: String,
+    },
+    /// The helper program is not on `PATH`.
+    #[error("credential helper {program} is not installed (not found on PATH)")]
+    HelperMissing {
+        /// `docker-credential-NAME`.
+        program: String,
+    },
+    /// A helper could not be run, failed, timed out or answered something unreadable.
+    #[error("credential helper {program} failed to {action}: {detail}")]
+    Helper {
+        /// `docker-credential-NAME`.
+        program: String,
+        /// `get`, `store` or `erase`.
+        action: &'static str,
+        /// What went wrong: the helper's own message cut short, never an answer that may hold
+        /// the secret.
+        detail: String,
+    },
+    /// There is nowhere to store credentials: no docker config directory is known.
     #[error("no docker config directory: neither DOCKER_CONFIG nor HOME is set")]
     NoConfigDir,
 }
@@ -48,6 +77,8 @@ impl CredentialError {
         }
     }
 
+    /// What the user can do about it, to print after the message; `None` where there is no
+    /// general advice.
     pub fn hint(&self) -> Option<String> {
         match self {
             CredentialError::HelperMissing { program } => Some(format!(
@@ -77,7 +108,8 @@ fn json_error(e: &serde_json::Error) -> String {
     format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
-/// Where credentials are kept, resolved by the caller from the environment.
+/// Where credentials are kept: built by the caller, or found the way docker and podman find
+/// them with [`CredentialStore::from_environment`].
 #[derive(Debug, Clone, Default)]
 pub struct CredentialStore {
     /// Docker's configuration directory (`$DOCKER_CONFIG`, else `~/.docker`).
@@ -87,9 +119,43 @@ pub struct CredentialStore {
     pub auth_files: Vec<PathBuf>,
 }
 
+impl CredentialStore {
+    /// Where docker and containers keep credentials, from `DOCKER_CONFIG`,
+    /// `REGISTRY_AUTH_FILE`, `XDG_RUNTIME_DIR`, `XDG_CONFIG_HOME` and `HOME` (unset or empty
+    /// variables count as missing).
+    pub fn from_environment() -> CredentialStore {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let home = var("HOME").map(PathBuf::from);
+        let docker_config_dir = var("DOCKER_CONFIG")
+            .map(PathBuf::from)
+            .or_else(|| home.as_ref().map(|h| h.join(".docker")));
+        let auth_files = match var("REGISTRY_AUTH_FILE") {
+            Some(file) => vec![PathBuf::from(file)],
+            None => {
+                let mut files = Vec::new();
+                if let Some(run) = var("XDG_RUNTIME_DIR") {
+                    files.push(PathBuf::from(run).join("containers/auth.json"));
+                }
+                let config = var("XDG_CONFIG_HOME")
+                    .map(PathBuf::from)
+                    .or_else(|| home.as_ref().map(|h| h.join(".config")));
+                if let Some(config) = config {
+                    files.push(config.join("containers/auth.json"));
+                }
+                files
+            }
+        };
+        CredentialStore {
+            docker_config_dir,
+            auth_files,
+        }
+    }
+}
+
 /// Credentials found for a registry, and where.
 #[derive(Debug, Clone)]
 pub struct Found {
+    /// The credentials themselves.
     pub credentials: Credentials,
     /// E.g. `docker-credential-pass (credHelpers in /home/u/.docker/config.json)`.
     pub source: String,
@@ -98,7 +164,9 @@ pub struct Found {
 /// The outcome of a lookup: what was found, and what went wrong on the way.
 #[derive(Debug, Default)]
 pub struct Lookup {
+    /// The credentials of the first source that had some.
     pub found: Option<Found>,
+    /// One message per source that failed and was skipped, for the user to see.
     pub warnings: Vec<String>,
 }
 

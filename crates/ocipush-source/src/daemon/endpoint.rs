@@ -30,7 +30,10 @@ pub enum Endpoint {
     Unix(PathBuf),
     /// Plain HTTP over TCP, as docker-in-docker and `dockerd -H tcp://…` serve it;
     /// `authority` is `host:port` (`[::1]:2375` for IPv6).
-    Tcp { authority: String },
+    Tcp {
+        /// `host:port`, the port always present.
+        authority: String,
+    },
 }
 
 impl fmt::Display for Endpoint {

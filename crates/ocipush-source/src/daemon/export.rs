@@ -21,7 +21,9 @@ const SMALL_TOTAL: u64 = 64 * 1024 * 1024;
 
 /// A big file of the export while it streams by.
 pub struct LargeEntry<'a> {
+    /// Its path in the export, normalised (`a/b`).
     pub path: String,
+    /// Its size in bytes, from the tar header.
     pub size: u64,
     /// Its first bytes, for sniffing compression.
     pub head: [u8; 4],

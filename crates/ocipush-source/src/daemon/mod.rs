@@ -33,6 +33,7 @@ pub struct Daemon {
 /// An image of a daemon, as inspect describes it.
 #[derive(Debug, Clone)]
 pub struct DaemonImage {
+    /// The daemon that holds it, which the export is asked of.
     pub daemon: Daemon,
     /// What the export is asked for: the name the user gave, or the image ID.
     pub reference: String,
@@ -40,6 +41,8 @@ pub struct DaemonImage {
     pub id: String,
     /// Every tag the daemon has for the image.
     pub tags: Vec<String>,
+    /// The layers' diffIDs from inspect, bottom first: with the digest cache they let a warm
+    /// push skip the export.
     pub diff_ids: Vec<Digest>,
     /// Uncompressed size as the daemon reports it.
     pub size: u64,
@@ -64,8 +67,11 @@ impl DaemonImage {
 /// One image of a daemon's list.
 #[derive(Debug, Clone)]
 pub struct DaemonListing {
+    /// The image ID (`sha256:…`).
     pub id: String,
+    /// Its tags; `<none>:<none>` is left out.
     pub tags: Vec<String>,
+    /// Size as the daemon reports it.
     pub size: u64,
 }
 
