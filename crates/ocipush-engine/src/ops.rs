@@ -85,9 +85,11 @@ impl BlobOp {
         (op, settled)
     }
 
-    /// Whether it takes a turn of the run's budget before it starts: uploads do, in plan order.
+    /// Whether it takes a turn of the run's budget before it starts: uploads read from a file
+    /// do, in plan order. A config held in memory is one small request: it never waits
+    /// behind big layers.
     fn takes_a_turn_first(&self) -> bool {
-        self.decision == Decision::Upload
+        self.decision == Decision::Upload && matches!(self.blob.production, Production::File(_))
     }
 
     fn settle(&self, result: OpResult) {
@@ -95,20 +97,24 @@ impl BlobOp {
     }
 }
 
-/// Runs the ops in plan order. Uploads take their turn of the run-wide budget here, in that
-/// order (the budget is a fair queue: with `-j 1`, layer 1 goes first); mounts and existing
-/// blobs start at once. After a stop, ops not yet started end as interrupted.
+/// Runs the ops. Those that need no turn of the run-wide budget (blobs found, mounts, a
+/// config held in memory) start at once, so no small request waits behind a big blob; then
+/// uploads take their turns in plan order (the budget is a fair queue: with `-j 1`, layer 1
+/// goes first). After a stop, ops not yet started end as interrupted.
 pub(crate) async fn run_ops(ops: Vec<BlobOp>) {
-    for op in ops {
+    let (turn_takers, at_once): (Vec<BlobOp>, Vec<BlobOp>) =
+        ops.into_iter().partition(BlobOp::takes_a_turn_first);
+    for op in at_once {
+        let retries = op.retries.clone();
+        tokio::spawn(counting_retries(retries, run_op(op, None)));
+    }
+    for op in turn_takers {
         let state = op.ctx.state.clone();
-        let permit = match op.takes_a_turn_first() {
-            false => None,
-            true => tokio::select! {
-                permit = state.budget.clone().acquire_owned() => {
-                    Some(permit.expect("the budget is never closed"))
-                }
-                _ = state.cancel.cancelled() => None,
-            },
+        let permit = tokio::select! {
+            permit = state.budget.clone().acquire_owned() => {
+                Some(permit.expect("the budget is never closed"))
+            }
+            _ = state.cancel.cancelled() => None,
         };
         if state.cancel.is_cancelled() {
             op.settle(Err(Arc::new(PushError::Interrupted)));
@@ -200,24 +206,25 @@ async fn mount_or_upload(
     upload(ctx, blob, id, permit).await
 }
 
-/// Sends the blob, after taking a turn of the run's budget if it has none yet.
+/// Sends the blob; one read from a file first takes a turn of the run's budget if it has
+/// none yet.
 async fn upload(
     ctx: &BlobContext,
     blob: &PlannedBlob,
     id: BlobId,
     permit: Option<OwnedSemaphorePermit>,
 ) -> Result<PushedBlob, PushError> {
-    let _permit = match permit {
-        Some(permit) => permit,
-        None => tokio::select! {
-            permit = ctx.state.budget.clone().acquire_owned() => {
-                permit.expect("the budget is never closed")
-            }
-            _ = ctx.state.cancel.cancelled() => return Err(PushError::Interrupted),
-        },
-    };
     match &blob.production {
         Production::File(job) => {
+            let _permit = match permit {
+                Some(permit) => permit,
+                None => tokio::select! {
+                    permit = ctx.state.budget.clone().acquire_owned() => {
+                        permit.expect("the budget is never closed")
+                    }
+                    _ = ctx.state.cancel.cancelled() => return Err(PushError::Interrupted),
+                },
+            };
             let produced = upload_with_retries(ctx, job, id).await?;
             remember_compressed(ctx, job, blob, &produced.digest, produced.size);
             Ok(PushedBlob {

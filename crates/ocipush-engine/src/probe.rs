@@ -90,6 +90,8 @@ pub(crate) fn client_for(
 /// What the probe found, and the images it could not ask about (their first error).
 pub(crate) struct Probed {
     pub holdings: Holdings,
+    /// Per image: retries its HEADs took (each pair counts for the first image asking).
+    pub retries: Vec<u64>,
     /// Per image: why it cannot be pushed, found before anything was written.
     pub failures: Vec<Option<Arc<PushError>>>,
 }
@@ -101,9 +103,9 @@ pub(crate) async fn probe(
     mut failures: Vec<Option<Arc<PushError>>>,
     cancel: &CancellationToken,
 ) -> Probed {
-    let mut pairs: Vec<(RepoKey, Digest)> = Vec::new();
+    let mut pairs: Vec<(RepoKey, Digest, usize)> = Vec::new();
     let mut seen = HashSet::new();
-    for (image, failure) in images.iter().zip(failures.iter_mut()) {
+    for (index, (image, failure)) in images.iter().zip(failures.iter_mut()).enumerate() {
         if failure.is_some() {
             continue;
         }
@@ -114,21 +116,34 @@ pub(crate) async fn probe(
             }
             for digest in image.blobs.iter().filter_map(|b| b.digest()) {
                 if seen.insert((repository.clone(), digest.clone())) {
-                    pairs.push((repository.clone(), digest.clone()));
+                    pairs.push((repository.clone(), digest.clone(), index));
                 }
             }
         }
     }
-    let asks = stream::iter(pairs.into_iter().map(|(repository, digest)| async move {
-        let found = match client_for(clients, &repository.registry) {
-            Ok(client) => Repository::new(client, &repository.repository)
-                .blob_exists(&digest)
-                .await
-                .map_err(|e| Arc::new(PushError::Registry(e))),
-            Err(e) => Err(e),
-        };
-        (repository, digest, found)
-    }))
+    let asks = stream::iter(
+        pairs
+            .into_iter()
+            .map(|(repository, digest, index)| async move {
+                let retries = Arc::new(AtomicU64::new(0));
+                let found = match client_for(clients, &repository.registry) {
+                    Ok(client) => counting_retries(
+                        retries.clone(),
+                        Repository::new(client, &repository.repository).blob_exists(&digest),
+                    )
+                    .await
+                    .map_err(|e| Arc::new(PushError::Registry(e))),
+                    Err(e) => Err(e),
+                };
+                (
+                    repository,
+                    digest,
+                    found,
+                    index,
+                    retries.load(Ordering::Relaxed),
+                )
+            }),
+    )
     .buffer_unordered(PROBES_IN_FLIGHT)
     .collect::<Vec<_>>();
     let answers = tokio::select! {
@@ -137,7 +152,9 @@ pub(crate) async fn probe(
     };
     let mut holdings = Holdings::default();
     let mut errors: HashMap<(RepoKey, Digest), Arc<PushError>> = HashMap::new();
-    for (repository, digest, found) in answers {
+    let mut retries = vec![0; images.len()];
+    for (repository, digest, found, index, retried) in answers {
+        retries[index] += retried;
         match found {
             Ok(Some(size)) => holdings.insert(repository, digest, size),
             Ok(None) => {}
@@ -165,5 +182,9 @@ pub(crate) async fn probe(
                     .find_map(|digest| errors.get(&(repository.clone(), digest.clone())).cloned())
             });
     }
-    Probed { holdings, failures }
+    Probed {
+        holdings,
+        retries,
+        failures,
+    }
 }

@@ -162,8 +162,9 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
         .iter()
         .zip(decisions)
         .zip(probed.failures)
+        .zip(probed.retries)
         .enumerate()
-        .map(|(index, ((planned, decided), failure))| {
+        .map(|(index, (((planned, decided), failure), probe_retries))| {
             let run = &run;
             let settled_blobs = &settled_blobs;
             // Connecting to a registry is charged to the first image bound there: each retry
@@ -180,7 +181,7 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
                 run.reporter
                     .image_started(&planned.image.label, &destinations);
                 let mut tally = Tally::default();
-                let retries = Arc::new(AtomicU64::new(connect.retries));
+                let retries = Arc::new(AtomicU64::new(connect.retries + probe_retries));
                 let result = match failure {
                     Some(e) => Err(e),
                     None => {
