@@ -117,6 +117,7 @@ impl PushError {
             PushError::Source(SourceError::InvalidSpec { .. } | SourceError::DaemonHost { .. }) => {
                 FailureKind::Usage
             }
+            PushError::Source(SourceError::Interrupted) => FailureKind::Interrupted,
             PushError::Source(_) | PushError::Verify { .. } | PushError::Read { .. } => {
                 FailureKind::InvalidImage
             }

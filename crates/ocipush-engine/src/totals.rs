@@ -24,9 +24,15 @@ pub(crate) fn run_totals(images: &[PlannedImage], decisions: &[ImageDecisions]) 
                 }
             }
             // A daemon's layer sizes are known only once its export streams (or from the
-            // cache): its uncompressed size is what the export will be read for.
+            // cache): when the image is exported, its uncompressed size is what the export
+            // will be read for. When every blob is found, nothing is read.
             if let ImageContent::Daemon(daemon) = &image.image.content {
-                bytes = bytes.max(daemon.size);
+                let exported = blob_decisions
+                    .iter()
+                    .any(|d| !matches!(d, Decision::Exists | Decision::Mount { .. }));
+                if exported {
+                    bytes = bytes.max(daemon.size);
+                }
             }
             totals.bytes += bytes;
         }

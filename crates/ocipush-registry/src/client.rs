@@ -385,11 +385,10 @@ impl RegistryClient {
                 ),
                 Ok(_) => return Ok(result.expect("matched Ok")),
                 Err(e) => {
-                    let detail = describe(e);
-                    if e.is_connect() && is_permanent_tls_failure(&detail) {
+                    if e.is_connect() && tls_failure(e) == Some(TlsFailure::Permanent) {
                         return Err(self.transfer_error(action, e));
                     }
-                    (None, detail)
+                    (None, describe(e))
                 }
             };
             if attempt >= self.retry.retries {
@@ -436,7 +435,7 @@ impl RegistryClient {
     pub(crate) fn transfer_error(&self, action: &str, e: &reqwest::Error) -> RegistryError {
         let detail = describe(e);
         if e.is_connect() {
-            if looks_like_tls(&detail) {
+            if tls_failure(e).is_some() {
                 RegistryError::Tls {
                     registry: self.registry.clone(),
                     detail,
@@ -521,27 +520,51 @@ fn readable(message: &str) -> String {
     message.to_string()
 }
 
-/// A failure that trying again cannot change: the certificate is refused, or what answers
-/// does not speak TLS.
-fn is_permanent_tls_failure(detail: &str) -> bool {
-    let d = detail.to_ascii_lowercase();
-    ["certificate", "unknownissuer", "corrupt message"]
-        .iter()
-        .any(|k| d.contains(k))
+/// How a connection failed in its TLS handshake, read off the types in its causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsFailure {
+    /// Trying again cannot change it: rustls refused the certificate, or what answers does
+    /// not speak TLS (or not a TLS rustls accepts).
+    Permanent,
+    /// The peer hung up during the handshake: it may be restarting.
+    HungUp,
 }
 
-fn looks_like_tls(detail: &str) -> bool {
-    let d = detail.to_ascii_lowercase();
-    [
-        "certificate",
-        "tls",
-        "handshake",
-        "corrupt message",
-        "unknownissuer",
-        "peer",
-    ]
-    .iter()
-    .any(|k| d.contains(k))
+/// The TLS failure among a transport error's causes, if any.
+fn tls_failure(e: &reqwest::Error) -> Option<TlsFailure> {
+    let mut hung_up = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls_failure_of(tls));
+        }
+        source = match cause.downcast_ref::<std::io::Error>() {
+            Some(io) => {
+                // A TCP connect cannot end early: an end of stream while connecting is the
+                // peer closing in the middle of the handshake.
+                hung_up |= io.kind() == std::io::ErrorKind::UnexpectedEof;
+                // An io::Error's `source` skips the error it wraps: step into that instead.
+                io.get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static))
+            }
+            None => cause.source(),
+        };
+    }
+    hung_up.then_some(TlsFailure::HungUp)
+}
+
+fn tls_failure_of(error: &rustls::Error) -> TlsFailure {
+    match error {
+        rustls::Error::InvalidCertificate(_)
+        | rustls::Error::InvalidMessage(_)
+        | rustls::Error::NoCertificatesPresented
+        | rustls::Error::PeerIncompatible(_)
+        | rustls::Error::PeerMisbehaved(_)
+        | rustls::Error::AlertReceived(_)
+        | rustls::Error::InappropriateMessage { .. }
+        | rustls::Error::InappropriateHandshakeMessage { .. } => TlsFailure::Permanent,
+        _ => TlsFailure::HungUp,
+    }
 }
 
 /// Whether the registry's host name resolves here to loopback addresses only
@@ -582,22 +605,62 @@ mod tests {
     use super::*;
 
     #[test]
-    fn certificate_refusals_are_permanent_and_resets_are_not() {
+    fn certificate_refusals_are_permanent_and_hang_ups_are_not() {
+        use rustls::{CertificateError, InvalidMessage};
         for permanent in [
-            "connection failed: invalid peer certificate: UnknownIssuer",
-            "connection failed: invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))",
-            "connection failed: received corrupt message of type InvalidContentType",
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+            rustls::Error::InvalidMessage(InvalidMessage::InvalidContentType),
+            rustls::Error::NoCertificatesPresented,
         ] {
-            assert!(is_permanent_tls_failure(permanent), "{permanent}");
+            assert_eq!(
+                tls_failure_of(&permanent),
+                TlsFailure::Permanent,
+                "{permanent}"
+            );
         }
-        for transient in [
-            "connection failed: Connection reset by peer (os error 104)",
-            "connection failed: tls handshake eof",
-            "connection failed: Connection refused (os error 111)",
-            "timed out: operation timed out",
-        ] {
-            assert!(!is_permanent_tls_failure(transient), "{transient}");
-        }
+        assert_eq!(
+            tls_failure_of(&rustls::Error::General("eof".into())),
+            TlsFailure::HungUp
+        );
+    }
+
+    /// Against real sockets: a plain HTTP port answering a TLS client is a permanent TLS
+    /// failure, found by type; a refused connection and a reset are no TLS failure at all.
+    #[tokio::test]
+    async fn tls_failures_are_told_by_their_types() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut buf = [0u8; 1024];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let client = reqwest::Client::builder().use_rustls_tls().build().unwrap();
+        let error = client
+            .get(format!("https://{plain}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            tls_failure(&error),
+            Some(TlsFailure::Permanent),
+            "{error:?}"
+        );
+
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let refused = closed.local_addr().unwrap();
+        drop(closed);
+        let error = client
+            .get(format!("https://{refused}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(tls_failure(&error), None, "{error:?}");
     }
 
     #[test]

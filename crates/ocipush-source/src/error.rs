@@ -141,6 +141,9 @@ pub enum SourceError {
         /// The whole message, naming what was asked.
         detail: String,
     },
+    /// The caller stopped the read (Ctrl-C) while it was under way.
+    #[error("interrupted")]
+    Interrupted,
     /// A file of a stream (a daemon's export) was wanted again after it went by.
     #[error("`{path}` of the daemon's export cannot be read twice")]
     Reread {

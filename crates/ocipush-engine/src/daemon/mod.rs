@@ -172,9 +172,7 @@ async fn export_pass(
     // a temporary directory first): a Ctrl-C must not wait for it.
     let started = tokio::select! {
         started = image.export() => started,
-        _ = ctx.state.cancel.cancelled() => Err(SourceError::Daemon {
-            detail: "interrupted".into(),
-        }),
+        _ = ctx.state.cancel.cancelled() => Err(SourceError::Interrupted),
     };
     let reader = match started {
         Ok(reader) => reader,
@@ -202,9 +200,7 @@ async fn export_pass(
         let mut lost = Vec::new();
         let index = walk_export(reader, &what, |entry: LargeEntry<'_>| {
             if cancel.is_cancelled() {
-                return Err(SourceError::Daemon {
-                    detail: "interrupted".into(),
-                });
+                return Err(SourceError::Interrupted);
             }
             let named = digest_in_name(&entry.path).filter(|d| diff_ids.contains(d));
             if named.as_ref().is_some_and(|d| skip.contains(d)) {
@@ -234,9 +230,7 @@ async fn export_pass(
             }
             // Stopped: hang up now rather than read the rest of a big layer.
             if cancel.is_cancelled() {
-                return Err(SourceError::Daemon {
-                    detail: "interrupted".into(),
-                });
+                return Err(SourceError::Interrupted);
             }
             Ok(())
         });

@@ -86,7 +86,9 @@ impl Reporter for BarReporter {
 
     fn run_finished(&self) {
         self.with_books(|_| ());
-        self.overall.finish();
+        // Left as the books have it: `finish` would fill the bar, which after a failure or
+        // Ctrl-C shows bytes that never went.
+        self.overall.abandon();
         log_writer::detach();
     }
 

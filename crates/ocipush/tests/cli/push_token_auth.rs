@@ -4,9 +4,7 @@
 //! failures: wrong password (the token server refuses) and no credentials (anonymous tokens
 //! carry pull only, so the registry refuses the push).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{write_oci_layout, ExpectedImage, ImageSpec, LayerCompression};
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions, TokenAuthOptions};
 use ocipush_testkit::skopeo::{self, SkopeoAuth};

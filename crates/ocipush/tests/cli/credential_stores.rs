@@ -4,14 +4,12 @@
 //! precedence, and TLS trust from a docker-style `certs.d` folder, against docker-registry
 //! with htpasswd + TLS. Every push is read back with skopeo.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Output;
 
-use common::creds::*;
-use common::*;
+use crate::common::creds::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{write_oci_layout, ImageSpec, LayerCompression};
 use ocipush_testkit::pki::TestPki;
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};

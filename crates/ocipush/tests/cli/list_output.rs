@@ -3,9 +3,7 @@
 //! oci-archive, a docker archive with several tags) listed both ways, row by row. The figures
 //! themselves are checked against what the fixture writers say they wrote.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{
     write_docker_archive, write_oci_archive, write_oci_layout, write_oci_layout_multiarch,
     DockerArchiveOptions, ImageSpec, LayerCompression, LayerSpec,

@@ -2,11 +2,9 @@
 //! with skopeo: pushed whole without `--platform`; with it, only the matching manifests and
 //! their blobs go up, under an index that is the source's with the other entries left out.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{
     tar_directory, write_oci_layout, write_oci_layout_multiarch, ExpectedIndex, ImageSpec,
     LayerCompression,

@@ -3,12 +3,10 @@
 //! export that breaks mid-stream. Every pushed image is read back with skopeo from a real
 //! docker-registry.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fake_engine::{FakeEngine, FakeEngineOptions};
 use ocipush_testkit::fixtures::{
     write_docker_archive, DockerArchiveFormat, DockerArchiveOptions, ExpectedImage, ImageSpec,

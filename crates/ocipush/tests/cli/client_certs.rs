@@ -2,11 +2,9 @@
 //! ocipush presents the one in `certs.d/HOST:PORT/` (`client.cert` + `client.key`, as docker
 //! reads them) and only to that registry; without it the TLS handshake is refused.
 
-mod common;
-
 use std::ffi::OsStr;
 
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{write_oci_layout, ImageSpec, LayerCompression};
 use ocipush_testkit::pki::TestPki;
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};

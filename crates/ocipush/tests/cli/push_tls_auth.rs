@@ -1,9 +1,7 @@
 //! Pushing to docker-registry behind TLS (a CA and a leaf certificate) with htpasswd basic auth,
 //! and the failures a user meets there: untrusted certificate, missing or wrong credentials.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{write_oci_layout, ImageSpec, LayerCompression};
 use ocipush_testkit::pki::TestPki;
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};

@@ -1,13 +1,11 @@
 //! The embedded registry: `ocipush push` with no destination lands in the local registry;
 //! `ocipush serve` serves it; skopeo — not our client — reads back and writes into it.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::serve::Serve;
-use common::*;
+use crate::common::serve::Serve;
+use crate::common::*;
 use ocipush_testkit::fixtures::{
     write_docker_archive, write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression,
     LayerSpec,

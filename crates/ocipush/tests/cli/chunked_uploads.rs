@@ -4,9 +4,7 @@
 //! the registry never received is resumed from the offset the registry acknowledges (GET on
 //! the session, `Range`) without restarting the blob. Every push is read back with skopeo.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fault_proxy::{Fault, FaultPlan, FaultProxy, RequestKind, Rule};
 use ocipush_testkit::fixtures::{
     write_docker_archive, write_oci_layout, DockerArchiveOptions, ExpectedImage, ImageSpec,
@@ -227,7 +225,7 @@ fn a_chunk_cut_off_mid_body_restarts_the_blob() {
 fn a_lost_answer_resumes_from_the_range_the_registry_reports() {
     let s = setup(600);
     let root = tempfile::tempdir().unwrap();
-    let serve = common::serve::Serve::start(root.path(), &[]);
+    let serve = crate::common::serve::Serve::start(root.path(), &[]);
     let proxy = FaultProxy::start(serve.addr.parse().unwrap());
     let push = |source: &str, repo: &str| {
         let dest = proxy.reference(&format!("{repo}:1"));

@@ -7,13 +7,11 @@
 //! byte in a layer (layout and docker archive), a truncated plain docker archive, a file that
 //! is no tarball, a missing file and three invalid references; they are not repeated here.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{
     flip_byte, oci_blob_path, read_archive_entries, replace_oci_blob, truncate_file,
     write_docker_archive, write_oci_archive, write_oci_layout, write_raw_tar, ArchiveEntry,

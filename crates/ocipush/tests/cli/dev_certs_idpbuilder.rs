@@ -4,14 +4,12 @@
 //! password from a fake `idpbuilder get secrets` — through an HTTPS proxy from the environment
 //! that tunnels that name to a docker-registry on loopback.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::net::SocketAddr;
 
-use common::creds::*;
-use common::proxy::ConnectProxy;
-use common::*;
+use crate::common::creds::*;
+use crate::common::proxy::ConnectProxy;
+use crate::common::*;
 use ocipush_testkit::fixtures::{write_oci_layout, ImageSpec, LayerCompression};
 use ocipush_testkit::pki::self_signed_ca_true;
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};

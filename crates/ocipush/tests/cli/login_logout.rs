@@ -3,13 +3,11 @@
 //! (`auths` in `$DOCKER_CONFIG/config.json`, or the fake credential helper its `credsStore`
 //! names), found again by `push`, and removed by `logout`.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::creds::*;
-use common::*;
+use crate::common::creds::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{write_oci_layout, ImageSpec, LayerCompression};
 use ocipush_testkit::pki::TestPki;
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions, TokenAuthOptions};

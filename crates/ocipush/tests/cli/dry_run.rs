@@ -1,9 +1,7 @@
 //! `push --dry-run`: the plan tells what would be uploaded, skipped or mounted — found out with
 //! HEADs against a real docker-registry — and nothing at all is written there.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{
     write_docker_archive, write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression,
     LayerSpec,

@@ -1,8 +1,6 @@
 //! Bad input gets a clear one-line error, the documented exit code, and leaves no tag behind.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{
     corrupt_oci_blob, flip_byte, tar_entry_range, truncate_file, write_docker_archive,
     write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression, LayerSpec,

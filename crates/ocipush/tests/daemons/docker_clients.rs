@@ -2,10 +2,8 @@
 //! dockerd 20.10 writes) are pushed by ocipush and verified with skopeo; images pushed into
 //! `ocipush serve` are pulled by `docker pull`, and the digests compared.
 
-mod common;
-
-use common::serve::Serve;
-use common::*;
+use crate::common::serve::Serve;
+use crate::common::*;
 use ocipush_testkit::dockerd::Dockerd;
 use ocipush_testkit::fixtures::{
     write_docker_archive, write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression,

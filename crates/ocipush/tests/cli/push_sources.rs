@@ -2,9 +2,7 @@
 //! HTTP, then read back with skopeo: manifest digest, config and every layer's diffID must match
 //! what the source holds.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{
     write_docker_archive, write_oci_archive, write_oci_layout, DockerArchiveFormat,
     DockerArchiveOptions, ImageSpec, LayerCompression, LayerSpec,

@@ -4,13 +4,11 @@
 //! (password and identity token), and the errors that follow wrong ones.
 //! (`Debug` of the settings types is covered by the binary's unit tests.)
 
-mod common;
-
 use std::ffi::OsStr;
 use std::process::Output;
 
+use crate::common::*;
 use base64::Engine as _;
-use common::*;
 use ocipush_testkit::fixtures::{write_oci_layout, ImageSpec, LayerCompression};
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions, TokenAuthOptions};
 

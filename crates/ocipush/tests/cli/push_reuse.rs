@@ -2,11 +2,9 @@
 //! digest cache knows its compressed digests), a layer shared by several images is compressed
 //! once and uploaded once per repository, and another repository gets it by mount.
 
-mod common;
-
 use std::ffi::OsStr;
 
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
 use ocipush_testkit::skopeo::{self, SkopeoAuth};

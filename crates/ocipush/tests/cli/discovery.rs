@@ -4,11 +4,9 @@
 //! pass over what is no image, report the broken one and push the rest; skopeo reads back
 //! what landed in docker-registry.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{
     truncate_file, write_docker_archive, write_oci_archive, write_oci_layout, DockerArchiveOptions,
     ExpectedImage, ImageSpec, LayerCompression, LayerSpec,

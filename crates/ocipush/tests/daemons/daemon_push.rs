@@ -3,12 +3,10 @@
 //! own socket. Images are loaded from tarballs made here; what lands in docker-registry is read
 //! back with skopeo and pulled with docker, and compared with what the daemon says it has.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use ocipush_testkit::dockerd::Dockerd;
 use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
 use ocipush_testkit::podman::Podman;

@@ -3,11 +3,9 @@
 //! add up, then the summary; `-q` shows nothing; `-v` adds logs. The bars need a terminal and
 //! were checked by hand (see progress/bars.rs).
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use ocipush_testkit::fixtures::{write_docker_archive, DockerArchiveOptions, ImageSpec, LayerSpec};
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
 
@@ -94,14 +92,53 @@ fn a_pipe_gets_timestamped_lines_with_states_and_a_closing_overall_line() {
         "{last}"
     );
 
-    // Again, with the digest cache: nothing is compressed or sent, every layer exists.
+    // Every layer is named by the digest the registry knows it by (skopeo's, not ours).
+    let cold_names = layer_names(&err);
+    let mut registry_layers = Vec::new();
+    for image in ["one:1", "two:1"] {
+        let reference = format!("docker://{}/progress/{image}", registry.host_port());
+        let inspected = ocipush_testkit::skopeo::inspect(&reference, &registry.skopeo_auth());
+        for layer in inspected["Layers"].as_array().unwrap() {
+            registry_layers.push(layer.as_str().unwrap()["sha256:".len()..][..12].to_string());
+        }
+    }
+    for name in &cold_names {
+        let hex = name.rsplit(' ').next().unwrap();
+        assert!(
+            registry_layers.iter().any(|l| l == hex),
+            "{name} is no registry layer: {registry_layers:?}\n{err}"
+        );
+    }
+
+    // Again, with the digest cache: nothing is compressed or sent, every layer exists, and
+    // every layer has the name it had on the cold push.
     let (_, err) = push(&["-r", &target, &source], &cache);
+    assert_eq!(layer_names(&err), cold_names, "{err}");
     assert!(err.contains(": exists"), "{err}");
     assert!(!err.contains("compress"), "{err}");
     assert!(
         err.contains("overall: 100%, 0 B of 0 B,"),
         "nothing left to send once all exist:\n{err}"
     );
+}
+
+/// The names (`layer 1/2 1d895bc1efba`) of the layers whose outcome a push's lines report.
+fn layer_names(err: &str) -> std::collections::BTreeSet<String> {
+    err.lines()
+        .filter_map(timestamped)
+        .filter(|t| t.starts_with("layer "))
+        .filter(|t| {
+            [
+                ": compressed and uploaded",
+                ": uploaded",
+                ": mounted",
+                ": exists",
+            ]
+            .iter()
+            .any(|outcome| t.contains(outcome))
+        })
+        .map(|t| t.split(": ").next().unwrap().to_string())
+        .collect()
 }
 
 #[test]

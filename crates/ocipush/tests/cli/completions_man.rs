@@ -2,11 +2,9 @@
 //! check that what comes out is usable (bash parses and completes it, the page is roff with
 //! every push option) and that every subcommand's `--help` carries examples.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 const SUBCOMMANDS: [&str; 7] = [
     "push",
