@@ -12,9 +12,8 @@
 //! containers' `auth.json`).
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use ocipush_engine::{plan, push, Destination, ImageStatus, PushOptions, SilentReporter};
+use ocipush_engine::{Destination, ImageStatus, Push, PushOptions};
 use ocipush_registry::credentials::CredentialStore;
 use ocipush_registry::{ClientOptions, Reference};
 use ocipush_source::{open_source, DaemonSettings};
@@ -41,7 +40,6 @@ async fn main() -> ExitCode {
 async fn run(source: &str, dest: &str) -> Result<bool, Box<dyn std::error::Error>> {
     let reference = Reference::parse(dest)?;
     let opened = open_source(source, &DaemonSettings::default()).await?;
-    let sources: Vec<_> = opened.sources.into_iter().map(Arc::new).collect();
     let credentials = CredentialStore::from_environment()
         .lookup(&reference.registry, Some(&reference.repository))
         .found
@@ -50,10 +48,11 @@ async fn run(source: &str, dest: &str) -> Result<bool, Box<dyn std::error::Error
         credentials,
         ..ClientOptions::default()
     };
-    let options = PushOptions::default().with_client(client);
-    let destination = Destination::Reference(reference);
-    let planned = plan(&sources, &destination, &[], &options.plan_settings())?;
-    let report = push(planned, &options, Arc::new(SilentReporter)).await;
+    let report = Push::to(Destination::Reference(reference))
+        .sources_from(opened.sources)
+        .options(PushOptions::default().with_client(client))
+        .run()
+        .await?;
     for image in &report.images {
         match (&image.status, &image.digest, &image.error) {
             (ImageStatus::Pushed, Some(digest), _) => {

@@ -12,19 +12,21 @@
 //! 3. [`push`] carries the decisions out and returns a [`PushReport`]; [`dry_run`] stops
 //!    after step 2 and returns them, so a dry run says what the push will do.
 //!
+//! [`Push`] wraps the three steps as one request:
+//!
 //! ```no_run
-//! use std::sync::Arc;
-//! use ocipush_engine::{plan, push, Destination, PushOptions, SilentReporter};
+//! use ocipush_engine::{Destination, Push, PushOptions};
 //! use ocipush_registry::Reference;
 //! use ocipush_source::{open_source, DaemonSettings};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let opened = open_source("build/app.tar", &DaemonSettings::default()).await?;
-//! let sources: Vec<_> = opened.sources.into_iter().map(Arc::new).collect();
 //! let destination = Destination::Reference(Reference::parse("localhost:5000/team/app:1.0")?);
-//! let options = PushOptions::default();
-//! let planned = plan(&sources, &destination, &[], &options.plan_settings())?;
-//! let report = push(planned, &options, Arc::new(SilentReporter)).await;
+//! let report = Push::to(destination)
+//!     .sources_from(opened.sources)
+//!     .options(PushOptions::default().with_jobs(8))
+//!     .run()
+//!     .await?;
 //! assert_eq!(report.summary.failed, 0);
 //! # Ok(())
 //! # }
@@ -63,6 +65,7 @@ mod push;
 mod rate;
 mod report;
 mod reporter;
+mod request;
 mod run_state;
 mod send_turns;
 mod sent_progress;
@@ -85,3 +88,4 @@ pub use platform::{image_platforms, select_platforms, SkippedImage};
 pub use push::{push, PushOptions, DEFAULT_JOBS};
 pub use report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport, Summary};
 pub use reporter::{BlobId, BlobOutcome, BlobState, Reporter, RunTotals, SilentReporter};
+pub use request::Push;
