@@ -57,7 +57,10 @@ impl BlobAction {
             size: blob.size,
             action: decision.action(),
             from,
-            compress: blob.compress.map(|a| a.name()),
+            compress: match decision {
+                Decision::Upload => blob.compress.map(|a| a.name()),
+                _ => None,
+            },
             because,
             decision,
         }

@@ -157,6 +157,12 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
         retries: options.client.retry.retries,
     };
     let (ops, settled_blobs) = build_ops(&images, &decisions, &probed.holdings, &run);
+    // Every image is announced before its first blob is heard of.
+    for planned in &images {
+        let destinations: Vec<String> = planned.references.iter().map(|r| r.to_string()).collect();
+        run.reporter
+            .image_started(&planned.image.label, &destinations);
+    }
     let scheduler = tokio::spawn(run_ops(ops));
     let runs = images
         .iter()
@@ -176,10 +182,6 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
                 .fold(ConnectCost::default(), ConnectCost::add);
             async move {
                 let image_started = Instant::now();
-                let destinations: Vec<String> =
-                    planned.references.iter().map(|r| r.to_string()).collect();
-                run.reporter
-                    .image_started(&planned.image.label, &destinations);
                 let mut tally = Tally::default();
                 let retries = Arc::new(AtomicU64::new(connect.retries + probe_retries));
                 let result = match failure {
