@@ -55,6 +55,7 @@ mod dry_run;
 mod error;
 mod job;
 mod keys;
+mod ledger;
 mod naming;
 mod ops;
 mod plan;
@@ -79,6 +80,7 @@ pub use decide::{decide, Decision, Holdings, ImageDecisions};
 pub use dry_run::{dry_run, BlobAction, ImagePlan};
 pub use error::{FailureKind, PushError};
 pub use keys::{BlobKey, RepoKey};
+pub use ledger::{Clock, Entry, Finished, Ledger, Overall, Recorder, RunLedger};
 pub use naming::{destinations_for, Destination, DEFAULT_TAG};
 pub use plan::{
     blob_label, plan, short_hex, BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage,

@@ -25,6 +25,7 @@ use crate::decide::{decide, Decision, Holdings, ImageDecisions};
 use crate::error::PushError;
 use crate::job::PushedBlob;
 use crate::keys::{BlobKey, RepoKey};
+use crate::ledger::Recorder;
 use crate::ops::{run_ops, BlobOp, Settled};
 use crate::plan::{BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage, Production};
 use crate::probe::{client_for, connect_all, probe, Clients, ConnectCost};
@@ -134,6 +135,10 @@ impl PushOptions {
 /// waiting for its own before writing its manifests and tags.
 pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>) -> PushReport {
     let started = Instant::now();
+    // Every event goes into the run's ledger before the reporter hears of it.
+    let recorder = Arc::new(Recorder::new(reporter));
+    let ledger = recorder.ledger().clone();
+    let reporter: Arc<dyn Reporter> = recorder;
     let state = Arc::new(RunState::new(
         options.jobs,
         options.cache.clone(),
@@ -148,7 +153,7 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
     let probed = probe(&images, &clients, prechecked, &options.cancel).await;
     let included: Vec<bool> = probed.failures.iter().map(Option::is_none).collect();
     let decisions = decide(&images, &included, &probed.holdings);
-    reporter.run_started(&run_totals(&images, &decisions));
+    reporter.run_started(&run_totals(&images, &decisions), &ledger);
 
     let run = Run {
         clients,
@@ -203,7 +208,9 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
     let _ = scheduler.await;
     run.reporter.run_finished();
     reports.extend(settled.damaged);
-    PushReport::new(reports, started.elapsed())
+    let mut report = PushReport::new(reports, started.elapsed());
+    report.summary.bytes_abandoned = ledger.read(|l| l.overall().abandoned);
+    report
 }
 
 /// What fails an image before anything is sent: a destination naming a digest that is not the

@@ -87,6 +87,9 @@ pub struct Summary {
     pub blobs: BlobCounts,
     /// Retries in all.
     pub retries: u64,
+    /// Source bytes read for blobs that then failed or were stopped: sent, perhaps, but not in
+    /// the registry (so not in `bytes_uploaded`).
+    pub bytes_abandoned: u64,
     /// The run's duration.
     pub duration_ms: u64,
 }

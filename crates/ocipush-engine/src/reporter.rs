@@ -1,6 +1,9 @@
 //! Events the engine emits while pushing, for whoever shows progress. The engine never prints;
 //! the binary implements [`Reporter`] with progress bars or plain lines.
 
+use std::sync::Arc;
+
+use crate::ledger::RunLedger;
 use crate::report::ImageReport;
 
 /// Identifies one blob transfer within a run.
@@ -53,8 +56,10 @@ pub struct RunTotals {
 
 /// Receives push events. Every method has an empty default so reporters implement what they show.
 pub trait Reporter: Send + Sync {
-    /// The run begins: what it will move at most.
-    fn run_started(&self, _totals: &RunTotals) {}
+    /// The run begins: what it will move at most, and the ledger the engine keeps of it. A
+    /// reporter reads its figures there (see [`Recorder`](crate::Recorder)) rather than
+    /// keeping counts of its own.
+    fn run_started(&self, _totals: &RunTotals, _ledger: &Arc<RunLedger>) {}
     /// Every image has finished (pushed or failed).
     fn run_finished(&self) {}
     /// An image begins, bound for `destinations`.

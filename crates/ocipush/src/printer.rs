@@ -142,7 +142,7 @@ pub fn summary(report: &PushReport) -> String {
     let s = &report.summary;
     let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
     format!(
-        "{} of {} image(s) pushed{}{}; {} blob(s) uploaded, {} already present, {} mounted; {} sent ({}/s), {} skipped; {} {}; {}",
+        "{} of {} image(s) pushed{}{}; {} blob(s) uploaded, {} already present, {} mounted; {} sent ({}/s), {} skipped{}; {} {}; {}",
         s.pushed,
         s.images,
         if s.failed > 0 { format!(", {} failed", s.failed) } else { String::new() },
@@ -153,6 +153,11 @@ pub fn summary(report: &PushReport) -> String {
         human_bytes(s.bytes_uploaded),
         human_bytes((s.bytes_uploaded as f64 / secs) as u64),
         human_bytes(s.bytes_skipped),
+        // Bytes that moved for blobs that never got in are said, not hidden in "sent".
+        match s.bytes_abandoned {
+            0 => String::new(),
+            n => format!(", {} read for uploads that did not finish", human_bytes(n)),
+        },
         s.retries,
         if s.retries == 1 { "retry" } else { "retries" },
         human_ms(s.duration_ms),

@@ -204,6 +204,7 @@ fn push_json_document() {
       "mounted": 2
     },
     "retries": 1,
+    "bytes_abandoned": 0,
     "duration_ms": 2500
   }
 }"#

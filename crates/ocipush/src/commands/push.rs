@@ -161,7 +161,10 @@ fn with_broken(report: PushReport, broken: Vec<Broken>) -> PushReport {
             }),
         });
     }
-    PushReport::new(images, elapsed)
+    let abandoned = report.summary.bytes_abandoned;
+    let mut report = PushReport::new(images, elapsed);
+    report.summary.bytes_abandoned = abandoned;
+    report
 }
 
 fn emit(report: &PushReport, json: bool, quiet: bool) {

@@ -3,26 +3,25 @@
 //! read and sent against what remains to send (blobs found in the registry leave the total).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use ocipush_engine::{BlobId, BlobOutcome, BlobState, ImageReport, Reporter, RunTotals};
+use ocipush_engine::{BlobId, BlobOutcome, BlobState, ImageReport, Reporter, RunLedger, RunTotals};
 
-use super::ledger::Ledger;
 use super::{log_writer, outcome_word, state_word};
 use crate::printer::human_bytes;
 
 pub struct BarReporter {
     multi: MultiProgress,
     overall: ProgressBar,
-    started: Instant,
     books: Mutex<Books>,
     blob_style: ProgressStyle,
 }
 
 struct Books {
-    ledger: Ledger,
+    /// The engine's ledger of the run, read for every figure shown.
+    ledger: Arc<RunLedger>,
     bars: HashMap<BlobId, ProgressBar>,
 }
 
@@ -54,9 +53,8 @@ impl BarReporter {
         BarReporter {
             multi,
             overall,
-            started: super::run_start(),
             books: Mutex::new(Books {
-                ledger: Ledger::default(),
+                ledger: Arc::default(),
                 bars: HashMap::new(),
             }),
             blob_style,
@@ -66,7 +64,7 @@ impl BarReporter {
     fn with_books<T>(&self, f: impl FnOnce(&mut Books) -> T) -> T {
         let mut books = self.books.lock().unwrap_or_else(|p| p.into_inner());
         let result = f(&mut books);
-        let o = books.ledger.overall();
+        let o = books.ledger.read(|l| l.overall());
         self.overall.set_length(o.to_send);
         self.overall.set_position(o.sent);
         self.overall.set_message(format!(
@@ -80,8 +78,9 @@ impl BarReporter {
 }
 
 impl Reporter for BarReporter {
-    fn run_started(&self, totals: &RunTotals) {
-        self.with_books(|b| b.ledger.run_started(totals));
+    fn run_started(&self, totals: &RunTotals, ledger: &Arc<RunLedger>) {
+        let _ = totals;
+        self.with_books(|b| b.ledger = ledger.clone());
     }
 
     fn run_finished(&self) {
@@ -99,9 +98,7 @@ impl Reporter for BarReporter {
     }
 
     fn blob_started(&self, id: BlobId, label: &str, total: u64) {
-        let now = self.started.elapsed();
         self.with_books(|b| {
-            b.ledger.blob_started(id, label, total, now);
             let bar = self
                 .multi
                 .insert_before(&self.overall, ProgressBar::new(total));
@@ -114,7 +111,6 @@ impl Reporter for BarReporter {
 
     fn blob_named(&self, id: BlobId, label: &str) {
         self.with_books(|b| {
-            b.ledger.rename(id, label);
             if let Some(bar) = b.bars.get(&id) {
                 bar.set_prefix(label.to_string());
             }
@@ -123,7 +119,6 @@ impl Reporter for BarReporter {
 
     fn blob_state(&self, id: BlobId, state: BlobState) {
         self.with_books(|b| {
-            b.ledger.state(id, state, self.started.elapsed());
             if let Some(bar) = b.bars.get(&id) {
                 bar.set_message(state_word(state));
             }
@@ -132,7 +127,6 @@ impl Reporter for BarReporter {
 
     fn blob_progress(&self, id: BlobId, bytes: u64) {
         self.with_books(|b| {
-            b.ledger.progress(id, bytes);
             if let Some(bar) = b.bars.get(&id) {
                 bar.inc(bytes);
             }
@@ -141,7 +135,6 @@ impl Reporter for BarReporter {
 
     fn blob_restarted(&self, id: BlobId, attempt: u32, reason: &str) {
         self.with_books(|b| {
-            b.ledger.restarted(id);
             if let Some(bar) = b.bars.get(&id) {
                 bar.set_position(0);
                 bar.set_message(format!("retry {attempt}: {reason}"));
@@ -151,7 +144,6 @@ impl Reporter for BarReporter {
 
     fn blob_finished(&self, id: BlobId, outcome: BlobOutcome) {
         self.with_books(|b| {
-            b.ledger.finished(id, outcome);
             if let Some(bar) = b.bars.remove(&id) {
                 // Only an upload fills its bar: a blob found in the registry moved no bytes.
                 match outcome {
@@ -188,40 +180,54 @@ mod tests {
 
     #[test]
     fn blob_bars_show_each_state_and_the_overall_bar_what_remains() {
-        let r = BarReporter::with_target(ProgressDrawTarget::hidden());
-        r.run_started(&RunTotals {
-            images: 1,
-            blobs: 3,
-            bytes: 1000,
-        });
+        let bars = Arc::new(BarReporter::with_target(ProgressDrawTarget::hidden()));
+        // The engine records into its ledger, then tells the bars.
+        let r = ocipush_engine::Recorder::new(bars.clone());
+        r.run_started(
+            &RunTotals {
+                images: 1,
+                blobs: 3,
+                bytes: 1000,
+            },
+            &Arc::default(),
+        );
         r.blob_started(1, "config", 100);
-        assert_eq!(message(&r, 1), Some(("waiting".into(), 0, Some(100))));
+        assert_eq!(message(&bars, 1), Some(("waiting".into(), 0, Some(100))));
         r.blob_state(1, BlobState::Checking);
-        assert_eq!(message(&r, 1).unwrap().0, "checking");
+        assert_eq!(message(&bars, 1).unwrap().0, "checking");
         r.blob_finished(1, BlobOutcome::Existing);
-        assert_eq!(message(&r, 1), None, "a finished blob's bar leaves");
+        assert_eq!(message(&bars, 1), None, "a finished blob's bar leaves");
 
         r.blob_started(2, "layer 1", 300);
         r.blob_state(2, BlobState::Mounting);
-        assert_eq!(message(&r, 2).unwrap().0, "mounting");
+        assert_eq!(message(&bars, 2).unwrap().0, "mounting");
         r.blob_finished(2, BlobOutcome::Mounted);
 
         r.blob_started(3, "layer 2", 600);
         r.blob_state(3, BlobState::Compressing);
         r.blob_progress(3, 250);
-        assert_eq!(message(&r, 3), Some(("compressing".into(), 250, Some(600))));
+        assert_eq!(
+            message(&bars, 3),
+            Some(("compressing".into(), 250, Some(600)))
+        );
         r.blob_restarted(3, 1, "503");
-        assert_eq!(message(&r, 3), Some(("retry 1: 503".into(), 0, Some(600))));
+        assert_eq!(
+            message(&bars, 3),
+            Some(("retry 1: 503".into(), 0, Some(600)))
+        );
         r.blob_state(3, BlobState::Uploading);
         r.blob_progress(3, 600);
-        assert_eq!(message(&r, 3).unwrap().0, "uploading");
+        assert_eq!(message(&bars, 3).unwrap().0, "uploading");
         // Existing and mounted blobs left the total: 600 bytes remain, all of them sent.
-        assert_eq!((r.overall.position(), r.overall.length()), (600, Some(600)));
+        assert_eq!(
+            (bars.overall.position(), bars.overall.length()),
+            (600, Some(600))
+        );
         r.blob_finished(3, BlobOutcome::Uploaded);
         r.run_finished();
-        assert!(r.overall.is_finished());
+        assert!(bars.overall.is_finished());
         assert_eq!(
-            r.overall.message(),
+            bars.overall.message(),
             "3/3 blobs, 0 in flight, 400 B already there"
         );
     }

@@ -4,14 +4,14 @@
 //! Nothing is redrawn, so a log reads top to bottom.
 
 use std::io::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ocipush_engine::{
-    BlobId, BlobOutcome, BlobState, ImageReport, ImageStatus, Reporter, RunTotals,
+    BlobId, BlobOutcome, BlobState, Finished, ImageReport, ImageStatus, Reporter, RunLedger,
+    RunTotals,
 };
 
-use super::ledger::{Finished, Ledger};
 use super::{outcome_word, run_start, stamp, state_word};
 use crate::printer::human_bytes;
 
@@ -28,7 +28,8 @@ pub struct LineReporter {
 
 struct Books {
     out: Box<dyn Write + Send>,
-    ledger: Ledger,
+    /// The engine's ledger of the run, read for every figure shown.
+    ledger: Arc<RunLedger>,
     last_overall: Duration,
     /// When the push itself began (after the source was opened and the plan made): the
     /// overall rate is over the time since, not since the process started.
@@ -51,7 +52,7 @@ impl LineReporter {
             clock,
             books: Mutex::new(Books {
                 out,
-                ledger: Ledger::default(),
+                ledger: Arc::default(),
                 last_overall: Duration::ZERO,
                 began: Duration::ZERO,
             }),
@@ -73,7 +74,7 @@ impl Books {
     }
 
     fn overall_line(&mut self, now: Duration) {
-        let o = self.ledger.overall();
+        let o = self.ledger.read(|l| l.overall());
         let percent = (o.sent * 100).checked_div(o.to_send).unwrap_or(100);
         let text = format!(
             "overall: {percent}%, {} of {}, {}/s; {}, {} in flight, {} already there",
@@ -98,9 +99,9 @@ fn rate(bytes: u64, elapsed: Duration) -> u64 {
     (bytes as f64 / secs) as u64
 }
 
-fn finished_text(f: &Finished, now: Duration) -> String {
+fn finished_text(f: &Finished) -> String {
     let label = &f.entry.label;
-    let took = now.saturating_sub(f.entry.started);
+    let took = f.took;
     match f.outcome {
         BlobOutcome::Uploaded => {
             let verb = match f.entry.state {
@@ -127,9 +128,9 @@ fn finished_text(f: &Finished, now: Duration) -> String {
 }
 
 impl Reporter for LineReporter {
-    fn run_started(&self, totals: &RunTotals) {
+    fn run_started(&self, totals: &RunTotals, ledger: &Arc<RunLedger>) {
         self.with_books(|b, now| {
-            b.ledger.run_started(totals);
+            b.ledger = ledger.clone();
             b.last_overall = now;
             b.began = now;
             let text = format!(
@@ -155,35 +156,30 @@ impl Reporter for LineReporter {
         });
     }
 
-    fn blob_started(&self, id: BlobId, label: &str, total: u64) {
-        self.with_books(|b, now| b.ledger.blob_started(id, label, total, now));
-    }
-
-    fn blob_named(&self, id: BlobId, label: &str) {
-        self.with_books(|b, _| b.ledger.rename(id, label));
-    }
-
     fn blob_state(&self, id: BlobId, state: BlobState) {
+        // Checking and mounting take a request each; only moving bytes deserves a line.
+        if !matches!(state, BlobState::Compressing | BlobState::Uploading) {
+            return;
+        }
         self.with_books(|b, now| {
-            let Some(entry) = b.ledger.state(id, state, now) else {
+            let Some(text) = b.ledger.read(|l| {
+                l.entry(id).map(|entry| {
+                    format!(
+                        "{}: {} {}",
+                        entry.label,
+                        state_word(state),
+                        human_bytes(entry.total)
+                    )
+                })
+            }) else {
                 return;
             };
-            // Checking and mounting take a request each; only moving bytes deserves a line.
-            if matches!(state, BlobState::Compressing | BlobState::Uploading) {
-                let text = format!(
-                    "{}: {} {}",
-                    entry.label,
-                    state_word(state),
-                    human_bytes(entry.total)
-                );
-                b.line(now, &text);
-            }
+            b.line(now, &text);
         });
     }
 
-    fn blob_progress(&self, id: BlobId, bytes: u64) {
+    fn blob_progress(&self, _id: BlobId, _bytes: u64) {
         self.with_books(|b, now| {
-            b.ledger.progress(id, bytes);
             if now.saturating_sub(b.last_overall) >= OVERALL_EVERY {
                 b.overall_line(now);
             }
@@ -194,8 +190,7 @@ impl Reporter for LineReporter {
         self.with_books(|b, now| {
             let label = b
                 .ledger
-                .restarted(id)
-                .map(|e| e.label.clone())
+                .read(|l| l.entry(id).map(|e| e.label.clone()))
                 .unwrap_or_default();
             b.line(now, &format!("{label}: retry {attempt}: {reason}"));
         });
@@ -203,8 +198,8 @@ impl Reporter for LineReporter {
 
     fn blob_finished(&self, id: BlobId, outcome: BlobOutcome) {
         self.with_books(|b, now| {
-            if let Some(finished) = b.ledger.finished(id, outcome) {
-                let text = finished_text(&finished, now);
+            let _ = outcome;
+            if let Some(text) = b.ledger.read(|l| l.finished(id).map(finished_text)) {
                 b.line(now, &text);
             }
         });
@@ -238,13 +233,19 @@ mod tests {
         }
     }
 
-    /// A reporter writing into a buffer, with a clock the test sets (milliseconds).
-    fn reporter() -> (LineReporter, Shared, Arc<AtomicU64>) {
+    /// A reporter writing into a buffer, behind the engine's recorder, both timed by a clock
+    /// the test sets (milliseconds).
+    fn reporter() -> (ocipush_engine::Recorder, Shared, Arc<AtomicU64>) {
         let out = Shared::default();
         let ms = Arc::new(AtomicU64::new(0));
         let clock = ms.clone();
-        let r = LineReporter::with_output(
+        let lines = LineReporter::with_output(
             Box::new(out.clone()),
+            Box::new(move || Duration::from_millis(clock.load(Ordering::SeqCst))),
+        );
+        let clock = ms.clone();
+        let r = ocipush_engine::Recorder::with_clock(
+            Arc::new(lines),
             Box::new(move || Duration::from_millis(clock.load(Ordering::SeqCst))),
         );
         (r, out, ms)
@@ -259,6 +260,7 @@ mod tests {
     #[test]
     fn a_blob_stopped_by_ctrl_c_says_how_far_it_got() {
         let (r, out, ms) = reporter();
+        r.run_started(&RunTotals::default(), &Arc::default());
         r.blob_started(7, "layer 2/2 dddddddddddd", 10 * MIB);
         r.blob_state(7, BlobState::Compressing);
         r.blob_progress(7, 3 * MIB);
@@ -267,6 +269,7 @@ mod tests {
         assert_eq!(
             text(&out),
             "\
+[   0.0s] 0 image(s), 0 blob(s), 0 B at most (what the registry already has is skipped)
 [   0.0s] layer 2/2 dddddddddddd: compressing 10.0 MiB
 [   1.5s] layer 2/2 dddddddddddd: stopped after 3.0 MiB of 10.0 MiB
 "
@@ -276,11 +279,14 @@ mod tests {
     #[test]
     fn a_run_reads_as_timestamped_lines_with_every_state() {
         let (r, out, ms) = reporter();
-        r.run_started(&RunTotals {
-            images: 1,
-            blobs: 4,
-            bytes: 30 * MIB + 2048,
-        });
+        r.run_started(
+            &RunTotals {
+                images: 1,
+                blobs: 4,
+                bytes: 30 * MIB + 2048,
+            },
+            &Arc::default(),
+        );
         r.image_started("oci:app:1.0", &["localhost:5000/app:1.0".into()]);
         r.blob_started(1, "config 0123456789ab", 2048);
         r.blob_state(1, BlobState::Checking);

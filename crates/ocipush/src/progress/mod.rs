@@ -1,10 +1,10 @@
 //! The binary's [`ocipush_engine::Reporter`]s: progress bars on a terminal ([`BarReporter`]),
-//! timestamped lines in a pipe or CI ([`LineReporter`]). Both keep the same books
-//! ([`ledger`]), so the overall figures agree whichever one runs; `-v` logs go through
+//! timestamped lines in a pipe or CI ([`LineReporter`]). Neither keeps counts of its own:
+//! both read the engine's ledger of the run (`ocipush_engine::RunLedger`), so the overall
+//! figures agree whichever one runs, and with the summary; `-v` logs go through
 //! [`log_writer`] so they do not tear the bars.
 
 mod bars;
-mod ledger;
 mod lines;
 pub mod log_writer;
 
