@@ -59,6 +59,54 @@ fn push_json_logged(host: &str, cache: &Path, args: &[&str]) -> (serde_json::Val
     (serde_json::from_slice(&out.stdout).unwrap(), stderr(&out))
 }
 
+/// Per image, the (upload, exists, mount) counts `--dry-run --json` promises.
+fn dry_run_counts(host: &str, cache: &Path, args: &[&str]) -> Vec<(u64, u64, u64)> {
+    let mut all = vec!["--dry-run"];
+    all.extend_from_slice(args);
+    let plan = push_json(host, cache, &all);
+    plan["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| {
+            let count = |action: &str| {
+                image["blobs"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|b| b["action"] == action)
+                    .count() as u64
+            };
+            (count("upload"), count("exists"), count("mount"))
+        })
+        .collect()
+}
+
+/// Per image, the (uploaded, existing, mounted) counts a push reported.
+fn pushed_counts(report: &serde_json::Value) -> Vec<(u64, u64, u64)> {
+    report["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| {
+            let n = |key: &str| image["blobs"][key].as_u64().unwrap();
+            (n("uploaded"), n("existing"), n("mounted"))
+        })
+        .collect()
+}
+
+/// A dry run, then the push: the push does per blob what the dry run said.
+fn planned_then_pushed(host: &str, cache: &Path, args: &[&str]) -> (serde_json::Value, String) {
+    let promised = dry_run_counts(host, cache, args);
+    let (report, log) = push_json_logged(host, cache, args);
+    assert_eq!(
+        promised,
+        pushed_counts(&report),
+        "dry run against push: {report}\n{log}"
+    );
+    (report, log)
+}
+
 fn uploaded(report: &serde_json::Value) -> u64 {
     report["images"][0]["blobs"]["uploaded"].as_u64().unwrap()
 }
@@ -101,7 +149,7 @@ fn docker_daemon_images_push_cold_warm_and_changed() {
     let target = registry.reference("team");
 
     // Cold: the export streams; every blob is uploaded.
-    let cold = push_json(&daemon.host(), &cache, &["daemonapp:1.0", "-r", &target]);
+    let (cold, _) = planned_then_pushed(&daemon.host(), &cache, &["daemonapp:1.0", "-r", &target]);
     let digest = cold["images"][0]["digest"].as_str().unwrap().to_string();
     assert_eq!(uploaded(&cold), 4, "3 layers + config: {cold}");
     let reference = registry.docker_ref("team/daemonapp:1.0");
@@ -109,7 +157,7 @@ fn docker_daemon_images_push_cold_warm_and_changed() {
 
     // Warm: inspect + digest cache + HEAD; nothing uploaded (a legacy export would have
     // re-uploaded every layer, whose diffIDs its stream does not name).
-    let warm = push_json(&daemon.host(), &cache, &["daemonapp:1.0", "-r", &target]);
+    let (warm, _) = planned_then_pushed(&daemon.host(), &cache, &["daemonapp:1.0", "-r", &target]);
     assert_eq!(uploaded(&warm), 0, "{warm}");
     assert_eq!(warm["images"][0]["digest"], cold["images"][0]["digest"]);
 
@@ -131,7 +179,8 @@ fn docker_daemon_images_push_cold_warm_and_changed() {
     let v2_diff_ids: Vec<String> =
         serde_json::from_str(&inspect("daemonapp:2.0", "{{json .RootFS.Layers}}")).unwrap();
     assert_eq!(v2_diff_ids[..2], diff_ids[..2]);
-    let changed = push_json(&daemon.host(), &cache, &["daemonapp:2.0", "-r", &target]);
+    let (changed, _) =
+        planned_then_pushed(&daemon.host(), &cache, &["daemonapp:2.0", "-r", &target]);
     let v2_digest = changed["images"][0]["digest"].as_str().unwrap().to_string();
     assert_same_image(
         &registry.docker_ref("team/daemonapp:2.0"),
@@ -157,7 +206,7 @@ fn docker_daemon_images_push_cold_warm_and_changed() {
         serde_json::from_str(&inspect("daemonapp:3.0", "{{json .RootFS.Layers}}")).unwrap();
     assert_eq!(v3_diff_ids[1], diff_ids[1]);
     let (guessed, log) =
-        push_json_logged(&daemon.host(), &cache, &["daemonapp:3.0", "-r", &target]);
+        planned_then_pushed(&daemon.host(), &cache, &["daemonapp:3.0", "-r", &target]);
     assert!(
         log.contains("exporting again"),
         "the guess was not taken:\n{log}"
@@ -271,7 +320,7 @@ fn podman_service_images_push_and_repush_without_export() {
     let (image_id, diff_ids) = load_into_podman(&podman, work.path(), 81, "podapp:1.0");
 
     let target = registry.reference("pods");
-    let cold = push_json(&podman.host(), &cache, &["podapp:1.0", "-r", &target]);
+    let (cold, _) = planned_then_pushed(&podman.host(), &cache, &["podapp:1.0", "-r", &target]);
     assert_eq!(uploaded(&cold), 4, "{cold}");
     let digest = cold["images"][0]["digest"].as_str().unwrap().to_string();
     assert_eq!(
@@ -286,7 +335,7 @@ fn podman_service_images_push_and_repush_without_export() {
     );
 
     // Podman's own name for it works too, and nothing is sent again.
-    let warm = push_json(
+    let (warm, _) = planned_then_pushed(
         &podman.host(),
         &cache,
         &["localhost/podapp:1.0", "-r", &target],
