@@ -11,11 +11,10 @@
 //! uncompressed size (what takes the time), not the smaller size that goes over the wire.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
-use crate::report::ImageReport;
-use crate::reporter::{BlobId, BlobOutcome, BlobState, Reporter, RunTotals};
+use crate::events::{BlobId, BlobOutcome, BlobState, RunTotals};
 
 /// One blob the run has started.
 #[derive(Debug, Clone)]
@@ -81,7 +80,8 @@ impl Overall {
     }
 }
 
-/// The books. Read through [`RunLedger::read`]; written by the engine's [`Recorder`].
+/// The books. Read through [`RunLedger::read`]; written by the engine's
+/// [`Recorder`](crate::Recorder).
 #[derive(Debug, Default)]
 pub struct Ledger {
     planned: RunTotals,
@@ -128,17 +128,17 @@ impl Ledger {
         }
     }
 
-    fn run_started(&mut self, totals: &RunTotals) {
+    pub(crate) fn run_started(&mut self, totals: &RunTotals) {
         self.planned = *totals;
     }
 
-    fn rename(&mut self, id: BlobId, label: &str) {
+    pub(crate) fn rename(&mut self, id: BlobId, label: &str) {
         if let Some(entry) = self.in_flight.get_mut(&id) {
             entry.label = label.to_string();
         }
     }
 
-    fn blob_started(&mut self, id: BlobId, label: &str, total: u64, now: Duration) {
+    pub(crate) fn blob_started(&mut self, id: BlobId, label: &str, total: u64, now: Duration) {
         self.started_bytes += total;
         self.started_blobs += 1;
         self.in_flight.insert(
@@ -153,7 +153,7 @@ impl Ledger {
         );
     }
 
-    fn state(&mut self, id: BlobId, state: BlobState, now: Duration) -> Option<&Entry> {
+    pub(crate) fn state(&mut self, id: BlobId, state: BlobState, now: Duration) -> Option<&Entry> {
         let entry = self.in_flight.get_mut(&id)?;
         // Its turn to stream came: the wait for it is no part of its transfer.
         if entry.state == Some(BlobState::Waiting) {
@@ -163,7 +163,7 @@ impl Ledger {
         Some(entry)
     }
 
-    fn progress(&mut self, id: BlobId, bytes: u64) {
+    pub(crate) fn progress(&mut self, id: BlobId, bytes: u64) {
         if let Some(entry) = self.in_flight.get_mut(&id) {
             entry.position += bytes;
             self.sent += bytes;
@@ -171,14 +171,19 @@ impl Ledger {
     }
 
     /// A retry starts the blob over: what it had read is not sent after all.
-    fn restarted(&mut self, id: BlobId) -> Option<&Entry> {
+    pub(crate) fn restarted(&mut self, id: BlobId) -> Option<&Entry> {
         let entry = self.in_flight.get_mut(&id)?;
         self.sent = self.sent.saturating_sub(entry.position);
         entry.position = 0;
         Some(entry)
     }
 
-    fn end(&mut self, id: BlobId, outcome: BlobOutcome, now: Duration) -> Option<&Finished> {
+    pub(crate) fn end(
+        &mut self,
+        id: BlobId,
+        outcome: BlobOutcome,
+        now: Duration,
+    ) -> Option<&Finished> {
         let entry = self.in_flight.remove(&id)?;
         let rest = entry.total.saturating_sub(entry.position);
         let bytes = match outcome {
@@ -232,99 +237,8 @@ impl RunLedger {
         f(&self.books.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn write<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&mut Ledger) -> T) -> T {
         f(&mut self.books.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-}
-
-/// Time since the run started.
-pub type Clock = Box<dyn Fn() -> Duration + Send + Sync>;
-
-/// Records every event into the run's ledger, then hands it to the reporter: the engine wraps
-/// whatever reporter it is given in one, so every view reads books kept in one place.
-pub struct Recorder {
-    ledger: Arc<RunLedger>,
-    inner: Arc<dyn Reporter>,
-    clock: Clock,
-}
-
-impl Recorder {
-    /// Records for `inner`, timing from now.
-    pub fn new(inner: Arc<dyn Reporter>) -> Recorder {
-        let started = Instant::now();
-        Recorder::with_clock(inner, Box::new(move || started.elapsed()))
-    }
-
-    /// Records for `inner`, timing by `clock` (tests set it).
-    pub fn with_clock(inner: Arc<dyn Reporter>, clock: Clock) -> Recorder {
-        Recorder {
-            ledger: Arc::default(),
-            inner,
-            clock,
-        }
-    }
-
-    /// The ledger it keeps.
-    pub fn ledger(&self) -> &Arc<RunLedger> {
-        &self.ledger
-    }
-}
-
-impl Reporter for Recorder {
-    fn run_started(&self, totals: &RunTotals, _ledger: &Arc<RunLedger>) {
-        self.ledger.write(|l| l.run_started(totals));
-        self.inner.run_started(totals, &self.ledger);
-    }
-
-    fn run_finished(&self) {
-        self.inner.run_finished();
-    }
-
-    fn image_started(&self, label: &str, destinations: &[String]) {
-        self.inner.image_started(label, destinations);
-    }
-
-    fn blob_started(&self, id: BlobId, label: &str, total: u64) {
-        let now = (self.clock)();
-        self.ledger.write(|l| l.blob_started(id, label, total, now));
-        self.inner.blob_started(id, label, total);
-    }
-
-    fn blob_state(&self, id: BlobId, state: BlobState) {
-        let now = (self.clock)();
-        self.ledger.write(|l| {
-            l.state(id, state, now);
-        });
-        self.inner.blob_state(id, state);
-    }
-
-    fn blob_named(&self, id: BlobId, label: &str) {
-        self.ledger.write(|l| l.rename(id, label));
-        self.inner.blob_named(id, label);
-    }
-
-    fn blob_progress(&self, id: BlobId, bytes: u64) {
-        self.ledger.write(|l| l.progress(id, bytes));
-        self.inner.blob_progress(id, bytes);
-    }
-
-    fn blob_restarted(&self, id: BlobId, attempt: u32, reason: &str) {
-        self.ledger.write(|l| {
-            l.restarted(id);
-        });
-        self.inner.blob_restarted(id, attempt, reason);
-    }
-
-    fn blob_finished(&self, id: BlobId, outcome: BlobOutcome) {
-        let now = (self.clock)();
-        self.ledger.write(|l| {
-            l.end(id, outcome, now);
-        });
-        self.inner.blob_finished(id, outcome);
-    }
-
-    fn image_finished(&self, report: &ImageReport) {
-        self.inner.image_finished(report);
     }
 }
 

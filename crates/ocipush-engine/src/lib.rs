@@ -53,6 +53,7 @@ mod daemon;
 mod decide;
 mod dry_run;
 mod error;
+mod events;
 mod job;
 mod keys;
 mod ledger;
@@ -64,6 +65,7 @@ mod probe;
 mod producer;
 mod push;
 mod rate;
+mod recorder;
 mod report;
 mod reporter;
 mod request;
@@ -80,7 +82,7 @@ pub use decide::{decide, Decision, Holdings, ImageDecisions};
 pub use dry_run::{dry_run, BlobAction, ImagePlan};
 pub use error::{FailureKind, PushError};
 pub use keys::{BlobKey, RepoKey};
-pub use ledger::{Clock, Entry, Finished, Ledger, Overall, Recorder, RunLedger};
+pub use ledger::{Entry, Finished, Ledger, Overall, RunLedger};
 pub use naming::{destinations_for, Destination, DEFAULT_TAG};
 pub use plan::{
     blob_label, plan, short_hex, BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage,
@@ -88,6 +90,7 @@ pub use plan::{
 };
 pub use platform::{image_platforms, select_platforms, SkippedImage};
 pub use push::{push, PushOptions, DEFAULT_JOBS};
+pub use recorder::{Clock, Recorder};
 pub use report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport, Summary};
 pub use reporter::{BlobId, BlobOutcome, BlobState, Reporter, RunTotals, SilentReporter};
 pub use request::Push;

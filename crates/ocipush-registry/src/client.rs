@@ -9,7 +9,7 @@ use reqwest::header::AUTHORIZATION;
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 
 use crate::auth::Auth;
-use crate::error::{is_transient_status, parse_error_body, RegistryError};
+use crate::error::{describe, is_transient_status, parse_error_body, RegistryError};
 use crate::reference::{DOCKER_HUB, DOCKER_HUB_API};
 use crate::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
@@ -483,43 +483,6 @@ async fn read_limited(response: Response, limit: usize) -> Vec<u8> {
     body
 }
 
-/// The innermost causes of a transport error, without URLs (which may carry signed queries).
-pub(crate) fn describe(e: &reqwest::Error) -> String {
-    let mut messages = Vec::new();
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !text.is_empty() && !messages.contains(&text) {
-            messages.push(text);
-        }
-        source = s.source();
-    }
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else if e.is_body() {
-        "request body failed"
-    } else {
-        "request failed"
-    };
-    match messages.last() {
-        Some(last) => format!("{kind}: {}", readable(last)),
-        None => kind.to_string(),
-    }
-}
-
-/// rustls names some certificate failures by their enum: said in words instead.
-fn readable(message: &str) -> String {
-    if message.contains("CaUsedAsEndEntity") {
-        return "the server's certificate is a CA certificate (basicConstraints CA:TRUE) \
-                presented as the server's own, which is only accepted when that very \
-                certificate is given with --ca-file"
-            .to_string();
-    }
-    message.to_string()
-}
-
 /// How a connection failed in its TLS handshake, read off the types in its causes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TlsFailure {
@@ -661,17 +624,6 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(tls_failure(&error), None, "{error:?}");
-    }
-
-    #[test]
-    fn a_ca_certificate_served_as_the_server_s_own_is_said_in_words() {
-        let text = readable("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))");
-        assert!(!text.contains("CaUsedAsEndEntity"), "{text}");
-        assert!(
-            text.contains("CA:TRUE") && text.contains("--ca-file"),
-            "{text}"
-        );
-        assert_eq!(readable("Connection refused"), "Connection refused");
     }
 
     #[test]

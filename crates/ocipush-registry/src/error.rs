@@ -248,8 +248,56 @@ pub fn parse_error_body(body: &[u8]) -> (Option<String>, Option<String>) {
     }
 }
 
+/// The innermost causes of a transport error, without URLs (which may carry signed queries).
+pub(crate) fn describe(e: &reqwest::Error) -> String {
+    let mut messages = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !text.is_empty() && !messages.contains(&text) {
+            messages.push(text);
+        }
+        source = s.source();
+    }
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() {
+        "request body failed"
+    } else {
+        "request failed"
+    };
+    match messages.last() {
+        Some(last) => format!("{kind}: {}", readable(last)),
+        None => kind.to_string(),
+    }
+}
+
+/// rustls names some certificate failures by their enum: said in words instead.
+fn readable(message: &str) -> String {
+    if message.contains("CaUsedAsEndEntity") {
+        return "the server's certificate is a CA certificate (basicConstraints CA:TRUE) \
+                presented as the server's own, which is only accepted when that very \
+                certificate is given with --ca-file"
+            .to_string();
+    }
+    message.to_string()
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_ca_certificate_served_as_the_server_s_own_is_said_in_words() {
+        let text = readable("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))");
+        assert!(!text.contains("CaUsedAsEndEntity"), "{text}");
+        assert!(
+            text.contains("CA:TRUE") && text.contains("--ca-file"),
+            "{text}"
+        );
+        assert_eq!(readable("Connection refused"), "Connection refused");
+    }
+
     use super::*;
 
     #[test]

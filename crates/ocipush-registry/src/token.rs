@@ -135,7 +135,7 @@ async fn send(
 ) -> Result<reqwest::Response, RegistryError> {
     request.send().await.map_err(|e| RegistryError::Connect {
         registry: format!("the token server of {registry}"),
-        detail: crate::client::describe(&e),
+        detail: crate::error::describe(&e),
         // The realm's own URL says how it is reached; --plain-http does not change it.
         plain_http: true,
     })
