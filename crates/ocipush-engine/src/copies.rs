@@ -4,7 +4,6 @@
 //! whichever comes first.
 
 use std::io::{self, Read};
-use std::time::Duration;
 
 use flate2::read::MultiGzDecoder;
 use ocipush_oci::{sha256_of, VerifyError, VerifyingReader};
@@ -12,7 +11,7 @@ use ocipush_oci::{sha256_of, VerifyError, VerifyingReader};
 use crate::error::PushError;
 use crate::plan::{PlannedImage, Production, RepeatedImage};
 use crate::producer::Transform;
-use crate::report::{Failure, ImageReport, ImageStatus};
+use crate::report::{Failure, ImageReport};
 
 /// The images to push after copies were verified, and a report for each damaged copy.
 pub(crate) struct Settled {
@@ -65,25 +64,16 @@ pub(crate) async fn settle_copies(
 }
 
 fn damaged_report(image: &PlannedImage, error: &str, other: &str) -> ImageReport {
-    ImageReport {
-        source: image.image.label.clone(),
-        destination: String::new(),
-        references: Vec::new(),
-        digest: None,
-        status: ImageStatus::Skipped,
-        bytes_uploaded: 0,
-        bytes_skipped: 0,
-        blobs: Default::default(),
-        retries: 0,
-        duration_ms: Duration::ZERO.as_millis() as u64,
-        error: Some(Failure {
+    ImageReport::skipped(
+        image.image.label.clone(),
+        Failure {
             message: format!("{}: damaged copy: {error}", image.image.label),
             hint: Some(format!(
                 "{other} claims to be the same image; the copy that reads back intact is the one pushed"
             )),
             kind: crate::error::FailureKind::InvalidImage,
-        }),
-    }
+        },
+    )
 }
 
 /// Reads every blob of the image from its source and checks it against its digest (or a

@@ -51,12 +51,13 @@ pub enum PushError {
         source: Box<VerifyError>,
     },
     /// A blob of the source could not be read.
-    #[error("cannot read {blob}: {detail}")]
+    #[error("cannot read {blob}: {source}")]
     Read {
         /// The blob's label.
         blob: String,
         /// What the read said.
-        detail: String,
+        #[source]
+        source: std::io::Error,
     },
     /// No destination can be named for an image.
     #[error("{0}")]

@@ -26,6 +26,8 @@ pub struct Entry {
     pub total: u64,
     /// Source bytes read so far (after the last restart).
     pub position: u64,
+    /// Times it started over or resumed.
+    pub retries: u32,
     /// What it is doing now.
     pub state: Option<BlobState>,
     /// Run time at which it started, or stopped waiting for its turn to stream: what its
@@ -147,6 +149,7 @@ impl Ledger {
                 label: label.to_string(),
                 total,
                 position: 0,
+                retries: 0,
                 state: None,
                 started: now,
             },
@@ -175,6 +178,7 @@ impl Ledger {
         let entry = self.in_flight.get_mut(&id)?;
         self.sent = self.sent.saturating_sub(entry.position);
         entry.position = 0;
+        entry.retries += 1;
         Some(entry)
     }
 

@@ -103,6 +103,26 @@ pub struct PushReport {
     pub summary: Summary,
 }
 
+impl ImageReport {
+    /// An image left out before anything was sent for it (a broken file of a build directory,
+    /// a damaged copy), with why.
+    pub fn skipped(source: String, failure: Failure) -> ImageReport {
+        ImageReport {
+            source,
+            destination: String::new(),
+            references: Vec::new(),
+            digest: None,
+            status: ImageStatus::Skipped,
+            bytes_uploaded: 0,
+            bytes_skipped: 0,
+            blobs: BlobCounts::default(),
+            retries: 0,
+            duration_ms: 0,
+            error: Some(failure),
+        }
+    }
+}
+
 impl PushReport {
     /// A report of `images`, summed, for a run that took `elapsed`.
     pub fn new(images: Vec<ImageReport>, elapsed: Duration) -> PushReport {

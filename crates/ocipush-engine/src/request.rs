@@ -8,7 +8,7 @@ use ocipush_source::Source;
 use crate::dry_run::{dry_run, ImagePlan};
 use crate::error::PushError;
 use crate::naming::Destination;
-use crate::plan::plan;
+use crate::plan::{plan, Plan};
 use crate::push::{push, PushOptions};
 use crate::report::PushReport;
 use crate::reporter::{Reporter, SilentReporter};
@@ -85,23 +85,23 @@ impl Push {
     /// Pushes: the report tells per image what happened. An error here means nothing was
     /// sent (the request itself is wrong: conflicting destinations, a bad name).
     pub async fn run(self) -> Result<PushReport, PushError> {
-        let planned = plan(
-            &self.sources,
-            &self.destination,
-            &self.tags,
-            &self.options.plan_settings(),
-        )?;
+        let planned = self.plan()?;
         Ok(push(planned, &self.options, self.reporter).await)
     }
 
     /// What `run` would do, blob by blob, found out without writing anything.
     pub async fn dry_run(self) -> Result<Vec<ImagePlan>, PushError> {
-        let planned = plan(
+        let planned = self.plan()?;
+        Ok(dry_run(planned, &self.options).await)
+    }
+
+    /// The plan of what it would push.
+    pub fn plan(&self) -> Result<Plan, PushError> {
+        plan(
             &self.sources,
             &self.destination,
             &self.tags,
             &self.options.plan_settings(),
-        )?;
-        Ok(dry_run(planned, &self.options).await)
+        )
     }
 }

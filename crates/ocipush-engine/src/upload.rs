@@ -232,7 +232,7 @@ async fn upload_once(
             cancel(ctx, session, uploaded).await;
             Err(PushError::Read {
                 blob: job.label.clone(),
-                detail: e.to_string(),
+                source: e,
             }
             .into())
         }

@@ -1,7 +1,8 @@
 //! The plan is the push: for each set of sources, what `dry_run` decides per blob is what
 //! `push` then reports (uploaded, existing, mounted), image by image — against the embedded
 //! registry and against CNCF distribution (docker-registry), on shared layers, cold and warm
-//! digest caches, OCI layouts next to docker archives, several repositories. Also: a damaged
+//! digest caches, OCI layouts next to docker archives, several repositories, faults on the
+//! way (through the test kit's fault proxy). Also: a damaged
 //! copy of an image never hides or replaces its intact twin, and what the run says it
 //! uploaded is what the registry stores.
 
@@ -15,6 +16,7 @@ use ocipush_engine::{
 use ocipush_registry::{ClientOptions, RegistryTarget};
 use ocipush_server::{Server, ServerConfig};
 use ocipush_source::{open_source, DaemonSettings, Source};
+use ocipush_testkit::fault_proxy::{Fault, FaultPlan, FaultProxy, RequestKind, Rule};
 use ocipush_testkit::fixtures::{
     flip_byte, read_archive_entries, tar_entry_range, write_docker_archive, write_oci_layout,
     DockerArchiveOptions, ImageSpec, LayerCompression, LayerSpec,
@@ -385,4 +387,61 @@ async fn a_damaged_copy_after_the_intact_one_is_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intact_copy_after_a_damaged_one_is_pushed_in_its_place() {
     damaged_copy(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_on_the_way_change_nothing_the_push_decided() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(format!("127.0.0.1:{}", registry.port()).parse().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let archives = three_archives_sharing_a_base(work.path());
+    let sources = open(&archives).await;
+    let destination = Destination::Registry(
+        RegistryTarget::parse(&format!("{}/faults", proxy.host_port())).unwrap(),
+    );
+    let options = options(&work.path().join("cache"));
+    let settings = options.plan_settings();
+    let plans = dry_run(
+        plan(&sources, &destination, &[], &settings).unwrap(),
+        &options,
+    )
+    .await;
+
+    // A HEAD answered 503, a blob body cut off, a commit whose answer is lost.
+    proxy.set_plan(FaultPlan::rules(vec![
+        Rule::nth(
+            RequestKind::BlobHead,
+            2,
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        ),
+        Rule::nth(
+            RequestKind::UploadPatch,
+            1,
+            Fault::ResetRequest {
+                after_body_bytes: 1000,
+            },
+        ),
+        Rule::nth(RequestKind::UploadCommit, 2, Fault::ResetResponse),
+    ]));
+    let report = push(
+        plan(&sources, &destination, &[], &settings).unwrap(),
+        &options,
+        Arc::new(SilentReporter),
+    )
+    .await;
+    let injected = proxy.injected();
+    assert_eq!(injected.len(), 3, "{injected:?}");
+    assert!(report.summary.retries >= 3, "{:?}", report.summary);
+    for (plan, image) in plans.iter().zip(&report.images) {
+        assert_eq!(image.status, ImageStatus::Pushed, "{:?}", image.error);
+        assert_eq!(promised(plan), counts(&image.blobs), "{}", image.source);
+        // Read back from the registry itself, past the proxy, by skopeo.
+        let name = image.references[0].split_once('/').unwrap().1;
+        let reference = format!("docker://{}/{name}", registry.host_port());
+        let inspected = ocipush_testkit::skopeo::inspect(&reference, &registry.skopeo_auth());
+        assert_eq!(inspected["Digest"].as_str(), image.digest.as_deref());
+    }
 }

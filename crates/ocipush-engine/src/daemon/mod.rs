@@ -443,8 +443,8 @@ fn manifest(
 /// A layer that could not be read came from a broken export stream, not a damaged file.
 fn stream_broke(error: Arc<PushError>) -> Arc<PushError> {
     match &*error {
-        PushError::Read { blob, detail } => Arc::new(PushError::Source(SourceError::Daemon {
-            detail: format!("the daemon's export stream broke while reading {blob}: {detail}"),
+        PushError::Read { blob, source } => Arc::new(PushError::Source(SourceError::Daemon {
+            detail: format!("the daemon's export stream broke while reading {blob}: {source}"),
         })),
         _ => error,
     }

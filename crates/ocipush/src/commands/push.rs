@@ -143,23 +143,14 @@ fn with_broken(report: PushReport, broken: Vec<Broken>) -> PushReport {
     let mut images = report.images;
     for b in broken {
         let error = ocipush_engine::PushError::from(b.error);
-        images.push(ImageReport {
-            source: b.path.display().to_string(),
-            destination: String::new(),
-            references: Vec::new(),
-            digest: None,
-            status: ImageStatus::Skipped,
-            bytes_uploaded: 0,
-            bytes_skipped: 0,
-            blobs: Default::default(),
-            retries: 0,
-            duration_ms: 0,
-            error: Some(Failure {
+        images.push(ImageReport::skipped(
+            b.path.display().to_string(),
+            Failure {
                 message: error.to_string(),
                 hint: error.hint(),
                 kind: error.kind(),
-            }),
-        });
+            },
+        ));
     }
     let abandoned = report.summary.bytes_abandoned;
     let mut report = PushReport::new(images, elapsed);
