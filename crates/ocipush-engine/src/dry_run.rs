@@ -77,6 +77,8 @@ pub struct ImagePlan {
     pub references: Vec<String>,
     /// Every blob, per repository in turn.
     pub blobs: Vec<BlobAction>,
+    /// References that already point at the image's manifest: nothing is written for them.
+    pub current: Vec<String>,
     /// Set when the registry could not be asked, or the image is a damaged copy.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
@@ -100,6 +102,7 @@ pub async fn dry_run(plan: Plan, options: &PushOptions) -> Vec<ImagePlan> {
     let (clients, _) = connect_all(&images, &options.client, &options.cancel).await;
     let prechecked = images.iter().map(precheck).collect();
     let probed = probe(&images, &clients, prechecked, &options.cancel).await;
+    let current = &probed.current;
     let included: Vec<bool> = probed.failures.iter().map(Option::is_none).collect();
     let decisions = decide(&images, &included, &probed.holdings);
     let mut plans: Vec<ImagePlan> = images
@@ -120,6 +123,12 @@ pub async fn dry_run(plan: Plan, options: &PushOptions) -> Vec<ImagePlan> {
                         .collect::<Vec<_>>()
                 })
                 .collect(),
+            current: image
+                .references
+                .iter()
+                .filter(|r| current.contains(*r))
+                .map(|r| r.to_string())
+                .collect(),
             error: failure.map(|e| failure_of(&e)),
         })
         .collect();
@@ -127,6 +136,7 @@ pub async fn dry_run(plan: Plan, options: &PushOptions) -> Vec<ImagePlan> {
         source: report.source,
         references: report.references,
         blobs: Vec::new(),
+        current: Vec::new(),
         error: report.error,
     }));
     plans

@@ -8,11 +8,12 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ocipush_oci::Digest;
+use ocipush_oci::{Compression, Digest};
 use ocipush_registry::Reference;
 use ocipush_source::daemon::DaemonImage;
 use ocipush_source::{ImageContent, LocalImage, Source};
 
+use crate::assemble::image_manifest;
 use crate::cache::DigestCache;
 use crate::compress::{Algorithm, CompressionSettings};
 use crate::error::PushError;
@@ -87,6 +88,15 @@ impl PlannedBlob {
     pub fn label(&self) -> String {
         blob_label(self.role, self.digest())
     }
+
+    /// How it goes into the registry: as ocipush compresses it, or as stored.
+    pub fn output_compression(&self) -> Compression {
+        match (&self.compress, &self.production) {
+            (Some(algorithm), _) => algorithm.compression(),
+            (None, Production::File(job)) => job.transform.output_compression(),
+            (None, _) => Compression::None,
+        }
+    }
 }
 
 /// How a blob's bytes come to be.
@@ -113,6 +123,10 @@ pub struct PlannedImage {
     /// Every blob it needs, in manifest order (a docker archive's layers, then its config);
     /// for a stored index, each child's blobs in turn, each blob once.
     pub blobs: Vec<PlannedBlob>,
+    /// The digest its manifest will have, when known before anything is read: a stored
+    /// manifest's, or one assembled from layer digests the cache knows. A tag that already
+    /// points at it needs nothing sent.
+    pub manifest: Option<Digest>,
 }
 
 impl PlannedImage {
@@ -186,15 +200,39 @@ pub fn plan(
     let mut planned = Vec::with_capacity(total);
     for source in sources {
         for image in &source.images {
+            let blobs = blobs_of(image, settings)?;
             planned.push(PlannedImage {
                 source: source.clone(),
                 image: image.clone(),
                 references: destinations_for(image, &source.name, destination, extra_tags)?,
-                blobs: blobs_of(image, settings)?,
+                manifest: known_manifest(image, &blobs),
+                blobs,
             });
         }
     }
     settle_shared_references(planned)
+}
+
+/// The digest of the manifest the push will write, when it can be known now.
+fn known_manifest(image: &LocalImage, blobs: &[PlannedBlob]) -> Option<Digest> {
+    match &image.content {
+        ImageContent::Stored { root, .. } => Some(root.digest().clone()),
+        ImageContent::Assembled(assembled) => {
+            let mut layers = Vec::with_capacity(assembled.layers.len());
+            for blob in blobs.iter().filter(|b| b.role != BlobRole::Config) {
+                layers.push((blob.digest()?.clone(), blob.size, blob.output_compression()));
+            }
+            image_manifest(
+                &assembled.config_digest,
+                assembled.config.len() as u64,
+                &layers,
+            )
+            .ok()
+            .map(|doc| doc.digest().clone())
+        }
+        // Its config's size is learnt from the export (or the registry).
+        ImageContent::Daemon(_) => None,
+    }
 }
 
 /// Every blob an image needs, keyed and labelled.

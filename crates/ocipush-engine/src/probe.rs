@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use ocipush_oci::Digest;
 use ocipush_registry::retry_count::counting_retries;
-use ocipush_registry::{ClientOptions, RegistryClient, Repository};
+use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
 use tokio_util::sync::CancellationToken;
 
 use crate::decide::Holdings;
@@ -90,79 +90,105 @@ pub(crate) fn client_for(
 /// What the probe found, and the images it could not ask about (their first error).
 pub(crate) struct Probed {
     pub holdings: Holdings,
-    /// Per image: retries its HEADs took (each pair counts for the first image asking).
+    /// References that already point at the manifest their image will have: nothing is
+    /// written for them.
+    pub current: HashSet<Reference>,
+    /// Per image: retries its requests took (each request counts for the first image asking).
     pub retries: Vec<u64>,
     /// Per image: why it cannot be pushed, found before anything was written.
     pub failures: Vec<Option<Arc<PushError>>>,
 }
 
-/// HEADs every (repository, known digest) pair the included images need, each once.
+/// Asks the registries, in two rounds. First, for every image whose manifest digest the plan
+/// knows, what each of its tags points at (`HEAD manifests/TAG`): where a tag already points
+/// at that manifest, the repository holds every blob it names, so none is asked about. Then
+/// every other (repository, known digest) pair the images need (`HEAD blobs/DIGEST`), each
+/// once.
 pub(crate) async fn probe(
     images: &[PlannedImage],
     clients: &Clients,
     mut failures: Vec<Option<Arc<PushError>>>,
     cancel: &CancellationToken,
 ) -> Probed {
-    let mut pairs: Vec<(RepoKey, Digest, usize)> = Vec::new();
-    let mut seen = HashSet::new();
-    for (index, (image, failure)) in images.iter().zip(failures.iter_mut()).enumerate() {
-        if failure.is_some() {
-            continue;
+    for (image, failure) in images.iter().zip(failures.iter_mut()) {
+        if failure.is_none() {
+            *failure = image
+                .repositories()
+                .iter()
+                .find_map(|(repository, _)| client_for(clients, &repository.registry).err());
         }
-        for (repository, _) in image.repositories() {
-            if let Err(e) = client_for(clients, &repository.registry) {
-                *failure = Some(e);
-                break;
+    }
+    let mut retries = vec![0; images.len()];
+    let mut errors: HashMap<Asked, Arc<PushError>> = HashMap::new();
+    let mut holdings = Holdings::default();
+    let mut current = HashSet::new();
+
+    // Round 1: tags of images whose manifest is known.
+    let mut tags = Vec::new();
+    for (index, (image, failure)) in images.iter().zip(&failures).enumerate() {
+        if let (None, Some(manifest)) = (failure, &image.manifest) {
+            for reference in &image.references {
+                tags.push((Asked::Tag(reference.clone()), manifest.clone(), index));
             }
-            for digest in image.blobs.iter().filter_map(|b| b.digest()) {
-                if seen.insert((repository.clone(), digest.clone())) {
-                    pairs.push((repository.clone(), digest.clone(), index));
+        }
+    }
+    for (asked, answer, index, retried) in ask_all(tags, clients, cancel).await {
+        retries[index] += retried;
+        match (answer, asked) {
+            (Ok(Answer::Points(true)), Asked::Tag(reference)) => {
+                current.insert(reference);
+            }
+            (Ok(_), _) => {}
+            (Err(e), asked) => {
+                errors.insert(asked, e);
+            }
+        }
+    }
+    // A repository where one tag already points at the manifest holds all its blobs.
+    for image in images {
+        for (repository, references) in image.repositories() {
+            if references.iter().any(|r| current.contains(*r)) {
+                for blob in &image.blobs {
+                    if let Some(digest) = blob.digest() {
+                        holdings.insert(repository.clone(), digest.clone(), blob.size);
+                    }
                 }
             }
         }
     }
-    let asks = stream::iter(
-        pairs
-            .into_iter()
-            .map(|(repository, digest, index)| async move {
-                let retries = Arc::new(AtomicU64::new(0));
-                let found = match client_for(clients, &repository.registry) {
-                    Ok(client) => counting_retries(
-                        retries.clone(),
-                        Repository::new(client, &repository.repository).blob_exists(&digest),
-                    )
-                    .await
-                    .map_err(|e| Arc::new(PushError::Registry(e))),
-                    Err(e) => Err(e),
-                };
-                (
-                    repository,
-                    digest,
-                    found,
-                    index,
-                    retries.load(Ordering::Relaxed),
-                )
-            }),
-    )
-    .buffer_unordered(PROBES_IN_FLIGHT)
-    .collect::<Vec<_>>();
-    let answers = tokio::select! {
-        answers = asks => answers,
-        _ = cancel.cancelled() => Vec::new(),
-    };
-    let mut holdings = Holdings::default();
-    let mut errors: HashMap<(RepoKey, Digest), Arc<PushError>> = HashMap::new();
-    let mut retries = vec![0; images.len()];
-    for (repository, digest, found, index, retried) in answers {
-        retries[index] += retried;
-        match found {
-            Ok(Some(size)) => holdings.insert(repository, digest, size),
-            Ok(None) => {}
-            Err(e) => {
-                errors.insert((repository, digest), e);
+
+    // Round 2: blobs the first round could not settle.
+    let mut blobs = Vec::new();
+    let mut seen = HashSet::new();
+    for (index, (image, failure)) in images.iter().zip(&failures).enumerate() {
+        if failure.is_some() {
+            continue;
+        }
+        for (repository, _) in image.repositories() {
+            for digest in image.blobs.iter().filter_map(|b| b.digest()) {
+                if holdings.holds(&repository, digest)
+                    || !seen.insert((repository.clone(), digest.clone()))
+                {
+                    continue;
+                }
+                let asked = Asked::Blob(repository.clone(), digest.clone());
+                blobs.push((asked, digest.clone(), index));
             }
         }
     }
+    for (asked, answer, index, retried) in ask_all(blobs, clients, cancel).await {
+        retries[index] += retried;
+        match (answer, asked) {
+            (Ok(Answer::Held(Some(size))), Asked::Blob(repository, digest)) => {
+                holdings.insert(repository, digest, size)
+            }
+            (Ok(_), _) => {}
+            (Err(e), asked) => {
+                errors.insert(asked, e);
+            }
+        }
+    }
+
     for (image, failure) in images.iter().zip(failures.iter_mut()) {
         if failure.is_some() {
             continue;
@@ -171,20 +197,105 @@ pub(crate) async fn probe(
             *failure = Some(Arc::new(PushError::Interrupted));
             continue;
         }
-        *failure = image
-            .repositories()
-            .into_iter()
-            .find_map(|(repository, _)| {
-                image
-                    .blobs
-                    .iter()
-                    .filter_map(|b| b.digest())
-                    .find_map(|digest| errors.get(&(repository.clone(), digest.clone())).cloned())
-            });
+        let tag_error = image
+            .references
+            .iter()
+            .find_map(|r| errors.get(&Asked::Tag(r.clone())).cloned());
+        *failure = tag_error.or_else(|| {
+            image
+                .repositories()
+                .into_iter()
+                .find_map(|(repository, _)| {
+                    image
+                        .blobs
+                        .iter()
+                        .filter_map(|b| b.digest())
+                        .find_map(|digest| {
+                            errors
+                                .get(&Asked::Blob(repository.clone(), digest.clone()))
+                                .cloned()
+                        })
+                })
+        });
     }
     Probed {
         holdings,
+        current,
         retries,
         failures,
+    }
+}
+
+/// One question to a registry.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Asked {
+    /// Does this tag (or digest reference) point at the manifest?
+    Tag(Reference),
+    /// Does this repository hold the blob?
+    Blob(RepoKey, Digest),
+}
+
+/// A question's answer.
+enum Answer {
+    /// The tag points at the manifest (or not).
+    Points(bool),
+    /// The blob is held, with this size (or not).
+    Held(Option<u64>),
+}
+
+/// One request: `HEAD manifests/TAG` or `HEAD blobs/DIGEST`.
+async fn ask(
+    repository: Repository,
+    asked: &Asked,
+    expected: &Digest,
+) -> Result<Answer, ocipush_registry::RegistryError> {
+    match asked {
+        Asked::Tag(reference) => {
+            let target = reference
+                .api_reference()
+                .unwrap_or_else(|| expected.to_string());
+            let found = repository.manifest_digest(&target).await?;
+            Ok(Answer::Points(found.as_deref() == Some(expected.as_ref())))
+        }
+        Asked::Blob(_, digest) => Ok(Answer::Held(repository.blob_exists(digest).await?)),
+    }
+}
+
+/// Asks every question, many at a time, each counting its retries; stops on Ctrl-C.
+async fn ask_all(
+    questions: Vec<(Asked, Digest, usize)>,
+    clients: &Clients,
+    cancel: &CancellationToken,
+) -> Vec<(Asked, Result<Answer, Arc<PushError>>, usize, u64)> {
+    let asks = stream::iter(
+        questions
+            .into_iter()
+            .map(|(asked, expected, index)| async move {
+                let repository = match &asked {
+                    Asked::Tag(reference) => RepoKey::of(reference),
+                    Asked::Blob(repository, _) => repository.clone(),
+                };
+                let retries = Arc::new(AtomicU64::new(0));
+                let answer = match client_for(clients, &repository.registry) {
+                    Ok(client) => counting_retries(
+                        retries.clone(),
+                        ask(
+                            Repository::new(client, &repository.repository),
+                            &asked,
+                            &expected,
+                        ),
+                    )
+                    .await
+                    .map_err(|e| Arc::new(PushError::Registry(e))),
+                    Err(e) => Err(e),
+                };
+                (asked, answer, index, retries.load(Ordering::Relaxed))
+            }),
+    )
+    .buffer_unordered(PROBES_IN_FLIGHT)
+    .collect::<Vec<_>>();
+    tokio::select! {
+        answers = asks => answers,
+        _ = cancel.cancelled() => Vec::new(),
     }
 }

@@ -2,14 +2,14 @@
 //! under one run-wide concurrency budget), then its manifests — children of an index first, by
 //! digest — then the tags. Nothing is tagged unless every blob it needs was confirmed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::future::join_all;
-use ocipush_oci::{Compression, Document};
+use ocipush_oci::Document;
 use ocipush_registry::retry_count::counting_retries;
 use ocipush_registry::{ClientOptions, Reference, Repository};
 use ocipush_source::ImageContent;
@@ -26,8 +26,8 @@ use crate::error::PushError;
 use crate::job::PushedBlob;
 use crate::keys::{BlobKey, RepoKey};
 use crate::ops::{run_ops, BlobOp, Settled};
-use crate::plan::{BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage, Production};
-use crate::probe::{client_for, connect_all, probe, Clients, ConnectCost};
+use crate::plan::{BlobRole, Plan, PlanSettings, PlannedImage, Production};
+use crate::probe::{client_for, connect_all, probe, Clients, ConnectCost, Probed};
 use crate::recorder::Recorder;
 use crate::report::{Failure, ImageReport, ImageStatus, PushReport};
 use crate::reporter::{BlobOutcome, Reporter};
@@ -150,9 +150,14 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
     let images = settled.images;
     let (clients, mut connect_costs) = connect_all(&images, &options.client, &options.cancel).await;
     let prechecked = images.iter().map(precheck).collect();
-    let probed = probe(&images, &clients, prechecked, &options.cancel).await;
-    let included: Vec<bool> = probed.failures.iter().map(Option::is_none).collect();
-    let decisions = decide(&images, &included, &probed.holdings);
+    let Probed {
+        holdings,
+        current,
+        retries: probe_retries,
+        failures,
+    } = probe(&images, &clients, prechecked, &options.cancel).await;
+    let included: Vec<bool> = failures.iter().map(Option::is_none).collect();
+    let decisions = decide(&images, &included, &holdings);
     reporter.run_started(&run_totals(&images, &decisions), &ledger);
 
     let run = Run {
@@ -160,8 +165,9 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
         reporter,
         state,
         retries: options.client.retry.retries,
+        current,
     };
-    let (ops, settled_blobs) = build_ops(&images, &decisions, &probed.holdings, &run);
+    let (ops, settled_blobs) = build_ops(&images, &decisions, &holdings, &run);
     // Every image is announced before its first blob is heard of.
     for planned in &images {
         let destinations: Vec<String> = planned.references.iter().map(|r| r.to_string()).collect();
@@ -172,10 +178,9 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
     let runs = images
         .iter()
         .zip(decisions)
-        .zip(probed.failures)
-        .zip(probed.retries)
-        .enumerate()
-        .map(|(index, (((planned, decided), failure), probe_retries))| {
+        .zip(failures)
+        .zip(probe_retries)
+        .map(|(((planned, decided), failure), probe_retries)| {
             let run = &run;
             let settled_blobs = &settled_blobs;
             // Connecting to a registry is charged to the first image bound there: each retry
@@ -192,8 +197,7 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
                 let result = match failure {
                     Some(e) => Err(e),
                     None => {
-                        let work =
-                            push_image(index, planned, &decided, settled_blobs, run, &mut tally);
+                        let work = push_image(planned, &decided, settled_blobs, run, &mut tally);
                         counting_retries(retries.clone(), work).await
                     }
                 };
@@ -287,18 +291,18 @@ struct Run {
     reporter: Arc<dyn Reporter>,
     state: Arc<RunState>,
     retries: u32,
+    /// References the probe found already at their image's manifest: not written again.
+    current: HashSet<Reference>,
 }
 
 /// Waits for the image's blobs in each of its repositories, then writes its manifests there.
 async fn push_image(
-    index: usize,
     planned: &PlannedImage,
     decided: &ImageDecisions,
     settled: &SettledBlobs,
     run: &Run,
     tally: &mut Tally,
 ) -> Result<String, Arc<PushError>> {
-    let _ = index;
     let mut digest = None;
     for ((repository, references), (_, decisions)) in
         planned.repositories().into_iter().zip(decided)
@@ -312,10 +316,12 @@ async fn push_image(
             state: run.state.clone(),
         };
         let blobs = blob_results(planned, &repository, decisions, settled, tally).await;
+        // A tag already at this manifest: the repository holds it, and its children.
+        let current = references.iter().any(|r| run.current.contains(*r));
         let root = match &planned.image.content {
             ImageContent::Stored { root, children, .. } => {
                 blobs.into_iter().collect::<Result<Vec<_>, _>>()?;
-                for child in children {
+                for child in children.iter().filter(|_| !current) {
                     put_manifest(&ctx, child, child.digest().as_ref()).await?;
                 }
                 root.clone()
@@ -328,7 +334,11 @@ async fn push_image(
                     .zip(pushed.iter().flatten())
                     .filter(|(blob, _)| blob.role != BlobRole::Config)
                     .map(|(blob, pushed)| {
-                        (pushed.digest.clone(), pushed.size, output_compression(blob))
+                        (
+                            pushed.digest.clone(),
+                            pushed.size,
+                            blob.output_compression(),
+                        )
                     })
                     .collect();
                 image_manifest(
@@ -343,7 +353,7 @@ async fn push_image(
             }
         };
         check_named_digests(&references, &root)?;
-        for reference in &references {
+        for reference in references.iter().filter(|r| !run.current.contains(**r)) {
             let target = reference
                 .api_reference()
                 .unwrap_or_else(|| root.digest().to_string());
@@ -352,15 +362,6 @@ async fn push_image(
         digest = Some(root.digest().to_string());
     }
     digest.ok_or_else(|| Arc::new(PushError::Naming("no destination".into())))
-}
-
-/// How a layer goes into the registry: as ocipush compresses it, or as stored.
-fn output_compression(blob: &PlannedBlob) -> Compression {
-    match (&blob.compress, &blob.production) {
-        (Some(algorithm), _) => algorithm.compression(),
-        (None, Production::File(job)) => job.transform.output_compression(),
-        (None, _) => Compression::None,
-    }
 }
 
 /// Waits for every blob of the image in one repository and counts each in `tally`: as the op

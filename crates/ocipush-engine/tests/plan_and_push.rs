@@ -445,3 +445,90 @@ async fn faults_on_the_way_change_nothing_the_push_decided() {
         assert_eq!(inspected["Digest"].as_str(), image.digest.as_deref());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_image_costs_one_manifest_head_per_tag() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(format!("127.0.0.1:{}", registry.port()).parse().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    // A layout and two docker archives (their manifest is known once the cache knows their
+    // layers), two tags each.
+    let layout = work.path().join("layout");
+    write_oci_layout(
+        &layout,
+        &[(
+            ImageSpec::new(vec![LayerSpec::text(9000, 61), LayerSpec::random(2000, 62)]),
+            Some("web:1"),
+        )],
+        LayerCompression::Gzip,
+    );
+    let mut paths = three_archives_sharing_a_base(work.path());
+    paths.truncate(2);
+    paths.push(layout);
+    let sources = open(&paths).await;
+    let destination = Destination::Registry(
+        RegistryTarget::parse(&format!("{}/warm", proxy.host_port())).unwrap(),
+    );
+    let tags = ["1".to_string(), "stable".to_string()];
+    let options = options(&work.path().join("cache"));
+    let settings = options.plan_settings();
+    let cold = push(
+        plan(&sources, &destination, &tags, &settings).unwrap(),
+        &options,
+        Arc::new(SilentReporter),
+    )
+    .await;
+    assert_eq!(cold.summary.pushed, 3, "{cold:#?}");
+
+    // Again: every tag already points at its manifest.
+    proxy.set_plan(FaultPlan::rules(Vec::new()));
+    let plans = dry_run(
+        plan(&sources, &destination, &tags, &settings).unwrap(),
+        &options,
+    )
+    .await;
+    for plan in &plans {
+        assert_eq!(plan.current.len(), 2, "{plan:#?}");
+        assert!(plan.blobs.iter().all(|b| b.action == "exists"), "{plan:#?}");
+    }
+    let warm = push(
+        plan(&sources, &destination, &tags, &settings).unwrap(),
+        &options,
+        Arc::new(SilentReporter),
+    )
+    .await;
+    assert_eq!(warm.summary.pushed, 3, "{warm:#?}");
+    assert_eq!(counts(&warm.summary.blobs), (0, 9, 0), "{:?}", warm.summary);
+    for (cold, warm) in cold.images.iter().zip(&warm.images) {
+        assert_eq!(cold.digest, warm.digest);
+    }
+    // Dry run and push: 6 tags asked about twice; not a blob asked about, nothing written.
+    let asked = |kind| proxy.requests(kind);
+    assert_eq!(asked(RequestKind::ManifestGet), 12);
+    for kind in [
+        RequestKind::BlobHead,
+        RequestKind::UploadStart,
+        RequestKind::ManifestPut,
+    ] {
+        assert_eq!(asked(kind), 0, "{kind:?}");
+    }
+
+    // A new tag on the same image: its manifest goes up under it, still no blob is asked.
+    proxy.set_plan(FaultPlan::rules(Vec::new()));
+    let tags = ["1".to_string(), "next".to_string()];
+    let retag = push(
+        plan(&sources, &destination, &tags, &settings).unwrap(),
+        &options,
+        Arc::new(SilentReporter),
+    )
+    .await;
+    assert_eq!(retag.summary.pushed, 3, "{retag:#?}");
+    assert_eq!(asked(RequestKind::BlobHead), 0);
+    assert_eq!(asked(RequestKind::ManifestPut), 3);
+    let reference = format!("docker://{}/warm/web:next", registry.host_port());
+    let inspected = ocipush_testkit::skopeo::inspect(&reference, &registry.skopeo_auth());
+    assert_eq!(
+        inspected["Digest"].as_str(),
+        retag.images[2].digest.as_deref()
+    );
+}

@@ -239,10 +239,13 @@ pub fn dry_run(plans: &[ImagePlan], broken: &[Broken]) -> String {
                 blobs_skipped += 1;
             }
         }
-        out.push_str(&format!(
-            "  then: manifest, {} reference(s)\n",
-            plan.references.len()
-        ));
+        let to_write = plan.references.len() - plan.current.len();
+        out.push_str(&match plan.current.len() {
+            0 => format!("  then: manifest, {to_write} reference(s)\n"),
+            current => format!(
+                "  then: manifest, {to_write} reference(s); {current} already point at it\n"
+            ),
+        });
     }
     for b in broken {
         out.push_str(&format!("{}: skipped: {}\n", b.path.display(), b.error));
