@@ -1,9 +1,9 @@
 //! The push of a blob only a daemon's export can produce: a layer streaming by in the export,
-//! or a small layer and config read after it. Its digest no plan can know before the stream, whose digest no plan can know before the stream: nothing
-//! if the repository has it (HEAD), a mount if another repository of the run holds it, else
-//! an upload. A layer ocipush compresses is looked up by its diffID in the digest cache first;
-//! within a run, each is compressed once and uploaded once per repository. Blobs the plan
-//! knows go through `ops` instead.
+//! or a small layer and the config read after it. Their digests are learnt from the stream,
+//! so no plan settles them beforehand: nothing if the repository has it (HEAD), a mount if
+//! another repository of the run holds it, else an upload. A layer ocipush compresses is
+//! looked up by its diffID in the digest cache first; within a run, each is compressed once
+//! and uploaded once per repository. Every other blob goes through `ops`, as decided.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use ocipush_registry::MountOutcome;
 use crate::context::BlobContext;
 use crate::error::PushError;
 use crate::job::{BlobJob, PushedBlob};
+use crate::plan::{blob_label, BlobRole};
 use crate::producer::Transform;
 use crate::reporter::{BlobId, BlobOutcome, BlobState};
 use crate::tally::Tally;
@@ -226,7 +227,7 @@ async fn send_config(
     let id = ctx.state.next_blob_id();
     let size = bytes.len() as u64;
     ctx.reporter
-        .blob_started(id, &format!("config {}", short(digest.as_ref())), size);
+        .blob_started(id, &blob_label(BlobRole::Config, Some(digest)), size);
     ctx.reporter.blob_state(id, BlobState::Checking);
     let result = async {
         if ctx.repository.blob_exists(digest).await?.is_some() {
@@ -306,9 +307,4 @@ pub(crate) async fn run_jobs(
         Some(e) => Err(e),
         None => Ok(pushed),
     }
-}
-
-pub(crate) fn short(digest: &str) -> &str {
-    let hex = digest.split_once(':').map_or(digest, |(_, h)| h);
-    &hex[..hex.len().min(12)]
 }

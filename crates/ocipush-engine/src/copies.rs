@@ -14,7 +14,7 @@ use crate::producer::Transform;
 use crate::report::{Failure, ImageReport};
 
 /// The images to push after copies were verified, and a report for each damaged copy.
-pub(crate) struct Settled {
+pub(crate) struct Verified {
     pub images: Vec<PlannedImage>,
     pub damaged: Vec<ImageReport>,
 }
@@ -24,11 +24,14 @@ pub(crate) struct Settled {
 pub(crate) async fn settle_copies(
     mut images: Vec<PlannedImage>,
     repeats: Vec<RepeatedImage>,
-) -> Settled {
+) -> Verified {
     let mut damaged = Vec::new();
     let mut checked: Vec<(usize, Result<(), String>)> = Vec::new();
+    // Repeats name the image they repeat by its label as planned, even after an intact copy
+    // took its place.
+    let planned_labels: Vec<String> = images.iter().map(|i| i.image.label.clone()).collect();
     for repeat in repeats {
-        let Some(index) = images.iter().position(|i| i.image.label == repeat.same_as) else {
+        let Some(index) = planned_labels.iter().position(|l| *l == repeat.same_as) else {
             continue;
         };
         let first = match checked.iter().find(|(i, _)| *i == index) {
@@ -60,7 +63,7 @@ pub(crate) async fn settle_copies(
             (Ok(()), Ok(())) => {}
         }
     }
-    Settled { images, damaged }
+    Verified { images, damaged }
 }
 
 fn damaged_report(image: &PlannedImage, error: &str, other: &str) -> ImageReport {

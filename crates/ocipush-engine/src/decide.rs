@@ -1,6 +1,7 @@
 //! The one place the run decides what happens to each blob in each repository: from the plan
 //! and what the probe found there, in the plan's order. The executor carries the decisions
-//! out and the dry run prints them; neither decides again.
+//! out and the dry run prints them; neither decides again — except a daemon's layers that
+//! must be exported, whose digests the export reveals only as it streams (`blob.rs`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 

@@ -1,13 +1,14 @@
 //! `--dry-run`: the run up to its decisions and no further — copies verified, registries
-//! connected, what they hold probed with HEADs, every blob decided by `decide` — then the
-//! decisions are handed back to be printed. A push of the same sources against the same
-//! registries carries out exactly these.
+//! connected, what they hold probed (tags, then blobs), every blob decided by `decide` — then
+//! the decisions are handed back to be printed. A push of the same sources against the same
+//! registries carries out these decisions; it departs from them only where the registry
+//! answers otherwise (a mount refused, a failure), or for a daemon's layers, which its export
+//! names only as they stream by.
 
 use serde::Serialize;
 
 use crate::copies::settle_copies;
 use crate::decide::{decide, Decision};
-use crate::error::PushError;
 use crate::plan::{Plan, PlannedBlob};
 use crate::probe::{connect_all, probe};
 use crate::push::{precheck, PushOptions};
@@ -84,17 +85,6 @@ pub struct ImagePlan {
     pub error: Option<Failure>,
 }
 
-impl ImagePlan {
-    /// Bytes that would be sent (as far as known: source bytes for layers to compress).
-    pub fn bytes_to_send(&self) -> u64 {
-        self.blobs
-            .iter()
-            .filter(|b| b.decision == Decision::Upload)
-            .map(|b| b.size)
-            .sum()
-    }
-}
-
 /// Plans every image without writing to any registry.
 pub async fn dry_run(plan: Plan, options: &PushOptions) -> Vec<ImagePlan> {
     let settled = settle_copies(plan.images, plan.repeats).await;
@@ -129,7 +119,7 @@ pub async fn dry_run(plan: Plan, options: &PushOptions) -> Vec<ImagePlan> {
                 .filter(|r| current.contains(*r))
                 .map(|r| r.to_string())
                 .collect(),
-            error: failure.map(|e| failure_of(&e)),
+            error: failure.map(|e| Failure::from(&*e)),
         })
         .collect();
     plans.extend(settled.damaged.into_iter().map(|report| ImagePlan {
@@ -140,12 +130,4 @@ pub async fn dry_run(plan: Plan, options: &PushOptions) -> Vec<ImagePlan> {
         error: report.error,
     }));
     plans
-}
-
-fn failure_of(error: &PushError) -> Failure {
-    Failure {
-        message: error.to_string(),
-        hint: error.hint(),
-        kind: error.kind(),
-    }
 }

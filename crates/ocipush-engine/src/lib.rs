@@ -7,8 +7,10 @@
 //! 1. [`plan`] (pure): every image of the sources, the references it goes to, and every blob
 //!    it needs, with a typed key ([`BlobKey`]), a label (`layer 2/3 1d895bc1efba`, the digest
 //!    the registry knows it by) and how it is produced.
-//! 2. A probe asks each registry, once per repository and known digest, what it holds; then
-//!    [`decide`] settles what happens to each blob in each repository ([`Decision`]).
+//! 2. A probe asks each registry what it holds: what each tag points at when the manifest's
+//!    digest is known (a tag already there settles the image's blobs), then each remaining
+//!    known digest once per repository; [`decide`] then settles what happens to each blob in
+//!    each repository ([`Decision`]).
 //! 3. [`push`] carries the decisions out and returns a [`PushReport`]; [`dry_run`] stops
 //!    after step 2 and returns them, so a dry run says what the push will do.
 //!

@@ -1,7 +1,9 @@
 //! Carrying out one decision: one blob into one repository, as `decide` said — nothing (it is
 //! there), a mount, a mount once an earlier upload ended, or an upload. Each op runs once per
 //! run; every entry of the plan that needs its blob there waits on its result, so an image is
-//! never tagged before the blobs it names are confirmed.
+//! never tagged before the blobs it names are confirmed. (A daemon's blob that must be
+//! exported has no op: the daemon's path pushes it; one that was to be mounted and could not
+//! be is handed back to that path the same way.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +11,7 @@ use std::sync::Arc;
 use ocipush_oci::Digest;
 use ocipush_registry::retry_count::counting_retries;
 use ocipush_registry::MountOutcome;
-use tokio::sync::{watch, OwnedSemaphorePermit};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::context::BlobContext;
 use crate::decide::Decision;
@@ -21,8 +23,13 @@ use crate::producer::Transform;
 use crate::reporter::{BlobId, BlobOutcome, BlobState};
 use crate::upload::upload_with_retries;
 
-/// What an op came to.
-pub(crate) type OpResult = Result<PushedBlob, Arc<PushError>>;
+/// What an op came to: the blob in the repository, or `None` for a daemon's blob the registry
+/// would not mount, left to the daemon's export.
+pub(crate) type OpResult = Result<Option<PushedBlob>, Arc<PushError>>;
+
+/// Requests that need no turn of the budget (mounts, a config held in memory) in flight at
+/// once: many, since each is small, but bounded so a big run does not flood the registry.
+const REQUESTS_AT_ONCE: usize = 32;
 
 /// The result of an op, for whoever waits on it.
 #[derive(Clone)]
@@ -101,12 +108,20 @@ impl BlobOp {
 /// config held in memory) start at once, so no small request waits behind a big blob; then
 /// uploads take their turns in plan order (the budget is a fair queue: with `-j 1`, layer 1
 /// goes first). After a stop, ops not yet started end as interrupted.
+///
+/// Returns once every op has ended, so nothing runs on after the push that started them.
 pub(crate) async fn run_ops(ops: Vec<BlobOp>) {
     let (turn_takers, at_once): (Vec<BlobOp>, Vec<BlobOp>) =
         ops.into_iter().partition(BlobOp::takes_a_turn_first);
+    let requests = Arc::new(Semaphore::new(REQUESTS_AT_ONCE));
+    let mut running = Vec::new();
     for op in at_once {
         let retries = op.retries.clone();
-        tokio::spawn(counting_retries(retries, run_op(op, None)));
+        let requests = requests.clone();
+        running.push(tokio::spawn(counting_retries(
+            retries,
+            run_op(op, Start::Request(requests)),
+        )));
     }
     for op in turn_takers {
         let state = op.ctx.state.clone();
@@ -121,34 +136,56 @@ pub(crate) async fn run_ops(ops: Vec<BlobOp>) {
             continue;
         }
         let retries = op.retries.clone();
-        tokio::spawn(counting_retries(retries, run_op(op, permit)));
+        running.push(tokio::spawn(counting_retries(
+            retries,
+            run_op(op, Start::Turn(permit)),
+        )));
+    }
+    for op in running {
+        let _ = op.await;
     }
 }
 
-async fn run_op(mut op: BlobOp, permit: Option<OwnedSemaphorePermit>) {
+/// How an op may start: with its turn of the budget (taken in plan order), or once one of
+/// the run's small-request slots is free.
+enum Start {
+    Turn(Option<OwnedSemaphorePermit>),
+    Request(Arc<Semaphore>),
+}
+
+async fn run_op(mut op: BlobOp, start: Start) {
     let first = match op.after.as_mut() {
         Some(after) => Some(after.wait().await),
         None => None,
     };
-    let ctx = &op.ctx;
-    if ctx.state.cancel.is_cancelled() {
+    // A request slot is taken once what the op waits for has ended, never while waiting.
+    let (permit, _request) = match start {
+        Start::Turn(permit) => (permit, None),
+        Start::Request(_) if op.decision == Decision::Exists => (None, None),
+        Start::Request(slots) => (None, slots.acquire_owned().await.ok()),
+    };
+    if op.ctx.state.cancel.is_cancelled() {
         op.settle(Err(Arc::new(PushError::Interrupted)));
         return;
     }
+    // A daemon's blob the registry would not mount is pushed by the export: it is heard of
+    // only once it is in.
+    if matches!(op.blob.production, Production::Export) {
+        let result = mount_exported(&op, first).await;
+        op.settle(result.map_err(Arc::new));
+        return;
+    }
+    let ctx = &op.ctx;
     let id = ctx.state.next_blob_id();
-    let label = op.blob.label();
-    ctx.reporter.blob_started(id, &label, op.blob.source_bytes);
+    ctx.reporter
+        .blob_started(id, &op.blob.label(), op.blob.source_bytes);
     let result = match (&op.decision, first) {
         (Decision::Exists | Decision::EarlierInRun, _) => {
             Ok(found(&op.blob, BlobOutcome::Existing))
         }
         (Decision::Mount { from }, _) => mount_or_upload(ctx, &op.blob, id, from, None).await,
-        (Decision::MountAfterUpload { from }, Some(Ok(first))) => {
-            let blob = PlannedBlob {
-                key: BlobKey::Digest(first.digest.clone()),
-                size: first.size,
-                ..op.blob.clone()
-            };
+        (Decision::MountAfterUpload { from }, Some(Ok(Some(first)))) => {
+            let blob = mounted_as(&op.blob, &first);
             mount_or_upload(ctx, &blob, id, from, None).await
         }
         // The upload to mount from failed: this repository gets its own.
@@ -170,7 +207,61 @@ async fn run_op(mut op: BlobOp, permit: Option<OwnedSemaphorePermit>) {
         Err(_) => BlobOutcome::Failed,
     };
     ctx.reporter.blob_finished(id, outcome);
-    op.settle(result.map_err(Arc::new));
+    op.settle(result.map(Some).map_err(Arc::new));
+}
+
+/// The blob as an earlier upload made it: a layer compressed on the way is known by the
+/// digest that upload learnt.
+fn mounted_as(blob: &PlannedBlob, first: &PushedBlob) -> PlannedBlob {
+    PlannedBlob {
+        key: BlobKey::Digest(first.digest.clone()),
+        size: first.size,
+        ..blob.clone()
+    }
+}
+
+/// A daemon's blob decided present or mountable: found, or mounted; `None` when the registry
+/// will not mount it (the export then pushes it).
+async fn mount_exported(
+    op: &BlobOp,
+    first: Option<OpResult>,
+) -> Result<Option<PushedBlob>, PushError> {
+    let ctx = &op.ctx;
+    let (blob, from) = match (&op.decision, first) {
+        (Decision::Exists | Decision::EarlierInRun, _) => {
+            let pushed = found(&op.blob, BlobOutcome::Existing);
+            report_found(ctx, &op.blob, BlobOutcome::Existing);
+            return Ok(Some(pushed));
+        }
+        (Decision::Mount { from }, _) => (op.blob.clone(), from),
+        (Decision::MountAfterUpload { from }, Some(Ok(Some(first)))) => {
+            (mounted_as(&op.blob, &first), from)
+        }
+        _ => return Ok(None),
+    };
+    let Some(digest) = blob.digest() else {
+        return Ok(None);
+    };
+    match ctx.repository.mount_blob(digest, &from.repository).await? {
+        MountOutcome::Mounted => {
+            ctx.now_holds(digest);
+            report_found(ctx, &blob, BlobOutcome::Mounted);
+            Ok(Some(found(&blob, BlobOutcome::Mounted)))
+        }
+        MountOutcome::Upload(session) => {
+            ctx.repository.cancel_upload(session).await;
+            Ok(None)
+        }
+        MountOutcome::Refused => Ok(None),
+    }
+}
+
+/// Tells of a blob that needed no bytes moved.
+fn report_found(ctx: &BlobContext, blob: &PlannedBlob, outcome: BlobOutcome) {
+    let id = ctx.state.next_blob_id();
+    ctx.reporter
+        .blob_started(id, &blob.label(), blob.source_bytes);
+    ctx.reporter.blob_finished(id, outcome);
 }
 
 /// A blob whose digest the decision knows, found where it was decided to be.

@@ -1,7 +1,10 @@
 //! Asking the registries what they hold, before anything is written: each registry of the plan
-//! is connected once (`GET /v2/`), then every blob whose digest the plan knows is asked about
-//! (HEAD) in every repository the plan puts it into — each pair once, many at a time. The
-//! answers feed `decide`; the dry run is this and nothing more.
+//! is connected once (`GET /v2/`); then each tag of an image whose manifest digest is known is
+//! asked what it points at (`HEAD manifests/TAG`), and a repository where one already points
+//! at that manifest is known to hold all its blobs; then every other blob whose digest the
+//! plan knows is asked about (`HEAD blobs/DIGEST`) in each repository the plan puts it into —
+//! each pair once, many at a time. The answers feed `decide`; the dry run is this and nothing
+//! more.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

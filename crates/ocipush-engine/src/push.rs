@@ -1,6 +1,8 @@
-//! The push pipeline: for each planned image, every blob into its repository (in parallel,
-//! under one run-wide concurrency budget), then its manifests — children of an index first, by
-//! digest — then the tags. Nothing is tagged unless every blob it needs was confirmed.
+//! The push pipeline: connect, probe, decide (`decide`), then carry the decisions out — every
+//! blob into its repository as a run-wide op (uploads under one concurrency budget; found
+//! blobs and mounts at once), then each image's manifests — children of an index first, by
+//! digest — then its tags, except tags already at that manifest. Nothing is tagged unless
+//! every blob it needs was confirmed.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,7 +28,7 @@ use crate::error::PushError;
 use crate::job::PushedBlob;
 use crate::keys::{BlobKey, RepoKey};
 use crate::ops::{run_ops, BlobOp, Settled};
-use crate::plan::{BlobRole, Plan, PlanSettings, PlannedImage, Production};
+use crate::plan::{BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage, Production};
 use crate::probe::{client_for, connect_all, probe, Clients, ConnectCost, Probed};
 use crate::recorder::Recorder;
 use crate::report::{Failure, ImageReport, ImageStatus, PushReport};
@@ -228,7 +230,14 @@ pub(crate) fn precheck(image: &PlannedImage) -> Option<Arc<PushError>> {
 }
 
 /// Where each blob entry of the plan gets its result: the op that carries out its decision.
-type SettledBlobs = HashMap<(RepoKey, BlobKey), Settled>;
+/// Keyed as `decide` matches entries: by repository, blob, and whether the blob comes from a
+/// daemon's export (such entries are matched only with each other).
+type SettledBlobs = HashMap<(RepoKey, BlobKey, bool), Settled>;
+
+/// Whether an entry's blob comes from a daemon's export: `decide`'s lane for it.
+fn export_lane(blob: &PlannedBlob) -> bool {
+    matches!(blob.production, Production::Export)
+}
 
 /// One op per blob and repository, in plan order, from the decisions. A daemon image's blobs
 /// that are not simply there (or mountable) are left to its export.
@@ -242,26 +251,20 @@ fn build_ops(
     let mut settled = SettledBlobs::new();
     for (planned, decided) in images.iter().zip(decisions) {
         for (repository, blob_decisions) in decided {
-            let Ok(client) = client_for(&run.clients, &repository.registry) else {
+            let Ok(ctx) = run.context(planned, repository) else {
                 continue;
             };
-            let ctx = BlobContext {
-                repository: Repository::new(client, &repository.repository),
-                blobs: planned.source.blobs.clone(),
-                reporter: run.reporter.clone(),
-                retries: run.retries,
-                state: run.state.clone(),
-            };
             for (blob, decision) in planned.blobs.iter().zip(blob_decisions) {
-                let by_export = matches!(blob.production, Production::Export)
-                    && !matches!(decision, Decision::Exists | Decision::Mount { .. });
+                let lane = export_lane(blob);
+                let by_export =
+                    lane && !matches!(decision, Decision::Exists | Decision::Mount { .. });
                 if *decision == Decision::EarlierInRun || by_export {
                     continue;
                 }
                 let after = match decision {
-                    Decision::MountAfterUpload { from } => {
-                        settled.get(&(from.clone(), blob.key.clone())).cloned()
-                    }
+                    Decision::MountAfterUpload { from } => settled
+                        .get(&(from.clone(), blob.key.clone(), lane))
+                        .cloned(),
                     _ => None,
                 };
                 let mut blob = blob.clone();
@@ -275,7 +278,7 @@ fn build_ops(
                         blob.size = size;
                     }
                 }
-                let key = (repository.clone(), blob.key.clone());
+                let key = (repository.clone(), blob.key.clone(), lane);
                 let (op, result) = BlobOp::new(ctx.clone(), blob, decision.clone(), after);
                 settled.insert(key, result);
                 ops.push(op);
@@ -283,6 +286,24 @@ fn build_ops(
         }
     }
     (ops, settled)
+}
+
+impl Run {
+    /// What a blob push into `repository` of `planned`'s needs.
+    fn context(
+        &self,
+        planned: &PlannedImage,
+        repository: &RepoKey,
+    ) -> Result<BlobContext, Arc<PushError>> {
+        let client = client_for(&self.clients, &repository.registry)?;
+        Ok(BlobContext {
+            repository: Repository::new(client, &repository.repository),
+            blobs: planned.source.blobs.clone(),
+            reporter: self.reporter.clone(),
+            retries: self.retries,
+            state: self.state.clone(),
+        })
+    }
 }
 
 /// What every image of a run shares.
@@ -307,14 +328,7 @@ async fn push_image(
     for ((repository, references), (_, decisions)) in
         planned.repositories().into_iter().zip(decided)
     {
-        let client = client_for(&run.clients, &repository.registry)?;
-        let ctx = BlobContext {
-            repository: Repository::new(client, &repository.repository),
-            blobs: planned.source.blobs.clone(),
-            reporter: run.reporter.clone(),
-            retries: run.retries,
-            state: run.state.clone(),
-        };
+        let ctx = run.context(planned, &repository)?;
         let blobs = blob_results(planned, &repository, decisions, settled, tally).await;
         // A tag already at this manifest: the repository holds it, and its children.
         let current = references.iter().any(|r| run.current.contains(*r));
@@ -349,7 +363,10 @@ async fn push_image(
             }
             ImageContent::Daemon(daemon_image) => {
                 let held: Vec<Option<PushedBlob>> = blobs.into_iter().collect::<Result<_, _>>()?;
-                push_daemon_image(daemon_image, &ctx, tally, &planned.blobs, &held).await?
+                let root =
+                    push_daemon_image(daemon_image, &ctx, tally, &planned.blobs, &held).await?;
+                count_repeats_the_export_pushed(planned, decisions, &held, &root, tally);
+                root
             }
         };
         check_named_digests(&references, &root)?;
@@ -362,6 +379,41 @@ async fn push_image(
         digest = Some(root.digest().to_string());
     }
     digest.ok_or_else(|| Arc::new(PushError::Naming("no destination".into())))
+}
+
+/// A daemon image's layer that repeats an earlier one (the same empty layer twice) was put
+/// there by the export with its twin: it counts as existing, as `decide` said, with the size
+/// its manifest gives it.
+fn count_repeats_the_export_pushed(
+    planned: &PlannedImage,
+    decisions: &[Decision],
+    held: &[Option<PushedBlob>],
+    root: &Document,
+    tally: &mut Tally,
+) {
+    let descriptors = root.blobs();
+    for (place, ((blob, decision), found)) in
+        planned.blobs.iter().zip(decisions).zip(held).enumerate()
+    {
+        let BlobRole::Layer { index, .. } = blob.role else {
+            continue;
+        };
+        // Only a repeat within this image: a layer another image's export put there was
+        // counted by this image's own export as it streamed by.
+        let repeat = planned.blobs[..place].iter().any(|b| b.key == blob.key);
+        if *decision != Decision::EarlierInRun || found.is_some() || !repeat {
+            continue;
+        }
+        // A manifest's blobs are its config, then its layers.
+        if let Some(descriptor) = descriptors.get(index) {
+            tally.add(&PushedBlob {
+                digest: descriptor.digest().clone(),
+                size: descriptor.size(),
+                outcome: BlobOutcome::Existing,
+                diff_id: None,
+            });
+        }
+    }
 }
 
 /// Waits for every blob of the image in one repository and counts each in `tally`: as the op
@@ -377,28 +429,26 @@ async fn blob_results(
 ) -> Vec<Result<Option<PushedBlob>, Arc<PushError>>> {
     let mut results = Vec::with_capacity(decisions.len());
     for (blob, decision) in planned.blobs.iter().zip(decisions) {
-        let Some(mut waiting) = settled
-            .get(&(repository.clone(), blob.key.clone()))
-            .cloned()
-        else {
+        let key = (repository.clone(), blob.key.clone(), export_lane(blob));
+        let Some(mut waiting) = settled.get(&key).cloned() else {
             results.push(Ok(None));
             continue;
         };
         let result = match waiting.wait().await {
-            Ok(pushed) if *decision == Decision::EarlierInRun => Ok(PushedBlob {
+            Ok(Some(pushed)) if *decision == Decision::EarlierInRun => Ok(Some(PushedBlob {
                 outcome: BlobOutcome::Existing,
                 ..pushed
-            }),
+            })),
             other => other,
         };
-        if let Ok(pushed) = &result {
+        if let Ok(Some(pushed)) = &result {
             tally.add(pushed);
         }
         // Retries an op made count for the image whose decision it carried out.
         if *decision != Decision::EarlierInRun {
             tally.retries += waiting.retries();
         }
-        results.push(result.map(Some));
+        results.push(result);
     }
     results
 }
@@ -443,15 +493,7 @@ fn image_report(
 ) -> ImageReport {
     let (status, digest, error) = match result {
         Ok(digest) => (ImageStatus::Pushed, Some(digest), None),
-        Err(e) => (
-            ImageStatus::Failed,
-            None,
-            Some(Failure {
-                message: e.to_string(),
-                hint: e.hint(),
-                kind: e.kind(),
-            }),
-        ),
+        Err(e) => (ImageStatus::Failed, None, Some(Failure::from(&*e))),
     };
     ImageReport {
         source: planned.image.label.clone(),

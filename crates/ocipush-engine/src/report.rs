@@ -103,6 +103,16 @@ pub struct PushReport {
     pub summary: Summary,
 }
 
+impl From<&crate::error::PushError> for Failure {
+    fn from(error: &crate::error::PushError) -> Failure {
+        Failure {
+            message: error.to_string(),
+            hint: error.hint(),
+            kind: error.kind(),
+        }
+    }
+}
+
 impl ImageReport {
     /// An image left out before anything was sent for it (a broken file of a build directory,
     /// a damaged copy), with why.

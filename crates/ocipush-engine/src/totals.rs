@@ -29,7 +29,7 @@ pub(crate) fn run_totals(images: &[PlannedImage], decisions: &[ImageDecisions]) 
             if let ImageContent::Daemon(daemon) = &image.image.content {
                 let exported = blob_decisions
                     .iter()
-                    .any(|d| !matches!(d, Decision::Exists | Decision::Mount { .. }));
+                    .any(|d| matches!(d, Decision::Upload | Decision::MountAfterUpload { .. }));
                 if exported {
                     bytes = bytes.max(daemon.size);
                 }

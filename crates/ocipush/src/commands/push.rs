@@ -145,11 +145,7 @@ fn with_broken(report: PushReport, broken: Vec<Broken>) -> PushReport {
         let error = ocipush_engine::PushError::from(b.error);
         images.push(ImageReport::skipped(
             b.path.display().to_string(),
-            Failure {
-                message: error.to_string(),
-                hint: error.hint(),
-                kind: error.kind(),
-            },
+            Failure::from(&error),
         ));
     }
     let abandoned = report.summary.bytes_abandoned;

@@ -370,3 +370,29 @@ fn podman_service_over_plain_tcp() {
         &digest,
     );
 }
+
+#[test]
+fn a_daemon_image_with_a_repeated_layer_pushes_as_its_dry_run_said() {
+    // The same layer twice (as images built with the same empty step twice have): planned as
+    // one upload and one repeat, and pushed that way, cold and warm.
+    let daemon = Dockerd::start();
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let repeated = ImageSpec::new(vec![
+        LayerSpec::text(2 * 1024 * 1024, 91),
+        LayerSpec::text(64 * 1024, 92),
+        LayerSpec::text(2 * 1024 * 1024, 91),
+    ]);
+    daemon.load(&archive(work.path(), "r.tar", repeated, &["repeat:1"]));
+    let target = registry.reference("rep");
+    for _ in ["cold", "warm"] {
+        let (report, _) = planned_then_pushed(&daemon.host(), &cache, &["repeat:1", "-r", &target]);
+        let digest = report["images"][0]["digest"].as_str().unwrap();
+        let reference = registry.docker_ref("rep/repeat:1");
+        assert_eq!(
+            sha256_hex(&skopeo::inspect_raw(&reference, &SkopeoAuth::insecure())),
+            digest
+        );
+    }
+}
