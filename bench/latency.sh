@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# ocipush against a registry far away: docker-registry behind bench/latency_proxy.py, which
+# delays every byte by RTT/2 each way (connection set-up included). Times the bench fixtures'
+# 30 small images (`small.tar`: an 8 MiB shared base and a 2 MiB layer each), pushed with one
+# `-r` run, cold (fresh registry, empty digest cache) and warm (the same push again), medians
+# of BENCH_RUNS, at each RTT of BENCH_RTTS, and counts the requests of the warm push in the
+# registry's access log.
+#
+#   bash bench/latency.sh                              # RTT 0 and 50 ms, 3 runs each
+#   BENCH_RTTS="0 20 100" BENCH_RUNS=5 bash bench/latency.sh
+#   OCIPUSH_BIN=/path/to/other/ocipush bash bench/latency.sh   # another build, same steps
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=${BENCH_DIR:-/tmp/ocipush-bench}
+RUNS=${BENCH_RUNS:-3}
+RTTS=${BENCH_RTTS:-"0 50"}
+mkdir -p "$WORK"
+
+for tool in docker-registry curl python3; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is missing (bash .ci/run installs the test tools)" >&2; exit 1; }
+done
+if [ -z "${OCIPUSH_BIN:-}" ]; then
+    echo "==> building (release)" >&2
+    (cd "$ROOT" && cargo build -q --release -p ocipush -p ocipush-testkit --bin ocipush --bin bench-fixtures)
+    OCIPUSH_BIN=$ROOT/target/release/ocipush
+fi
+FIXTURES=$WORK/fixtures-small
+if [ ! -f "$FIXTURES/small.tar" ]; then
+    echo "==> writing fixtures to $FIXTURES" >&2
+    (cd "$ROOT" && cargo build -q --release -p ocipush-testkit --bin bench-fixtures)
+    BENCH_LAYER_MIB=1 "$ROOT/target/release/bench-fixtures" "$FIXTURES"
+fi
+SMALL=$FIXTURES/small.tar
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REG_PID="" PROXY_PID="" REG_DIR=""
+stop_all() {
+    [ -n "$PROXY_PID" ] && { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
+    [ -n "$REG_PID" ] && { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
+    [ -n "$REG_DIR" ] && rm -rf "$REG_DIR"
+    REG_PID="" PROXY_PID="" REG_DIR=""
+}
+trap stop_all EXIT
+
+# start RTT_MS: a fresh registry (access log on) behind a proxy; sets PORT (the proxy's).
+start() {
+    stop_all
+    REG_DIR=$(mktemp -d "$WORK/latency.XXXXXX")
+    local reg_port; reg_port=$(free_port)
+    cat >"$REG_DIR/config.yml" <<CFG
+version: 0.1
+log: {level: info}
+storage:
+  filesystem: {rootdirectory: $REG_DIR/data}
+http: {addr: 127.0.0.1:$reg_port}
+CFG
+    env -u REGISTRY_AUTH_FILE docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+    REG_PID=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$reg_port/v2/" >/dev/null && break; sleep 0.1; done
+    PORT=$(free_port)
+    python3 "$ROOT/bench/latency_proxy.py" "$PORT" "$reg_port" "$1" 2>"$REG_DIR/proxy.log" &
+    PROXY_PID=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
+}
+
+requests() { grep -c '"\(GET\|HEAD\|POST\|PUT\|PATCH\|DELETE\) /v2/' "$REG_DIR/log" || true; }
+
+# push: wall seconds of one `-r` push of the 30 images.
+push() {
+    local s e
+    s=$(date +%s%N)
+    OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http -r "127.0.0.1:$PORT/far" "$SMALL" >/dev/null
+    e=$(date +%s%N)
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
+}
+
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+echo "| RTT (ms) | cold (s) | warm (s) | warm requests |"
+echo "|---|---|---|---|"
+for rtt in $RTTS; do
+    colds="" warms="" reqs=""
+    for _ in $(seq "$RUNS"); do
+        start "$rtt"
+        colds="$colds $(push)"
+        before=$(requests)
+        warms="$warms $(push)"
+        reqs=$(( $(requests) - before ))
+    done
+    echo "| $rtt | $(echo "$colds" | median) | $(echo "$warms" | median) | $reqs |"
+    echo "rtt $rtt rounds: cold$colds; warm$warms" >&2
+done

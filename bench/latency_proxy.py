@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""A TCP proxy that puts a registry "far away": every byte, each way, is delayed by RTT/2,
+connection set-up included (the client's connection is accepted at once, but the upstream
+connection opens RTT/2 later and nothing flows before it), so a request/response pair costs
+one round trip as it would across a WAN. Loopback only; stops on SIGTERM.
+
+    latency_proxy.py LISTEN_PORT UPSTREAM_PORT RTT_MS [RATE_MBIT]
+
+RATE_MBIT, when given, caps each direction of each connection (a link's bandwidth).
+"""
+import asyncio
+import signal
+import sys
+import time
+
+
+async def pipe(reader, writer, delay, rate_bytes):
+    """Copies reader to writer, each chunk released `delay` seconds after it arrived, in order."""
+    queue = asyncio.Queue()
+
+    async def receive():
+        while True:
+            data = await reader.read(256 * 1024)
+            queue.put_nowait((time.monotonic() + delay, data))
+            if not data:
+                return
+
+    async def send():
+        budget_start = time.monotonic()
+        sent = 0
+        while True:
+            due, data = await queue.get()
+            wait = due - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if not data:
+                try:
+                    writer.write_eof()
+                except (OSError, RuntimeError):
+                    pass
+                return
+            if rate_bytes:
+                sent += len(data)
+                ahead = budget_start + sent / rate_bytes - time.monotonic()
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            writer.write(data)
+            await writer.drain()
+
+    try:
+        await asyncio.gather(receive(), send())
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+async def main(listen_port, upstream_port, rtt_ms, rate_mbit):
+    delay = rtt_ms / 2000.0
+    rate_bytes = rate_mbit * 1_000_000 / 8 if rate_mbit else 0
+
+    async def handle(client_reader, client_writer):
+        # The client's SYN would take RTT/2 to arrive: the upstream side opens that late.
+        await asyncio.sleep(delay)
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", upstream_port)
+        except OSError:
+            client_writer.close()
+            return
+        await asyncio.gather(
+            pipe(client_reader, up_writer, delay, rate_bytes),
+            pipe(up_reader, client_writer, delay, rate_bytes),
+        )
+
+    server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with server:
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    listen, upstream, rtt = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    rate = float(sys.argv[4]) if len(sys.argv) > 4 else 0
+    asyncio.run(main(listen, upstream, rtt, rate))
