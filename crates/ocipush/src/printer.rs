@@ -240,10 +240,13 @@ pub fn dry_run(plans: &[ImagePlan], broken: &[Broken]) -> String {
             }
         }
         let to_write = plan.references.len() - plan.current.len();
-        out.push_str(&match plan.current.len() {
-            0 => format!("  then: manifest, {to_write} reference(s)\n"),
-            current => format!(
-                "  then: manifest, {to_write} reference(s); {current} already point at it\n"
+        out.push_str(&match (to_write, plan.current.len()) {
+            (_, 0) => format!("  then: manifest, {to_write} reference(s)\n"),
+            (0, current) => {
+                format!("  then: nothing to write: {current} reference(s) already point at it\n")
+            }
+            (_, current) => format!(
+                "  then: manifest, {to_write} reference(s) ({current} already point at it)\n"
             ),
         });
     }
