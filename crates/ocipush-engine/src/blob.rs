@@ -119,8 +119,8 @@ async fn push_compressed_layer(
         .clone();
     if let Some(diff_id) = cached_by {
         if known.as_ref().map(|(d, _)| d) != Some(&digest) {
-            ctx.state.cache.put(diff_id, &settings, &digest, size);
-            ctx.state.cache.put_layer_size(diff_id, job.input_size);
+            ctx.state
+                .remember_layer(diff_id, &digest, size, job.input_size);
         }
     }
     if produced_here.load(Ordering::Relaxed) {

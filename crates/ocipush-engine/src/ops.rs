@@ -361,7 +361,6 @@ fn remember_compressed(
     if blob.digest() == Some(digest) {
         return;
     }
-    let settings = ctx.state.compression;
-    ctx.state.cache.put(diff_id, &settings, digest, size);
-    ctx.state.cache.put_layer_size(diff_id, job.input_size);
+    ctx.state
+        .remember_layer(diff_id, digest, size, job.input_size);
 }

@@ -67,6 +67,14 @@ impl RunState {
         }
     }
 
+    /// Remembers in the digest cache what a layer ocipush compressed turned out to be under
+    /// the run's settings, and how big it is uncompressed, so the next run knows both before
+    /// reading it.
+    pub fn remember_layer(&self, diff_id: &Digest, digest: &Digest, size: u64, layer_size: u64) {
+        self.cache.put(diff_id, &self.compression, digest, size);
+        self.cache.put_layer_size(diff_id, layer_size);
+    }
+
     /// A new id for a blob transfer, for the reporter.
     pub fn next_blob_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)

@@ -322,11 +322,8 @@ fn remember(
     };
     // Layers named by diffID were cached by the blob push; learnt ones are cached here.
     if streamed.named.is_none() && streamed.stored == Compression::None {
-        let settings = ctx.state.compression;
         ctx.state
-            .cache
-            .put(&diff_id, &settings, &pushed.digest, pushed.size);
-        ctx.state.cache.put_layer_size(&diff_id, streamed.size);
+            .remember_layer(&diff_id, &pushed.digest, pushed.size, streamed.size);
     }
     held.insert(
         diff_id,
