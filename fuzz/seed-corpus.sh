@@ -42,4 +42,6 @@ printf 'app@sha256:%064d' 0 > "$corpus/reference/digest"
 printf 'Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull,push"' \
     > "$corpus/www_authenticate/bearer"
 printf 'Basic realm="registry"' > "$corpus/www_authenticate/basic"
+printf 'Bearer realm="https://a/token",service="a", Basic realm="x, y"\nNegotiate abc==' \
+    > "$corpus/www_authenticate/several"
 echo "seed corpus written to $corpus"

@@ -33,6 +33,8 @@ fuzz_target!(|data: &[u8]| {
                 ImageContent::Assembled(assembled) => {
                     assembled.layers.iter().map(|l| l.path.clone()).collect()
                 }
+                // A file never opens as a daemon image.
+                ImageContent::Daemon(_) => unreachable!("a file opened as a daemon image"),
             };
             for blob in blobs {
                 if let Ok(reader) = source.open_blob(&blob) {

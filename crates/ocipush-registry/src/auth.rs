@@ -76,11 +76,8 @@ impl Auth {
 
     /// Records the challenge of a 401 response. Returns false when it carries none we can answer.
     pub(crate) fn learn(&self, headers: &reqwest::header::HeaderMap, scope: Option<&str>) -> bool {
-        let Some(challenge) = headers
-            .get_all(WWW_AUTHENTICATE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(Challenge::parse)
+        let values = headers.get_all(WWW_AUTHENTICATE);
+        let Some(challenge) = Challenge::preferred(values.iter().filter_map(|v| v.to_str().ok()))
         else {
             return false;
         };

@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 /// How many times to retry, and the backoff bounds.
@@ -39,9 +38,20 @@ impl RetryPolicy {
             .base_delay
             .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let capped = exp.min(self.max_delay);
-        let jitter = rand::rng().random_range(0.5..1.5);
-        capped.mul_f64(jitter)
+        capped.mul_f64(0.5 + unit_jitter())
     }
+}
+
+/// A number in `[0, 1)` that differs between calls and processes: enough to spread parallel
+/// retries apart, which is all jitter is for. std's `RandomState` draws fresh random keys for
+/// each instance (from the OS once per thread, then incremented), so hashing nothing with it
+/// gives such a number without a random-number crate.
+fn unit_jitter() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Reads `Retry-After` in its seconds form (the HTTP-date form is rare from registries).
@@ -68,6 +78,18 @@ mod tests {
             p.delay(1, Some(Duration::from_secs(2))),
             Duration::from_secs(2)
         );
+    }
+
+    #[test]
+    fn jitter_spreads_within_its_range() {
+        let draws: Vec<f64> = (0..200).map(|_| unit_jitter()).collect();
+        assert!(draws.iter().all(|j| (0.0..1.0).contains(j)), "{draws:?}");
+        let low = draws.iter().filter(|j| **j < 0.5).count();
+        assert!((40..=160).contains(&low), "{low} of 200 below 0.5");
+        let mut distinct = draws.clone();
+        distinct.sort_by(f64::total_cmp);
+        distinct.dedup();
+        assert!(distinct.len() > 190, "{} distinct of 200", distinct.len());
     }
 
     #[test]

@@ -34,6 +34,22 @@ struct State {
     expire_during_uploads: bool,
     /// Digests committed by `PUT …?digest=`.
     committed: Vec<String>,
+    /// How the 401 states its challenges.
+    challenges: ChallengeForm,
+    /// The `Authorization` schemes the registry (not the token endpoint) was sent.
+    registry_auth_schemes: Vec<String>,
+}
+
+/// How the registry's 401 answers state their challenges.
+#[derive(Default, Clone, Copy)]
+enum ChallengeForm {
+    /// `Bearer realm=…,service=…[,scope=…]` alone.
+    #[default]
+    BearerOnly,
+    /// `Bearer realm=…,service=…, Basic realm=…` in one header (RFC 7235 allows a list).
+    BearerThenBasicInOneHeader,
+    /// A `Basic realm=…` header first, then a `Bearer …` header.
+    BasicHeaderThenBearerHeader,
 }
 
 struct Mock {
@@ -91,6 +107,9 @@ impl State {
                 ),
             );
         }
+        if let Some((scheme, _)) = auth.as_deref().and_then(|a| a.split_once(' ')) {
+            self.registry_auth_schemes.push(scheme.to_string());
+        }
         let bearer = auth.as_deref().and_then(|a| a.strip_prefix("Bearer "));
         if bearer.is_some_and(|t| self.valid.iter().any(|v| v == t)) {
             if method == "POST" && path.ends_with("/blobs/uploads/") {
@@ -121,11 +140,17 @@ impl State {
             .map(|(repo, _)| format!(",scope=\"repository:{repo}:pull,push\""))
             .unwrap_or_default();
         let challenge = format!("Bearer realm=\"http://{addr}/token\",service=\"mock\"{scope}");
-        (
-            401,
-            vec![("WWW-Authenticate".into(), challenge)],
-            String::new(),
-        )
+        let basic = "Basic realm=\"mock, a realm with a comma\"".to_string();
+        let headers = match self.challenges {
+            ChallengeForm::BearerOnly => vec![challenge],
+            ChallengeForm::BearerThenBasicInOneHeader => vec![format!("{challenge}, {basic}")],
+            ChallengeForm::BasicHeaderThenBearerHeader => vec![basic, challenge],
+        };
+        let headers = headers
+            .into_iter()
+            .map(|value| ("WWW-Authenticate".to_string(), value))
+            .collect();
+        (401, headers, String::new())
     }
 }
 
@@ -338,4 +363,51 @@ async fn login_check_returns_the_refresh_token() {
         calls[0].query
     );
     assert!(!calls[0].query.contains("scope="), "{}", calls[0].query);
+}
+
+/// A registry that offers Bearer and Basic in one 401 (or in two headers) gets a token request
+/// and a Bearer-authorized retry; the password is never sent to the registry itself.
+#[tokio::test]
+async fn bearer_is_chosen_among_several_challenges_in_one_header_or_several() {
+    for form in [
+        ChallengeForm::BearerThenBasicInOneHeader,
+        ChallengeForm::BasicHeaderThenBearerHeader,
+    ] {
+        let mock = start(false).await;
+        mock.state.lock().unwrap().challenges = form;
+        let client = RegistryClient::connect(&mock.addr, &options(Credentials::new("u", "p")))
+            .await
+            .unwrap();
+        let digest = parse_sha256(DIGEST).unwrap();
+        // Answered 404 only to a valid bearer token: anything else would be a 401 error.
+        assert_eq!(
+            Repository::new(client.clone(), "team/app")
+                .blob_exists(&digest)
+                .await
+                .unwrap(),
+            None
+        );
+        let state = mock.state.lock().unwrap();
+        assert!(!state.calls.is_empty(), "a token was asked for");
+        assert!(
+            state.calls.iter().all(|c| c.method == "GET"),
+            "{:#?}",
+            state.calls
+        );
+        assert!(
+            state
+                .calls
+                .iter()
+                .any(|c| c.form.get("scope").map(String::as_str)
+                    == Some("repository:team/app:pull,push")),
+            "{:#?}",
+            state.calls
+        );
+        assert!(
+            state.registry_auth_schemes.iter().all(|s| s == "Bearer"),
+            "the registry saw {:?}",
+            state.registry_auth_schemes
+        );
+        assert!(!state.registry_auth_schemes.is_empty());
+    }
 }

@@ -6,8 +6,8 @@
 //! certificate, as `openssl req -x509` produces (rustls's webpki rejects it by default).
 
 use rcgen::{
-    date_time_ymd, BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -65,14 +65,14 @@ impl TestPki {
             KeyUsagePurpose::DigitalSignature,
         ];
         set_validity(&mut ca);
-        let ca_cert = ca.self_signed(&ca_key).expect("self-signing the CA");
+        let ca_cert = CertifiedIssuer::self_signed(ca, ca_key).expect("self-signing the CA");
 
         let server_key = KeyPair::generate().expect("generating the server key");
         let mut server = server_params(hosts);
         server.is_ca = IsCa::ExplicitNoCa;
         server.use_authority_key_identifier_extension = true;
         let server_cert = server
-            .signed_by(&server_key, &ca_cert, &ca_key)
+            .signed_by(&server_key, &ca_cert)
             .expect("signing the server certificate");
 
         let client_key = KeyPair::generate().expect("generating the client key");
@@ -86,7 +86,7 @@ impl TestPki {
         client.use_authority_key_identifier_extension = true;
         set_validity(&mut client);
         let client_cert = client
-            .signed_by(&client_key, &ca_cert, &ca_key)
+            .signed_by(&client_key, &ca_cert)
             .expect("signing the client certificate");
         Self {
             ca_cert_pem: ca_cert.pem(),

@@ -76,7 +76,9 @@ impl CompressionSettings {
     /// A stable name for these settings, used in cache keys. Changing how bytes are produced
     /// (block size, library or its patch — `ocipush1`: the lighter level-1 matchfinder of
     /// `vendor/libdeflate-sys` — the incompressibility probe: `p2` since the byte-count screen)
-    /// must change this name.
+    /// must change this name. libdeflate is pinned to one version (the workspace `Cargo.toml`),
+    /// so a move to another one changes the name by hand; zstd's name carries the version of
+    /// the library actually linked.
     pub fn cache_id(&self) -> String {
         match self.algorithm {
             Algorithm::Gzip => format!(
@@ -84,7 +86,12 @@ impl CompressionSettings {
                 self.level,
                 gzip::BLOCK_SIZE
             ),
-            Algorithm::Zstd => format!("zstd-l{}-mt", self.level),
+            // The linked library's own version: another zstd may pick other matches.
+            Algorithm::Zstd => format!(
+                "zstd-l{}-mt-zstd{}",
+                self.level,
+                ::zstd::zstd_safe::version_string()
+            ),
         }
     }
 }

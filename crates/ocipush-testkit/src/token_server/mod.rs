@@ -188,7 +188,7 @@ impl TokenServer {
             options,
             signer,
             x5c: STANDARD.encode(cert.der()),
-            kid: libtrust_key_id(&key.public_key_der()),
+            kid: libtrust_key_id(&rcgen::PublicKeyData::subject_public_key_info(&key)),
             rng,
             issued: AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
