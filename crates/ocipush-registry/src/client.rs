@@ -603,7 +603,8 @@ mod tests {
                     .await;
             }
         });
-        let client = reqwest::Client::builder().use_rustls_tls().build().unwrap();
+        let client =
+            crate::tls::build_http_client(&Default::default(), "127.0.0.1", true, "t").unwrap();
         let error = client
             .get(format!("https://{plain}/v2/"))
             .send()

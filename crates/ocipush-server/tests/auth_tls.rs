@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{digest, error_code, header, start_with, Options};
+use common::{client_builder, digest, error_code, header, start_with, Options};
 use ocipush_server::{Server, ServerConfig, TlsFiles};
 
 #[tokio::test]
@@ -114,7 +114,7 @@ async fn serves_https_with_a_pem_certificate() {
 
     let ca = reqwest::Certificate::from_pem(ca.as_bytes()).expect("CA");
     // The certificate names `registry.test`; reqwest resolves it to the listener (the port comes from the URL).
-    let client = reqwest::Client::builder()
+    let client = client_builder()
         .add_root_certificate(ca)
         .resolve("registry.test", ([127, 0, 0, 1], 0).into())
         .build()
@@ -163,14 +163,16 @@ async fn serves_https_with_a_pem_certificate() {
     assert_eq!(pushed.status(), 201);
 
     // A client that does not trust the CA must fail the handshake.
-    let untrusting = reqwest::Client::builder()
-        .tls_built_in_root_certs(false)
+    let untrusting = client_builder()
+        .tls_certs_only([])
         .resolve("registry.test", ([127, 0, 0, 1], 0).into())
         .build()
         .expect("client");
     assert!(untrusting.get(server.url("/v2/")).send().await.is_err());
     // Plain HTTP on the TLS port is not answered as HTTP.
-    let plain = reqwest::Client::new()
+    let plain = client_builder()
+        .build()
+        .expect("client")
         .get(format!("http://{}/v2/", server.addr))
         .send()
         .await;

@@ -31,7 +31,12 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // No new connections once shutdown began.
-    let fresh = reqwest::Client::new().get(server.url("/v2/")).send().await;
+    let fresh = common::client_builder()
+        .build()
+        .expect("client")
+        .get(server.url("/v2/"))
+        .send()
+        .await;
     assert!(fresh.is_err(), "listener must be closed: {fresh:?}");
 
     tx.send(Ok(vec![3u8; 500])).await.expect("third part");

@@ -130,7 +130,7 @@ pub fn build_http_client(
     user_agent: &str,
 ) -> Result<reqwest::Client, RegistryError> {
     let mut builder = reqwest::Client::builder()
-        .use_preconfigured_tls(client_config(tls, registry)?)
+        .tls_backend_preconfigured(client_config(tls, registry)?)
         .user_agent(user_agent)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(30))

@@ -12,6 +12,14 @@ use tokio::task::JoinHandle;
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 
+/// A reqwest client builder for the tests. The workspace's reqwest carries no crypto provider of its
+/// own (the engine hands it a finished rustls configuration), so the tests install ring, the one
+/// the server uses, as rustls's process default first.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _already_installed = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
 pub struct TestServer {
     pub base: String,
     pub addr: std::net::SocketAddr,
@@ -59,7 +67,9 @@ async fn launch(dir: tempfile::TempDir, options: Options) -> TestServer {
     TestServer {
         base,
         addr,
-        client: options.client.unwrap_or_default(),
+        client: options
+            .client
+            .unwrap_or_else(|| client_builder().build().expect("client")),
         dir,
         stop: Some(stop),
         task: Some(task),
