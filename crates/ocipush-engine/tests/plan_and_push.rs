@@ -36,12 +36,10 @@ enum Registry {
 impl Registry {
     async fn embedded() -> Registry {
         let dir = tempfile::tempdir().unwrap();
-        let server = Server::bind(ServerConfig {
-            root: dir.path().join("store"),
-            addr: "127.0.0.1:0".parse().unwrap(),
-            tls: None,
-            htpasswd: None,
-        })
+        let server = Server::bind(ServerConfig::new(
+            dir.path().join("store"),
+            "127.0.0.1:0".parse().unwrap(),
+        ))
         .await
         .unwrap();
         let host = server.local_addr().to_string();

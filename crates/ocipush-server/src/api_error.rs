@@ -24,6 +24,8 @@ pub enum ErrorCode {
     RangeInvalid,
     Unauthorized,
     Unsupported,
+    TooManyRequests,
+    Denied,
     Unknown,
 }
 
@@ -44,6 +46,8 @@ impl ErrorCode {
             ErrorCode::RangeInvalid => "RANGE_INVALID",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Unsupported => "UNSUPPORTED",
+            ErrorCode::TooManyRequests => "TOOMANYREQUESTS",
+            ErrorCode::Denied => "DENIED",
             ErrorCode::Unknown => "UNKNOWN",
         }
     }
@@ -59,6 +63,8 @@ impl ErrorCode {
             ErrorCode::RangeInvalid => StatusCode::RANGE_NOT_SATISFIABLE,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
             ErrorCode::Unsupported => StatusCode::METHOD_NOT_ALLOWED,
+            ErrorCode::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::Denied => StatusCode::FORBIDDEN,
             ErrorCode::Unknown => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::BlobUploadInvalid
             | ErrorCode::DigestInvalid

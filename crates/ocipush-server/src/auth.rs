@@ -2,6 +2,10 @@
 //! bcrypt is deliberately slow (tens of milliseconds), and a push sends many requests with the same
 //! credentials, so successful checks are remembered for a short while, keyed by a hash of the credentials
 //! (never the password itself).
+//!
+//! What a hostile client must not learn or do: whether a user exists (an unknown user is checked against a
+//! dummy hash of the same cost, so both answers take as long), and burn every core on bcrypt (checks run
+//! a few at a time; the rest wait their turn).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -26,7 +30,11 @@ const CACHE_MAX: usize = 1024;
 /// Users and their bcrypt hashes, plus the verification cache.
 pub struct Htpasswd {
     users: HashMap<String, String>,
+    /// What an unknown user's password is checked against: a hash of the users' most common cost.
+    dummy_hash: String,
     verified: Mutex<HashMap<[u8; 32], Instant>>,
+    /// Bounds how many bcrypt checks run at once.
+    checks: tokio::sync::Semaphore,
 }
 
 impl Htpasswd {
@@ -66,14 +74,27 @@ impl Htpasswd {
                     ),
                 ));
             }
+            if bcrypt_cost(hash).is_none() {
+                return Err((
+                    index + 1,
+                    format!(
+                        "user {user:?} has a malformed bcrypt hash (expected $2y$NN$ and 53 characters); create entries with `htpasswd -B`"
+                    ),
+                ));
+            }
             users.insert(user.to_owned(), hash.to_owned());
         }
         if users.is_empty() {
             return Err((0, "no users defined".to_owned()));
         }
+        let dummy_hash = bcrypt::hash("no such user", most_common_cost(&users))
+            .map_err(|err| (0, format!("cannot make a bcrypt hash: {err}")))?;
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
         Ok(Htpasswd {
             users,
+            dummy_hash,
             verified: Mutex::new(HashMap::new()),
+            checks: tokio::sync::Semaphore::new((cores / 2).max(1)),
         })
     }
 
@@ -82,19 +103,23 @@ impl Htpasswd {
         let Some((user, password)) = header.and_then(parse_basic) else {
             return false;
         };
-        let Some(hash) = self.users.get(&user) else {
-            return false;
+        let (known, hash) = match self.users.get(&user) {
+            Some(hash) => (true, hash.clone()),
+            None => (false, self.dummy_hash.clone()),
         };
-        let key = cache_key(&user, &password, hash);
-        if self.is_cached(&key) {
+        let key = cache_key(&user, &password, &hash);
+        if known && self.is_cached(&key) {
             return true;
         }
-        let hash = hash.clone();
-        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+        let Ok(_turn) = self.checks.acquire().await else {
+            return false;
+        };
+        let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or(false);
+        let ok = known && matches;
         if ok {
             self.remember(key);
         }
@@ -124,6 +149,31 @@ impl std::fmt::Debug for Htpasswd {
             .field("users", &users)
             .finish_non_exhaustive()
     }
+}
+
+/// The cost of a well-formed bcrypt hash (`$2y$NN$` then 22 characters of salt and 31 of hash, in
+/// bcrypt's base64 alphabet), `None` for anything else.
+fn bcrypt_cost(hash: &str) -> Option<u32> {
+    let rest = hash.get(4..)?;
+    let (cost, encoded) = rest.split_once('$')?;
+    let cost: u32 = (cost.len() == 2).then(|| cost.parse().ok()).flatten()?;
+    let alphabet = |c: char| c.is_ascii_alphanumeric() || c == '.' || c == '/';
+    ((4..=31).contains(&cost) && encoded.len() == 53 && encoded.chars().all(alphabet))
+        .then_some(cost)
+}
+
+/// The cost most users' hashes have (the highest among equally common ones).
+fn most_common_cost(users: &HashMap<String, String>) -> u32 {
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for hash in users.values() {
+        if let Some(cost) = bcrypt_cost(hash) {
+            *counts.entry(cost).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by_key(|&(cost, count)| (count, cost))
+        .map_or(bcrypt::DEFAULT_COST, |(cost, _)| cost)
 }
 
 /// Includes the stored hash so that a reloaded file with a changed password never hits an old entry.
@@ -186,6 +236,29 @@ mod tests {
         assert_eq!(err.0, 1);
         assert!(err.1.contains("alice"), "{}", err.1);
         assert!(Htpasswd::parse("# only a comment\n").is_err());
+        let good = bcrypt::hash("x", 4).expect("hash");
+        for bad in ["$2y$", "$2y$10$short", "$2y$99$", "$2y$1$abc"] {
+            let file = format!("ok:{good}\nmallory:{bad}\n");
+            let err = Htpasswd::parse(&file).expect_err(bad);
+            assert_eq!(err.0, 2, "{bad}");
+            assert!(err.1.contains("malformed"), "{}", err.1);
+        }
+        let wrong_alphabet = format!("{}!", &good[..good.len() - 1]);
+        assert!(Htpasswd::parse(&format!("a:{wrong_alphabet}\n")).is_err());
+    }
+
+    #[tokio::test]
+    async fn unknown_users_cost_a_check_of_the_same_cost() {
+        let hash = bcrypt::hash("s3cret", 6).expect("hash");
+        let htpasswd = Arc::new(Htpasswd::parse(&format!("alice:{hash}\n")).expect("parse"));
+        assert_eq!(bcrypt_cost(&htpasswd.dummy_hash), Some(6));
+        // The dummy hash's password must not let an unknown user in.
+        assert!(
+            !htpasswd
+                .check(Some(&header("nobody", "no such user")))
+                .await
+        );
+        assert!(htpasswd.verified.lock().expect("lock").is_empty());
     }
 
     #[tokio::test]

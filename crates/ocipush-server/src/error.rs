@@ -7,6 +7,7 @@ use std::path::PathBuf;
 /// A failure to start or run the server. Each message reads as one line after `error:` and names the file or
 /// address involved; the underlying cause is kept as `source` for a `caused by:` line.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServerError {
     #[error("cannot prepare registry storage at {path}")]
     Storage {
@@ -36,6 +37,9 @@ pub enum ServerError {
         path: PathBuf,
         reason: String,
     },
+
+    #[error("basic auth over plain HTTP on {addr}, which is not a loopback address, would send passwords in the clear")]
+    PlainHttpAuth { addr: SocketAddr },
 
     #[error("invalid htpasswd file {path}, line {line}: {reason}")]
     Htpasswd {

@@ -183,11 +183,14 @@ async fn serves_https_with_a_pem_certificate() {
 #[tokio::test]
 async fn bind_reports_configuration_errors() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = |tls: Option<TlsFiles>, htpasswd| ServerConfig {
-        root: dir.path().join("store"),
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        tls,
-        htpasswd,
+    let config = |tls: Option<TlsFiles>, htpasswd| {
+        let mut config = ServerConfig::new(
+            dir.path().join("store"),
+            "127.0.0.1:0".parse().expect("addr"),
+        );
+        config.tls = tls;
+        config.htpasswd = htpasswd;
+        config
     };
 
     let missing = dir.path().join("missing.pem");
@@ -237,14 +240,9 @@ async fn bind_reports_configuration_errors() {
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("listener");
     let addr = taken.local_addr().expect("addr");
-    let err = Server::bind(ServerConfig {
-        root: dir.path().join("store"),
-        addr,
-        tls: None,
-        htpasswd: None,
-    })
-    .await
-    .expect_err("address in use");
+    let err = Server::bind(ServerConfig::new(dir.path().join("store"), addr))
+        .await
+        .expect_err("address in use");
     assert_eq!(err.to_string(), format!("cannot listen on {addr}"));
     assert!(
         std::error::Error::source(&err).is_some(),
@@ -253,12 +251,10 @@ async fn bind_reports_configuration_errors() {
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, "").expect("write");
-    let err = Server::bind(ServerConfig {
-        root: file.join("store"),
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        tls: None,
-        htpasswd: None,
-    })
+    let err = Server::bind(ServerConfig::new(
+        file.join("store"),
+        "127.0.0.1:0".parse().expect("addr"),
+    ))
     .await
     .expect_err("root under a file");
     assert!(

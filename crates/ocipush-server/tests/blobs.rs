@@ -3,7 +3,9 @@
 
 mod common;
 
-use common::{data, digest, error_code, files_in, header, image_manifest, start, OCI_MANIFEST};
+use common::{
+    data, digest, error_code, files_in, header, image_manifest, start, start_deleting, OCI_MANIFEST,
+};
 use futures_util::stream;
 
 #[tokio::test]
@@ -299,7 +301,7 @@ async fn digest_mismatch_stores_nothing() {
 
 #[tokio::test]
 async fn cross_repository_mount() {
-    let server = start().await;
+    let server = start_deleting().await;
     let c = &server.client;
     let blob = data(5000, 3);
     let blob_digest = server.push_blob("source/repo", &blob).await;

@@ -2,7 +2,9 @@
 
 mod common;
 
-use common::{digest, error_code, header, image_manifest, start, OCI_INDEX, OCI_MANIFEST};
+use common::{
+    digest, error_code, header, image_manifest, start, start_deleting, OCI_INDEX, OCI_MANIFEST,
+};
 
 #[tokio::test]
 async fn manifests_are_validated() {
@@ -106,7 +108,7 @@ async fn manifests_are_validated() {
 
 #[tokio::test]
 async fn tags_pagination_and_deletes() {
-    let server = start().await;
+    let server = start_deleting().await;
     let c = &server.client;
     let (manifest, manifest_digest) = server.push_image("paged", "a", b"layer").await;
     // OCI 1.1: more tags on a PUT by digest.
@@ -190,7 +192,7 @@ async fn tags_pagination_and_deletes() {
 
 #[tokio::test]
 async fn referrers_list_manifests_by_subject() {
-    let server = start().await;
+    let server = start_deleting().await;
     let c = &server.client;
     let (subject_manifest, subject_digest) = server.push_image("art", "v1", b"layer").await;
     let empty = server.push_blob("art", b"{}").await;

@@ -2,6 +2,7 @@
 //! credentials are resolved in `settings`, so the engine never sees clap.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -80,9 +81,14 @@ Examples:
 const SERVE_EXAMPLES: &str = "\
 Examples:
   ocipush serve                          # 127.0.0.1:5000, the local registry's directory
-  ocipush serve --addr 0.0.0.0:5000 --root /srv/registry
   htpasswd -Bbn alice secret > users.htpasswd
-  ocipush serve --tls-cert cert.pem --tls-key key.pem --htpasswd users.htpasswd";
+  ocipush serve --addr 0.0.0.0:5000 --root /srv/registry \\
+      --tls-cert cert.pem --tls-key key.pem --htpasswd users.htpasswd
+  ocipush serve --delete --upload-max-size 8GiB --upload-purge-after 24h
+
+On an address other than loopback, --htpasswd needs TLS (--tls-cert/--tls-key): basic auth over
+plain HTTP sends passwords in the clear. Behind a proxy that terminates TLS, say so with
+--allow-plain-http-auth.";
 
 const LOGOUT_EXAMPLES: &str = "\
 Examples:
@@ -336,4 +342,63 @@ pub struct ServeArgs {
     /// Require basic auth against this htpasswd file (bcrypt entries).
     #[arg(long, value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
+    /// Accept --htpasswd without TLS on an address other than loopback (behind a TLS-terminating proxy).
+    #[arg(long, requires = "htpasswd")]
+    pub allow_plain_http_auth: bool,
+    /// Answer DELETE on manifests, tags and blobs (off: 405 UNSUPPORTED). Something a manifest still
+    /// uses is never deleted.
+    #[arg(long)]
+    pub delete: bool,
+    /// Most connections at once; at the limit the longest-idle one is closed [default: half the
+    /// open-file limit]
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    pub max_connections: Option<usize>,
+    /// Close a connection with no request in flight after this long without a byte.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+    /// Largest blob one upload may hold.
+    #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
+    pub upload_max_size: u64,
+    /// Most bytes all unfinished uploads together may hold.
+    #[arg(long, value_name = "SIZE", default_value = "256GiB", value_parser = parse_size)]
+    pub upload_max_total: u64,
+    /// Most unfinished uploads per repository.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = parse_connections)]
+    pub upload_max_sessions: usize,
+    /// Remove an unfinished upload that received nothing for this long (checked at start and then
+    /// periodically).
+    #[arg(long, value_name = "DURATION", default_value = "168h", value_parser = parse_duration)]
+    pub upload_purge_after: Duration,
+}
+
+/// A duration flag: a whole number with a unit, `90s`, `30m`, `168h`, `7d`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let unit_at = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(unit_at);
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    match number.parse::<u64>() {
+        Ok(n) if n > 0 && seconds > 0 => n
+            .checked_mul(seconds)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("`{text}` is too long")),
+        _ => Err(format!(
+            "`{text}` is not a duration (examples: 90s, 30m, 168h, 7d)"
+        )),
+    }
+}
+
+/// A positive count of connections or sessions.
+fn parse_connections(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("`{text}` is not a positive number")),
+    }
 }

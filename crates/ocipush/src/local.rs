@@ -61,12 +61,7 @@ impl LocalRegistry {
         // once `ocipush serve` runs; any free port when something else holds it.
         let mut bound = None;
         for port in [DEFAULT_PORT, 0] {
-            let config = ServerConfig {
-                root: root.to_path_buf(),
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                tls: None,
-                htpasswd: None,
-            };
+            let config = ServerConfig::new(root, SocketAddr::from(([127, 0, 0, 1], port)));
             match Server::bind(config).await {
                 Ok(server) => {
                     bound = Some(server);

@@ -12,6 +12,7 @@ use tokio_util::io::ReaderStream;
 
 use super::{docker_content_digest, header_value, parse_digest, AppState};
 use crate::api_error::{ApiError, ApiResult, ErrorCode};
+use crate::names::Digest;
 
 /// Read size for streaming blobs to the client.
 const READ_CHUNK: usize = 64 * 1024;
@@ -85,6 +86,14 @@ pub async fn get(
 
 pub async fn delete(state: &AppState, name: &str, digest: &str) -> ApiResult {
     let digest = parse_digest(digest)?;
+    let user = state
+        .store
+        .manifest_using(name, &digest)
+        .await
+        .map_err(|e| ApiError::internal("deleting blob", e))?;
+    if let Some(manifest) = user {
+        return Err(still_used(&digest, &manifest));
+    }
     let removed = state
         .store
         .unlink_blob(name, &digest)
@@ -104,6 +113,17 @@ pub async fn delete(state: &AppState, name: &str, digest: &str) -> ApiResult {
         ],
     )
         .into_response())
+}
+
+/// What deleting something a manifest of the repository still names gets: deleting it would leave
+/// that manifest, and the tags pointing at it, unpullable.
+pub fn still_used(digest: &Digest, manifest: &Digest) -> ApiError {
+    ApiError::new(
+        ErrorCode::Denied,
+        format!("{digest} is used by manifest {manifest} of this repository; delete that manifest first"),
+    )
+    .with_status(StatusCode::CONFLICT)
+    .with_detail(serde_json::json!({ "digest": digest.to_string(), "manifest": manifest.to_string() }))
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -58,7 +58,10 @@ fn invalid(message: impl Into<String>) -> ApiError {
 
 pub async fn get(state: &AppState, name: &str, reference: &str, head: bool) -> ApiResult {
     let internal = |e| ApiError::internal("reading manifest", e);
-    let digest = match parse_reference(reference)? {
+    // Nothing can be stored under a reference of the wrong shape: it is simply not there (the
+    // conformance suite expects 404, not 400, for such a tag).
+    let reference_kind = parse_reference(reference).map_err(|_| manifest_unknown(reference))?;
+    let digest = match reference_kind {
         Reference::Digest(digest) => digest,
         Reference::Tag(tag) => state
             .store
@@ -112,9 +115,17 @@ pub async fn put(state: &AppState, name: &str, reference: &str, request: Request
     if declared_len.is_some_and(|len| len > MAX_MANIFEST as u64) {
         return Err(too_large());
     }
+    // A body without Content-Length (chunked) is only found too large while reading it.
     let content = to_bytes(request.into_body(), MAX_MANIFEST)
         .await
-        .map_err(|e| invalid(format!("cannot read manifest body: {e}")))?;
+        .map_err(|e| {
+            let cause = e.into_inner();
+            if cause.is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                invalid(format!("cannot read manifest body: {cause}"))
+            }
+        })?;
 
     let value: Value = serde_json::from_slice(&content)
         .map_err(|e| invalid(format!("manifest is not valid JSON: {e}")))?;
@@ -242,8 +253,36 @@ fn blob_unknown(digest: &Digest) -> ApiError {
     .with_detail(json!({ "digest": digest.to_string() }))
 }
 
-/// Image manifest: config and every layer must be blobs of this repository. Layers with `urls` are
-/// foreign (non-distributable) and are fetched from elsewhere, so they are not required.
+/// Whether a layer's media type marks it non-distributable (OCI's `…nondistributable…` types, Docker's
+/// foreign layers): such layers are fetched from their `urls`, so the registry need not hold them.
+fn non_distributable(media_type: &str) -> bool {
+    media_type.contains(".nondistributable.") || media_type.contains(".foreign.")
+}
+
+/// A layer's `urls`, each of which must be an http(s) URL.
+fn check_urls(layer: &Value, digest: &Digest) -> Result<(), ApiError> {
+    let Some(urls) = layer.get("urls") else {
+        return Ok(());
+    };
+    let urls = urls
+        .as_array()
+        .ok_or_else(|| invalid(format!("layer {digest}: urls is not an array")))?;
+    for url in urls {
+        let text = url.as_str().unwrap_or_default();
+        let scheme_ok = ["http://", "https://"].iter().any(|scheme| {
+            text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme)
+        });
+        if !scheme_ok {
+            return Err(invalid(format!(
+                "layer {digest}: urls may only hold http or https URLs, not {url}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Image manifest: config and every layer must be blobs of this repository, except non-distributable
+/// layers, which are fetched from their `urls` (only http and https accepted).
 async fn check_blobs(state: &AppState, name: &str, manifest: &Value) -> Result<(), ApiError> {
     let config = manifest
         .get("config")
@@ -255,12 +294,13 @@ async fn check_blobs(state: &AppState, name: &str, manifest: &Value) -> Result<(
         .ok_or_else(|| invalid("image manifest has no layers array"))?;
     let mut required = vec![descriptor_digest(config, "config")?];
     for layer in layers {
-        let foreign = layer
-            .get("urls")
-            .and_then(Value::as_array)
-            .is_some_and(|urls| !urls.is_empty());
         let digest = descriptor_digest(layer, "layer")?;
-        if !foreign {
+        check_urls(layer, &digest)?;
+        let media_type = layer
+            .get("mediaType")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        if !non_distributable(media_type) {
             required.push(digest);
         }
     }
@@ -334,13 +374,24 @@ fn referrer_entry(
 
 pub async fn delete(state: &AppState, name: &str, reference: &str) -> ApiResult {
     let internal = |e| ApiError::internal("deleting manifest", e);
-    let removed = match parse_reference(reference)? {
+    let reference_kind = parse_reference(reference).map_err(|_| manifest_unknown(reference))?;
+    let removed = match reference_kind {
         Reference::Tag(tag) => state.store.delete_tag(name, &tag).await.map_err(internal)?,
-        Reference::Digest(digest) => state
-            .store
-            .delete_manifest(name, &digest)
-            .await
-            .map_err(internal)?,
+        Reference::Digest(digest) => {
+            if let Some(index) = state
+                .store
+                .manifest_using(name, &digest)
+                .await
+                .map_err(internal)?
+            {
+                return Err(super::blobs::still_used(&digest, &index));
+            }
+            state
+                .store
+                .delete_manifest(name, &digest)
+                .await
+                .map_err(internal)?
+        }
     };
     if !removed {
         return Err(manifest_unknown(reference));

@@ -10,7 +10,7 @@ mod tags;
 mod uploads;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Query, Request, State};
 use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
@@ -29,12 +29,16 @@ use path::Route;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Arc<Store>,
+    /// Whether `DELETE` is answered (`ServerConfig::allow_delete`).
+    pub allow_delete: bool,
+    /// How long an upload body may go without a byte (`ConnectionLimits::stall_timeout`).
+    pub stall_timeout: Duration,
 }
 
-pub fn router(store: Arc<Store>, htpasswd: Option<Arc<Htpasswd>>) -> Router {
+pub fn router(state: AppState, htpasswd: Option<Arc<Htpasswd>>) -> Router {
     Router::new()
         .fallback(dispatch)
-        .with_state(AppState { store })
+        .with_state(state)
         .layer(middleware::from_fn_with_state(htpasswd, require_auth))
         .layer(middleware::from_fn(access_log))
 }
@@ -60,6 +64,11 @@ async fn route_request(state: &AppState, route: Route, request: Request) -> ApiR
         }
         Route::Manifest { name, reference } if is(&Method::PUT) => {
             manifests::put(state, &name, &reference, request).await
+        }
+        Route::Manifest { .. } | Route::Blob { .. }
+            if is(&Method::DELETE) && !state.allow_delete =>
+        {
+            Err(deletes_disabled())
         }
         Route::Manifest { name, reference } if is(&Method::DELETE) => {
             manifests::delete(state, &name, &reference).await
@@ -93,6 +102,15 @@ async fn route_request(state: &AppState, route: Route, request: Request) -> ApiR
             format!("{method} is not supported on this endpoint"),
         )),
     }
+}
+
+/// What a `DELETE` of a manifest, tag or blob gets unless the registry allows deletes: the spec's answer
+/// for a registry that does not support them.
+fn deletes_disabled() -> ApiError {
+    ApiError::new(
+        ErrorCode::Unsupported,
+        "deleting is disabled on this registry (ocipush serve --delete enables it)",
+    )
 }
 
 /// `GET /v2/`: the version check every client starts with (and where it discovers auth).

@@ -10,13 +10,16 @@ use axum::http::header::{
 };
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use std::time::Duration;
 
 use super::{
     docker_content_digest, header_value, parse_digest, query_pairs, query_value, AppState,
 };
 use crate::api_error::{ApiError, ApiResult, ErrorCode};
 use crate::names::{is_valid_name, Digest};
-use crate::store::{UploadError, UploadSlot};
+use crate::store::{UploadError, UploadLimit, UploadSlot};
 
 /// `POST /v2/<name>/blobs/uploads/`, with `?mount=&from=` (mount) or `?digest=` (monolithic) variants.
 pub async fn start(state: &AppState, name: &str, request: Request) -> ApiResult {
@@ -30,8 +33,8 @@ pub async fn start(state: &AppState, name: &str, request: Request) -> ApiResult 
     } else if let Some(digest) = query_value(&query, "digest") {
         let digest = parse_digest(digest)?;
         let slot = new_session(state, name).await?;
-        let body = request.into_body().into_data_stream();
-        if let Err(err) = slot.append(body, None).await {
+        let body = stall_bounded(request, state.stall_timeout);
+        if let Err(err) = state.store.append(&slot, body, None).await {
             let _ = state.store.cancel_upload(&slot).await;
             return Err(upload_error(err, name, &slot));
         }
@@ -71,16 +74,65 @@ async fn new_session(state: &AppState, name: &str) -> Result<std::sync::Arc<Uplo
         .store
         .start_upload(name)
         .await
-        .map_err(|e| ApiError::internal("starting upload", e))
+        .map_err(|err| match err {
+            UploadError::Limit(limit) => limit_error(limit),
+            other => ApiError::internal("starting upload", other),
+        })
+}
+
+/// A request's body as a stream that fails when no byte arrives for `stall`: the session's lock is
+/// then released and the chunk cut off, so the upload stays resumable where it was.
+fn stall_bounded(
+    request: Request,
+    stall: Duration,
+) -> impl futures_util::Stream<Item = Result<Bytes, String>> + Send {
+    let body = request.into_body().into_data_stream();
+    futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(stall, body.next()).await {
+            Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(body))),
+            Ok(Some(Err(err))) => Some((Err(err.to_string()), None)),
+            Ok(None) => None,
+            Err(_) => Some((
+                Err(format!("no body bytes for {} s", stall.as_secs())),
+                None,
+            )),
+        }
+    })
+}
+
+/// What a request that ran into an upload limit gets.
+fn limit_error(limit: UploadLimit) -> ApiError {
+    match limit {
+        UploadLimit::BlobBytes(max) => ApiError::new(
+            ErrorCode::SizeInvalid,
+            format!("a blob may hold at most {max} bytes on this registry"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+        UploadLimit::TotalBytes(max) => ApiError::new(
+            ErrorCode::SizeInvalid,
+            format!("uploads in progress may hold at most {max} bytes on this registry; try again later"),
+        )
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE),
+        UploadLimit::RepositorySessions(max) => ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!("at most {max} uploads may be open per repository; finish or cancel one first"),
+        ),
+        UploadLimit::Sessions(max) => ApiError::new(
+            ErrorCode::TooManyRequests,
+            format!("at most {max} uploads may be open on this registry; try again later"),
+        ),
+    }
 }
 
 /// `PATCH <location>`: appends the body; with `Content-Range` it must continue exactly where the data ends.
 pub async fn patch(state: &AppState, name: &str, uuid: &str, request: Request) -> ApiResult {
     let slot = find_session(state, name, uuid).await?;
     let range = content_range(request.headers())?;
-    let body = request.into_body().into_data_stream();
-    let size = slot
-        .append(body, range)
+    let body = stall_bounded(request, state.stall_timeout);
+    let size = state
+        .store
+        .append(&slot, body, range)
         .await
         .map_err(|err| upload_error(err, name, &slot))?;
     Ok(session_response(StatusCode::ACCEPTED, name, &slot, size))
@@ -98,8 +150,10 @@ pub async fn put(state: &AppState, name: &str, uuid: &str, request: Request) -> 
     let digest = parse_digest(digest)?;
     let slot = find_session(state, name, uuid).await?;
     let range = content_range(request.headers())?;
-    let body = request.into_body().into_data_stream();
-    slot.append(body, range)
+    let body = stall_bounded(request, state.stall_timeout);
+    state
+        .store
+        .append(&slot, body, range)
         .await
         .map_err(|err| upload_error(err, name, &slot))?;
     finish(state, name, &slot, &digest).await
@@ -191,10 +245,12 @@ fn content_range(headers: &HeaderMap) -> Result<Option<(u64, u64)>, ApiError> {
     let (start, end) = text.split_once('-').ok_or_else(invalid)?;
     let start: u64 = start.trim().parse().map_err(|_| invalid())?;
     let end: u64 = end.trim().parse().map_err(|_| invalid())?;
-    if end < start {
-        return Err(invalid());
-    }
-    Ok(Some((start, end - start + 1)))
+    // `end < start` is invalid; `0-18446744073709551615` names more bytes than a u64 counts.
+    let length = end
+        .checked_sub(start)
+        .and_then(|last| last.checked_add(1))
+        .ok_or_else(invalid)?;
+    Ok(Some((start, length)))
 }
 
 fn upload_error(err: UploadError, name: &str, slot: &UploadSlot) -> ApiError {
@@ -219,6 +275,7 @@ fn upload_error(err: UploadError, name: &str, slot: &UploadSlot) -> ApiError {
             ErrorCode::DigestInvalid,
             format!("uploaded content has digest {computed}"),
         ),
+        UploadError::Limit(limit) => limit_error(limit),
         UploadError::Io(err) => ApiError::internal("writing upload", err),
     }
 }

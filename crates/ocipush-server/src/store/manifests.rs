@@ -144,6 +144,25 @@ impl Store {
         Ok(true)
     }
 
+    /// A manifest of `name` that names `digest` as its config, a layer or a child manifest, if any:
+    /// deleting `digest` from `name` would leave that manifest unpullable. (A `subject` does not count:
+    /// a referrer may outlive what it refers to.) Reads every manifest of the repository.
+    pub async fn manifest_using(&self, name: &str, digest: &Digest) -> io::Result<Option<Digest>> {
+        let revisions = self.repo_dir(name).join("_manifests/revisions/sha256");
+        for hex in list_dir(&revisions).await? {
+            let Ok(manifest) = Digest::parse(&format!("sha256:{hex}")) else {
+                continue;
+            };
+            let Some(stored) = self.get_manifest(name, &manifest).await? else {
+                continue;
+            };
+            if names_blob(&stored.content, digest) {
+                return Ok(Some(manifest));
+            }
+        }
+        Ok(None)
+    }
+
     /// Tags of `name` in lexical order, `None` if the repository does not exist.
     pub async fn list_tags(&self, name: &str) -> io::Result<Option<Vec<String>>> {
         if !self.repo_exists(name).await? {
@@ -216,4 +235,21 @@ impl Store {
 pub fn subject_of(content: &[u8]) -> Option<Digest> {
     let value: Value = serde_json::from_slice(content).ok()?;
     Digest::parse(value.get("subject")?.get("digest")?.as_str()?).ok()
+}
+
+/// Whether a manifest's `config`, `layers` or `manifests` descriptors name `digest`.
+fn names_blob(content: &[u8], digest: &Digest) -> bool {
+    let Ok(value) = serde_json::from_slice::<Value>(content) else {
+        return false;
+    };
+    let wanted = digest.to_string();
+    let named =
+        |descriptor: &Value| descriptor.get("digest").and_then(Value::as_str) == Some(&wanted);
+    let in_list = |field: &str| {
+        value
+            .get(field)
+            .and_then(Value::as_array)
+            .is_some_and(|list| list.iter().any(named))
+    };
+    value.get("config").is_some_and(named) || in_list("layers") || in_list("manifests")
 }

@@ -25,14 +25,17 @@
 //! the local default at the same time): nothing relies on state held by a single process except that lock,
 //! and one session is only ever driven by one client through one server.
 //!
+//! Upload sessions are bounded by [`UploadLimits`] (see `upload_ledger`) and purged once abandoned.
 //! Not done: garbage collection. Deleting a blob or manifest removes the repository's marker, never the
-//! shared content, and abandoned upload sessions stay on disk until removed by hand.
+//! shared content.
 
 mod blobs;
 mod manifests;
+mod upload_ledger;
 mod uploads;
 
 pub use manifests::NewManifest;
+pub use upload_ledger::UploadLimit;
 pub use uploads::{UploadError, UploadSlot};
 
 use std::collections::HashMap;
@@ -42,7 +45,9 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::AsyncWriteExt;
 
+use crate::config::UploadLimits;
 use crate::names::Digest;
+use upload_ledger::UploadLedger;
 
 /// Handle on the store; cheap to share behind an `Arc`.
 #[derive(Debug)]
@@ -50,21 +55,28 @@ pub struct Store {
     root: PathBuf,
     /// Live upload sessions, so requests on the same session share one lock and one running hash.
     uploads: Mutex<HashMap<String, Arc<UploadSlot>>>,
+    /// Open sessions and their bytes, against the limits.
+    ledger: UploadLedger,
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root` and clears old leftovers of interrupted writes.
-    pub async fn open(root: &Path) -> io::Result<Store> {
+    /// Opens (creating if needed) the store at `root`, clears old leftovers of interrupted writes,
+    /// removes abandoned upload sessions and counts the others against `limits`.
+    pub async fn open(root: &Path, limits: UploadLimits) -> io::Result<Store> {
         for dir in ["blobs/sha256", "uploads", "repositories"] {
             tokio::fs::create_dir_all(root.join(dir)).await?;
         }
         let tmp = root.join("tmp");
         tokio::fs::create_dir_all(&tmp).await?;
         remove_stale(&tmp).await?;
-        Ok(Store {
+        let store = Store {
             root: root.to_path_buf(),
             uploads: Mutex::new(HashMap::new()),
-        })
+            ledger: UploadLedger::new(limits),
+        };
+        store.purge_abandoned_uploads().await?;
+        store.count_open_uploads().await?;
+        Ok(store)
     }
 
     fn blob_path(&self, digest: &Digest) -> PathBuf {

@@ -11,7 +11,7 @@ use futures_util::{Stream, StreamExt};
 use sha2::{Digest as _, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{not_found_as_none, Store};
+use super::{list_dir, not_found_as_none, Store, UploadLimit};
 use crate::names::Digest;
 
 /// Write buffer for appends: body chunks are small, and one write syscall per chunk would dominate.
@@ -35,6 +35,9 @@ pub enum UploadError {
     /// The content's digest is not the one the client claimed; the session was discarded.
     #[error("content digest is {computed}")]
     DigestMismatch { computed: Digest },
+    /// A limit of the registry's `UploadLimits` was reached; a chunk that ran into it was discarded.
+    #[error("upload limit reached: {0:?}")]
+    Limit(UploadLimit),
     #[error(transparent)]
     Io(#[from] io::Error),
 }
@@ -81,17 +84,25 @@ impl UploadSlot {
             None => Err(UploadError::Gone),
         }
     }
+}
 
-    /// Appends a request body. With `range = Some((start, len))` (from `Content-Range`) the chunk must start
-    /// at the current size and carry exactly `len` bytes. On any failure the data file is cut back to its
+impl Store {
+    /// Appends a request body to the session. With `range = Some((start, len))` (from `Content-Range`)
+    /// the chunk must start at the current size and carry exactly `len` bytes. Every chunk is counted
+    /// against the upload limits before it is written. On any failure the data file is cut back to its
     /// previous length, so the client can retry the chunk. Returns the new size.
-    pub async fn append<S, E>(&self, body: S, range: Option<(u64, u64)>) -> Result<u64, UploadError>
+    pub async fn append<S, E>(
+        &self,
+        slot: &UploadSlot,
+        body: S,
+        range: Option<(u64, u64)>,
+    ) -> Result<u64, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
     {
-        let mut state = self.state.lock().await;
-        let size = self.current_size(&state).await?;
+        let mut state = slot.state.lock().await;
+        let size = slot.current_size(&state).await?;
         if let Some((start, _)) = range {
             if start != size {
                 return Err(UploadError::RangeMismatch { start, size });
@@ -105,16 +116,22 @@ impl UploadSlot {
         };
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
-            .open(self.data_path())
+            .open(slot.data_path())
             .await?;
         file.seek(io::SeekFrom::Start(size)).await?;
         let mut writer = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
 
+        // Bytes counted against the limits by this request, given back if the chunk is cut off.
+        let mut counted = 0u64;
         let result = async {
             let mut written = 0u64;
             let mut body = std::pin::pin!(body);
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| UploadError::Body(e.to_string()))?;
+                self.ledger
+                    .grow(&slot.uuid, size + written, chunk.len() as u64)
+                    .map_err(UploadError::Limit)?;
+                counted += chunk.len() as u64;
                 writer.write_all(&chunk).await?;
                 if let Some(hasher) = hash.as_mut() {
                     hasher.update(&chunk);
@@ -142,24 +159,37 @@ impl UploadSlot {
             }
             Err(err) => {
                 let file = writer.into_inner();
-                if let Err(trunc) = file.set_len(size).await {
-                    tracing::warn!(upload = %self.uuid, "cannot roll back failed chunk: {trunc}");
-                    state.hash = None;
+                match file.set_len(size).await {
+                    Ok(()) => self.ledger.shrink(&slot.uuid, counted),
+                    Err(trunc) => {
+                        tracing::warn!(upload = %slot.uuid, "cannot roll back failed chunk: {trunc}");
+                        state.hash = None;
+                    }
                 }
                 Err(err)
             }
         }
     }
-}
 
-impl Store {
-    /// Opens a new upload session for repository `name`.
-    pub async fn start_upload(&self, name: &str) -> io::Result<Arc<UploadSlot>> {
+    /// Opens a new upload session for repository `name`, unless that passes a session limit.
+    pub async fn start_upload(&self, name: &str) -> Result<Arc<UploadSlot>, UploadError> {
         let uuid = uuid::Uuid::new_v4().to_string();
+        self.ledger
+            .open(&uuid, name, 0, false)
+            .map_err(UploadError::Limit)?;
         let dir = self.root.join("uploads").join(&uuid);
-        tokio::fs::create_dir_all(&dir).await?;
-        tokio::fs::write(dir.join("repo"), name).await?;
-        tokio::fs::File::create(dir.join("data")).await?;
+        let created = async {
+            tokio::fs::create_dir_all(&dir).await?;
+            tokio::fs::write(dir.join("repo"), name).await?;
+            tokio::fs::File::create(dir.join("data")).await?;
+            io::Result::Ok(())
+        }
+        .await;
+        if let Err(err) = created {
+            self.ledger.close(&uuid);
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+            return Err(err.into());
+        }
         let slot = Arc::new(UploadSlot {
             uuid: uuid.clone(),
             name: name.to_owned(),
@@ -188,6 +218,10 @@ impl Store {
         if owner != name {
             return Ok(None);
         }
+        // A session this process has not counted yet (another process sharing the root opened it).
+        let held = not_found_as_none(tokio::fs::metadata(dir.join("data")).await)?
+            .map_or(0, |meta| meta.len());
+        let _counted_whatever_the_limits = self.ledger.open(&uuid, name, held, true);
         let slot = Arc::new(UploadSlot {
             uuid: uuid.clone(),
             name: name.to_owned(),
@@ -243,10 +277,93 @@ impl Store {
     async fn discard(&self, slot: &UploadSlot, state: &mut SlotState) -> Result<(), UploadError> {
         state.gone = true;
         self.sessions().remove(&slot.uuid);
+        self.ledger.close(&slot.uuid);
         match tokio::fs::remove_dir_all(&slot.dir).await {
             Err(err) if err.kind() != io::ErrorKind::NotFound => Err(err.into()),
             _ => Ok(()),
         }
+    }
+
+    /// Removes sessions that received nothing for `UploadLimits::purge_after`; a session a request is
+    /// using right now is never removed. Returns how many were.
+    pub async fn purge_abandoned_uploads(&self) -> io::Result<usize> {
+        let max_age = self.ledger.limits().purge_after;
+        let uploads = self.root.join("uploads");
+        let mut purged = 0;
+        for uuid in list_dir(&uploads).await? {
+            let dir = uploads.join(&uuid);
+            // The data file changes with every append; a session without one is judged by its directory.
+            let meta = match not_found_as_none(tokio::fs::metadata(dir.join("data")).await)? {
+                Some(meta) => meta,
+                None => match not_found_as_none(tokio::fs::metadata(&dir).await)? {
+                    Some(meta) => meta,
+                    None => continue,
+                },
+            };
+            let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+            if !age.is_some_and(|age| age > max_age) {
+                continue;
+            }
+            let live = self.sessions().get(&uuid).cloned();
+            match live {
+                Some(slot) => {
+                    let Ok(mut state) = slot.state.try_lock() else {
+                        continue; // a request holds it: in use, not abandoned
+                    };
+                    if state.gone {
+                        continue;
+                    }
+                    self.discard(&slot, &mut state)
+                        .await
+                        .map_err(|err| io::Error::other(err.to_string()))?;
+                }
+                None => {
+                    match tokio::fs::remove_dir_all(&dir).await {
+                        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+                        _ => {}
+                    }
+                    self.ledger.close(&uuid);
+                }
+            }
+            purged += 1;
+        }
+        if purged > 0 {
+            tracing::info!(
+                purged,
+                older_than_s = max_age.as_secs(),
+                "removed abandoned upload sessions"
+            );
+        }
+        Ok(purged)
+    }
+
+    /// Counts the sessions in `uploads/` (at start-up, before any request).
+    pub(super) async fn count_open_uploads(&self) -> io::Result<()> {
+        let uploads = self.root.join("uploads");
+        for uuid in list_dir(&uploads).await? {
+            let dir = uploads.join(&uuid);
+            let Some(repo) = not_found_as_none(tokio::fs::read_to_string(dir.join("repo")).await)?
+            else {
+                continue;
+            };
+            let held = not_found_as_none(tokio::fs::metadata(dir.join("data")).await)?
+                .map_or(0, |meta| meta.len());
+            let _counted_whatever_the_limits = self.ledger.open(&uuid, &repo, held, true);
+        }
+        let (sessions, bytes) = self.ledger.totals();
+        if sessions > 0 {
+            tracing::info!(sessions, bytes, "open upload sessions");
+        }
+        Ok(())
+    }
+
+    /// How often [`purge_abandoned_uploads`](Self::purge_abandoned_uploads) should run: often enough
+    /// that a session is removed soon after it passes the age, at most hourly.
+    pub fn purge_interval(&self) -> std::time::Duration {
+        (self.ledger.limits().purge_after / 8).clamp(
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(3600),
+        )
     }
 
     fn sessions(

@@ -35,10 +35,23 @@ pub struct Options {
     pub htpasswd: Option<PathBuf>,
     pub client: Option<reqwest::Client>,
     pub base: Option<Box<dyn Fn(std::net::SocketAddr) -> String>>,
+    /// `ServerConfig::allow_delete`.
+    pub delete: bool,
+    /// Any other setting.
+    pub configure: Option<Box<dyn FnOnce(&mut ServerConfig)>>,
 }
 
 pub async fn start() -> TestServer {
     start_with(Options::default()).await
+}
+
+/// A server that answers DELETE (`ServerConfig::allow_delete`).
+pub async fn start_deleting() -> TestServer {
+    start_with(Options {
+        delete: true,
+        ..Options::default()
+    })
+    .await
 }
 
 pub async fn start_with(options: Options) -> TestServer {
@@ -46,14 +59,17 @@ pub async fn start_with(options: Options) -> TestServer {
 }
 
 async fn launch(dir: tempfile::TempDir, options: Options) -> TestServer {
-    let server = Server::bind(ServerConfig {
-        root: dir.path().join("store"),
-        addr: "127.0.0.1:0".parse().expect("addr"),
-        tls: options.tls,
-        htpasswd: options.htpasswd,
-    })
-    .await
-    .expect("bind");
+    let mut config = ServerConfig::new(
+        dir.path().join("store"),
+        "127.0.0.1:0".parse().expect("addr"),
+    );
+    config.tls = options.tls;
+    config.htpasswd = options.htpasswd;
+    config.allow_delete = options.delete;
+    if let Some(configure) = options.configure {
+        configure(&mut config);
+    }
+    let server = Server::bind(config).await.expect("bind");
     let addr = server.local_addr();
     assert_ne!(addr.port(), 0, "port 0 must be resolved to the real port");
     let (stop, stopped) = oneshot::channel::<()>();

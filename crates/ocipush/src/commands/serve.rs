@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use ocipush_server::{Server, ServerConfig, TlsFiles};
+use ocipush_server::{Server, ServerConfig, ServerError, TlsFiles};
 
 use crate::cli::ServeArgs;
 use crate::failure::{CliError, EXIT_GENERAL, EXIT_OK};
@@ -28,19 +28,20 @@ pub async fn run(args: ServeArgs, quiet: bool) -> Result<u8, CliError> {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let server = Server::bind(ServerConfig {
-        root: root.clone(),
-        addr,
-        tls,
-        htpasswd: args.htpasswd,
-    })
-    .await
-    .map_err(|e| {
-        CliError::with_code(
-            e.to_string(),
-            Some("is another registry already listening there? pick one with --addr".into()),
-            EXIT_GENERAL,
-        )
+    let mut config = ServerConfig::new(root.clone(), addr);
+    config.tls = tls;
+    config.htpasswd = args.htpasswd;
+    config.allow_plain_http_auth = args.allow_plain_http_auth;
+    config.allow_delete = args.delete;
+    config.connections.max_connections = args.max_connections;
+    config.connections.idle_timeout = args.idle_timeout;
+    config.uploads.max_blob_bytes = args.upload_max_size;
+    config.uploads.max_total_bytes = args.upload_max_total;
+    config.uploads.max_sessions_per_repository = args.upload_max_sessions;
+    config.uploads.purge_after = args.upload_purge_after;
+    let server = Server::bind(config).await.map_err(|e| {
+        let hint = hint_for(&e);
+        CliError::with_code(e.to_string(), hint, EXIT_GENERAL)
     })?;
     let bound = server.local_addr();
     let addr_file = root.join(ADDR_FILE);
@@ -55,6 +56,27 @@ pub async fn run(args: ServeArgs, quiet: bool) -> Result<u8, CliError> {
     let _ = std::fs::remove_file(&addr_file);
     result.map_err(|e| CliError::with_code(e.to_string(), None, EXIT_GENERAL))?;
     Ok(EXIT_OK)
+}
+
+/// What to do about a server that would not start, by the kind of failure.
+fn hint_for(error: &ServerError) -> Option<String> {
+    let hint = match error {
+        ServerError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+            "is another registry already listening there? pick another port with --addr"
+        }
+        ServerError::Bind { .. } => "check the address given with --addr (HOST:PORT of this machine)",
+        ServerError::Storage { .. } => "choose a writable directory with --root",
+        ServerError::ReadFile { .. } => "check the path and its permissions",
+        ServerError::Tls { .. } => {
+            "--tls-cert takes a PEM certificate chain, leaf first; --tls-key its PEM private key"
+        }
+        ServerError::Htpasswd { .. } => "create entries with `htpasswd -Bbn USER PASSWORD`",
+        ServerError::PlainHttpAuth { .. } => {
+            "add --tls-cert and --tls-key, listen on 127.0.0.1, or, behind a proxy that terminates TLS, pass --allow-plain-http-auth"
+        }
+        _ => return None,
+    };
+    Some(hint.to_owned())
 }
 
 async fn shutdown_signal() {
