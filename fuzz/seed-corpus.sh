@@ -37,6 +37,19 @@ json.dump([{"Config": config + ".json", "RepoTags": ["hello:1"], "Layers": layer
 PY
 tar -cf "$corpus/archive/hello-docker.tar" -C "$work" .
 
+# The archive target reads its first byte as the length of a sparse tail (see its source): the
+# real archives get none, and one more input is a long-name header claiming 1 GiB with a 1 GiB
+# tail behind it, the shape that made the tar readers allocate what the header claimed.
+for seed in "$corpus"/archive/hello-*; do
+    { printf '\0'; cat "$seed"; } > "$seed.tmp" && mv "$seed.tmp" "$seed"
+done
+python3 - "$corpus/archive/long-name-1gib" <<'PY'
+import sys, tarfile
+header = tarfile.TarInfo("././@LongLink")
+header.size, header.type = 1 << 30, tarfile.GNUTYPE_LONGNAME
+open(sys.argv[1], "wb").write(bytes([128]) + header.tobuf(format=tarfile.GNU_FORMAT) + b"a" * 3584)
+PY
+
 printf 'localhost:5000/team/app:1.0' > "$corpus/reference/tagged"
 printf 'app@sha256:%064d' 0 > "$corpus/reference/digest"
 printf 'Bearer realm="https://auth.example/token",service="registry",scope="repository:a/b:pull,push"' \

@@ -2,6 +2,11 @@
 //! docker-archive, as an oci-archive and auto-detected, they either refuse the file with an
 //! error or list images whose blobs can be read — never a panic, a hang, or a read outside
 //! the file.
+//!
+//! The first input byte extends the file with a sparse tail of zeros (`byte × 8 MiB`, up to
+//! 2 GiB, costing no disk), so that a header claiming a huge entry (a GNU long name or PAX
+//! header of 1 GiB) has the bytes to back it: a reader that trusts such a header runs into
+//! libFuzzer's RSS limit (2 GiB by default) and the run stops with the input that did it.
 #![no_main]
 
 use std::io::Read;
@@ -12,10 +17,24 @@ use ocipush_source::{open_path, ImageContent};
 /// Blob bytes read per image at most: enough to reach every code path of the readers.
 const READ_LIMIT: u64 = 1 << 20;
 
+/// One step of the sparse tail chosen by the first input byte.
+const TAIL_STEP: u64 = 8 << 20;
+
 fuzz_target!(|data: &[u8]| {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("input.tar");
+    let Some((&tail, data)) = data.split_first() else {
+        return;
+    };
     std::fs::write(&path, data).expect("writing the input");
+    if tail > 0 {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("reopening the input");
+        file.set_len(data.len() as u64 + u64::from(tail) * TAIL_STEP)
+            .expect("a sparse tail");
+    }
     let path = path.display().to_string();
     for arg in [
         format!("docker-archive:{path}"),

@@ -39,6 +39,7 @@ mod name;
 mod oci_layout;
 mod spec;
 mod store;
+mod tar_guard;
 mod tar_index;
 
 use std::io::Read;

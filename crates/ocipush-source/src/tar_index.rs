@@ -15,6 +15,7 @@ use flate2::read::GzDecoder;
 use ocipush_oci::Compression;
 
 use crate::error::SourceError;
+use crate::tar_guard::{ExtensionTooLarge, TarHeaderGuard};
 
 /// Files up to this size are kept in memory while indexing.
 const SMALL_FILE: u64 = 256 * 1024;
@@ -61,20 +62,21 @@ impl TarIndex {
         let gzipped = Compression::sniff(&head[..n]) == Compression::Gzip;
         let file = File::open(path).map_err(|e| SourceError::io(path, e))?;
         let scanned = if gzipped {
-            let mut archive = tar::Archive::new(GzDecoder::new(BufReader::new(file)));
+            let mut archive =
+                tar::Archive::new(TarHeaderGuard::new(GzDecoder::new(BufReader::new(file))));
             let scanned = archive.entries().map_err(|e| e.to_string()).and_then(scan);
             // tar stops reading at its end-of-archive blocks; reading on to the end makes the
             // decoder check the gzip trailer (CRC-32 and length), so a damaged file is refused
             // as gunzip would refuse it, not pushed because the damage missed every entry.
             scanned.and_then(|entries| {
-                io::copy(&mut archive.into_inner(), &mut io::sink())
+                io::copy(&mut archive.into_inner().into_inner(), &mut io::sink())
                     .map_err(|e| format!("damaged gzip stream: {e}"))?;
                 Ok(entries)
             })
         } else {
             // A plain tar is indexed by seeking over content: a re-push of a large unchanged
             // archive reads its headers, not its layers.
-            let mut archive = tar::Archive::new(BufReader::new(file));
+            let mut archive = tar::Archive::new(TarHeaderGuard::new(BufReader::new(file)));
             archive
                 .entries_with_seek()
                 .map_err(|e| e.to_string())
@@ -251,6 +253,9 @@ impl<R: Read> Read for ExactReader<R> {
 /// bytes, which for a file that is no archive at all (a `/etc/passwd` given by mistake) would
 /// put its contents, newlines included, into the error: name the problem instead.
 fn header_error(error: &io::Error) -> String {
+    if let Some(refused) = ExtensionTooLarge::find(error) {
+        return refused.to_string();
+    }
     match error.kind() {
         io::ErrorKind::UnexpectedEof => "archive truncated inside a tar header".into(),
         io::ErrorKind::Other | io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => {

@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::docker_archive::read_docker_archive;
 use crate::error::SourceError;
 use crate::store::BlobReader;
+use crate::tar_guard::TarHeaderGuard;
 use crate::tar_index::{normalize, read_up_to};
 use crate::{AssembledImage, ImageContent};
 
@@ -52,7 +53,7 @@ pub fn walk_export(
         detail: format!("{what}: reading the export stream: {e}"),
     };
     let mut index = ExportIndex::default();
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(TarHeaderGuard::new(reader));
     let mut small_total = 0u64;
     let entries = archive.entries().map_err(|e| corrupt(e.to_string()))?;
     for entry in entries {

@@ -587,3 +587,54 @@ fn docker25_archive_with_broken_index_is_refused() {
         mentions: "digest".into(),
     }]);
 }
+
+/// A tar of 4 KiB on disk whose first header is an extension entry (GNU long name, PAX) claiming
+/// 1 GiB: the file is sparse, so a reader that trusts the header reads a gibibyte of zeros into
+/// memory. Returns the file.
+fn lying_extension_header(dir: &Path, name: &str, kind: tar::EntryType) -> PathBuf {
+    let path = dir.join(name);
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(kind);
+    header.set_size(1 << 30);
+    header.set_path("././@LongLink").unwrap();
+    header.set_mode(0o644);
+    header.set_cksum();
+    let mut bytes = header.as_bytes().to_vec();
+    bytes.extend(vec![b'a'; 4096 - 512]);
+    fs::write(&path, &bytes).unwrap();
+    let file = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(512 + (1 << 30) + 4096).unwrap();
+    path
+}
+
+#[test]
+fn extension_headers_claiming_a_gibibyte_fail_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, kind, words) in [
+        ("longname.tar", tar::EntryType::GNULongName, "gnu long name"),
+        ("pax.tar", tar::EntryType::XHeader, "pax"),
+    ] {
+        let path = lying_extension_header(dir.path(), name, kind);
+        let (out, peak_kib) = ocipush_peak_rss(&["list", path.to_str().unwrap()]);
+        if let Err(why) = check_failure(&out, 4, words) {
+            panic!("{name}: {why}\nstderr:\n{}", stderr(&out));
+        }
+        assert!(
+            stderr(&out).contains(name),
+            "the error names the file: {}",
+            stderr(&out)
+        );
+        assert!(
+            peak_kib < 100 * 1024,
+            "{name}: ocipush list used {peak_kib} KiB"
+        );
+    }
+    // A build directory holding such a file: listed in bounded memory too.
+    let (out, peak_kib) = ocipush_peak_rss(&["list", dir.path().to_str().unwrap()]);
+    assert!(
+        peak_kib < 100 * 1024,
+        "listing the directory used {peak_kib} KiB; stderr:\n{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+}

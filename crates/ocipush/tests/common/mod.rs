@@ -40,6 +40,55 @@ pub fn ocipush_under(
     stdin: Option<&str>,
     envs: &[(&str, &std::ffi::OsStr)],
 ) -> Output {
+    let (mut cmd, _home) = ocipush_command(wrapper, args, envs);
+    let mut child = cmd.spawn().expect("ocipush runs");
+    {
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs ocipush as [`ocipush`] does (no stdin) and returns, besides its output, its peak resident
+/// memory in KiB as the kernel counted it (`wait4`'s `ru_maxrss`).
+pub fn ocipush_peak_rss(args: &[&str]) -> (Output, u64) {
+    use std::os::unix::process::ExitStatusExt as _;
+    let (mut cmd, _home) = ocipush_command(&[], args, &[]);
+    let mut child = cmd.spawn().expect("ocipush runs");
+    drop(child.stdin.take());
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        out_pipe.read_to_end(&mut text).map(|_| text)
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        err_pipe.read_to_end(&mut text).map(|_| text)
+    });
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: wait4 writes only to the two locals; the child is reaped here and never waited on
+    // again (`Child` does not wait when dropped).
+    let reaped = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, child.id() as libc::pid_t, "wait4");
+    let output = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: out.join().unwrap().unwrap(),
+        stderr: err.join().unwrap().unwrap(),
+    };
+    (output, usage.ru_maxrss as u64)
+}
+
+/// The command [`ocipush_under`] runs, with the home directory it must outlive.
+fn ocipush_command(
+    wrapper: &[&str],
+    args: &[&str],
+    envs: &[(&str, &std::ffi::OsStr)],
+) -> (Command, tempfile::TempDir) {
     let home = tempfile::tempdir().unwrap();
     let binary = env!("CARGO_BIN_EXE_ocipush");
     let mut cmd = match wrapper.split_first() {
@@ -77,14 +126,7 @@ pub fn ocipush_under(
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("ocipush runs");
-    {
-        let mut input = child.stdin.take().unwrap();
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).unwrap();
-        }
-    }
-    child.wait_with_output().unwrap()
+    (cmd, home)
 }
 
 pub fn stdout(o: &Output) -> String {
