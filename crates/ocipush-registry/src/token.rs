@@ -141,6 +141,29 @@ async fn send(
     })
 }
 
+/// A token answer is a small JSON document (tokens run to a few KiB); a server sending more is not
+/// read any further.
+const TOKEN_BODY_LIMIT: usize = 1 << 20;
+/// Of an error answer, only the start is read: enough for the spec's error document.
+const ERROR_BODY_LIMIT: usize = 16 * 1024;
+
+/// The body's first `limit` bytes and whether that was all of it; never reads more than `limit`
+/// bytes plus one chunk.
+async fn read_at_most(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<(Vec<u8>, bool), reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        body.extend_from_slice(&chunk);
+        if body.len() > limit {
+            body.truncate(limit);
+            return Ok((body, false));
+        }
+    }
+    Ok((body, true))
+}
+
 async fn read(
     response: reqwest::Response,
     registry: &str,
@@ -158,8 +181,10 @@ async fn read(
         }));
     }
     if !status.is_success() {
-        let body = response.bytes().await.unwrap_or_default();
-        let (code, message) = parse_error_body(&body[..body.len().min(16 * 1024)]);
+        let (body, _whole) = read_at_most(response, ERROR_BODY_LIMIT)
+            .await
+            .unwrap_or_default();
+        let (code, message) = parse_error_body(&body);
         let said = match (code, message) {
             (Some(c), Some(m)) => format!(": {c}: {m}"),
             (Some(x), None) | (None, Some(x)) => format!(": {x}"),
@@ -169,10 +194,17 @@ async fn read(
             "the token server answered {status}{said}"
         )));
     }
-    let body: TokenResponse = response
-        .json()
+    let (body, whole) = read_at_most(response, TOKEN_BODY_LIMIT)
         .await
         .map_err(|e| unauthorized(format!("unreadable token response: {}", e.without_url())))?;
+    if !whole {
+        return Err(unauthorized(format!(
+            "the token response is larger than {} KiB",
+            TOKEN_BODY_LIMIT / 1024
+        )));
+    }
+    let body: TokenResponse = serde_json::from_slice(&body)
+        .map_err(|e| unauthorized(format!("unreadable token response: {e}")))?;
     let token = body
         .token
         .filter(|t| !t.is_empty())

@@ -226,7 +226,10 @@ fn open_file_limit() -> Option<u64> {
     };
     // SAFETY: getrlimit only writes the struct it is given, which lives on this stack frame.
     let status = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
-    (status == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+    // `rlim_t` is u64 on Linux but not on every unix.
+    #[allow(clippy::unnecessary_cast)]
+    let current = limit.rlim_cur as u64;
+    (status == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(current)
 }
 
 #[cfg(not(unix))]
@@ -306,9 +309,10 @@ mod tests {
     use super::*;
 
     fn limits(max: usize) -> ConnectionLimits {
-        let mut limits = ConnectionLimits::default();
-        limits.max_connections = Some(max);
-        limits
+        ConnectionLimits {
+            max_connections: Some(max),
+            ..ConnectionLimits::default()
+        }
     }
 
     #[tokio::test]

@@ -17,16 +17,68 @@ pub const DEFAULT_PORT: u16 = 5000;
 pub const ADDR_FILE: &str = "serve.addr";
 
 /// The local registry's directory: `$OCIPUSH_LOCAL_REGISTRY`, else under the user's data dir.
-pub fn default_root() -> PathBuf {
+pub fn default_root() -> Result<PathBuf, CliError> {
     if let Some(dir) = std::env::var_os("OCIPUSH_LOCAL_REGISTRY").filter(|v| !v.is_empty()) {
-        return PathBuf::from(dir);
+        return Ok(PathBuf::from(dir));
     }
+    // Never the shared temporary directory: anyone could create it first and plant a
+    // `serve.addr` there that sends this user's pushes to their server.
     let data = std::env::var_os("XDG_DATA_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(std::env::temp_dir);
-    data.join("ocipush").join("registry")
+        .or_else(|| user_home().map(|home| home.join(".local/share")))
+        .ok_or_else(|| {
+            CliError::with_code(
+                "cannot find a home directory for the local registry ($HOME is not set and the user has no home in the password database)",
+                Some("set OCIPUSH_LOCAL_REGISTRY to a directory of your own".into()),
+                EXIT_GENERAL,
+            )
+        })?;
+    Ok(data.join("ocipush").join("registry"))
+}
+
+/// `$HOME`, or where the password database says this user lives when it is not set (as docker
+/// finds its configuration).
+fn user_home() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(home));
+    }
+    passwd_home()
+}
+
+#[cfg(unix)]
+fn passwd_home() -> Option<PathBuf> {
+    use std::ffi::CStr;
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut entry: libc::passwd = unsafe {
+        // SAFETY: an all-zero passwd (null pointers, zero ids) is a valid value of this C struct.
+        std::mem::zeroed()
+    };
+    let mut buffer = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer refers to a live local of the right size; getpwuid_r writes the entry's
+    // strings into `buffer`, which outlives their use below.
+    let status = unsafe {
+        libc::getpwuid_r(
+            libc::getuid(),
+            &mut entry,
+            buffer.as_mut_ptr(),
+            buffer.len(),
+            &mut found,
+        )
+    };
+    if status != 0 || found.is_null() || entry.pw_dir.is_null() {
+        return None;
+    }
+    // SAFETY: pw_dir points at a NUL-terminated string inside `buffer`.
+    let dir = unsafe { CStr::from_ptr(entry.pw_dir) };
+    let dir = std::ffi::OsStr::from_bytes(dir.to_bytes());
+    (!dir.is_empty()).then(|| PathBuf::from(dir))
+}
+
+#[cfg(not(unix))]
+fn passwd_home() -> Option<PathBuf> {
+    None
 }
 
 /// A local registry to push into for this run.

@@ -234,8 +234,13 @@ fn read_document(path: &Path) -> Result<Map<String, Value>, CredentialError> {
 }
 
 /// Writes through a temporary file in the same directory and renames it into place, so a
-/// crash never leaves half a config; the file is readable by its owner only.
+/// crash never leaves half a config; the file is readable by its owner only. A `config.json`
+/// that is a symlink (dotfiles kept in a repository) is written where it points, as docker
+/// does, and stays a link.
 fn write_document(path: &Path, doc: &Map<String, Value>) -> Result<(), CredentialError> {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|meta| meta.file_type().is_symlink());
+    let resolved = is_link.then(|| fs::canonicalize(path).ok()).flatten();
+    let path = resolved.as_deref().unwrap_or(path);
     let write_err = |e: std::io::Error| CredentialError::Write {
         path: path.to_path_buf(),
         detail: e.to_string(),
@@ -360,6 +365,30 @@ mod tests {
             .to_string();
         assert!(err.contains("`r.io`"), "{err}");
         assert!(!err.contains("not-base64-secret"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_config_is_written_through_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles").join("docker.json");
+        fs::create_dir_all(real.parent().unwrap()).unwrap();
+        fs::write(&real, r#"{"psFormat":"table"}"#).unwrap();
+        let link = dir.path().join("config.json");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_entry(
+            &link,
+            "r.io",
+            NewEntry::Credentials(&Credentials::new("u", "p")),
+        )
+        .unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        let doc: Value = serde_json::from_slice(&fs::read(&real).unwrap()).unwrap();
+        assert_eq!(doc["auths"]["r.io"]["auth"], "dTpw");
+        assert_eq!(doc["psFormat"], "table");
     }
 
     #[test]

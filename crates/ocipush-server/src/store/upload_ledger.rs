@@ -157,12 +157,13 @@ mod tests {
     use super::*;
 
     fn ledger() -> UploadLedger {
-        let mut limits = UploadLimits::default();
-        limits.max_blob_bytes = 100;
-        limits.max_total_bytes = 150;
-        limits.max_sessions_per_repository = 2;
-        limits.max_sessions = 3;
-        UploadLedger::new(limits)
+        UploadLedger::new(UploadLimits {
+            max_blob_bytes: 100,
+            max_total_bytes: 150,
+            max_sessions_per_repository: 2,
+            max_sessions: 3,
+            ..UploadLimits::default()
+        })
     }
 
     #[test]

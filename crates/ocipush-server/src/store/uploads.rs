@@ -301,7 +301,7 @@ impl Store {
                 },
             };
             let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
-            if !age.is_some_and(|age| age > max_age) {
+            if age.is_none_or(|age| age <= max_age) {
                 continue;
             }
             let live = self.sessions().get(&uuid).cloned();

@@ -29,6 +29,9 @@ pub struct TestServer {
     task: Option<JoinHandle<Result<(), ServerError>>>,
 }
 
+/// Changes a test's server configuration.
+pub type Configure = Box<dyn FnOnce(&mut ServerConfig)>;
+
 #[derive(Default)]
 pub struct Options {
     pub tls: Option<TlsFiles>,
@@ -38,7 +41,7 @@ pub struct Options {
     /// `ServerConfig::allow_delete`.
     pub delete: bool,
     /// Any other setting.
-    pub configure: Option<Box<dyn FnOnce(&mut ServerConfig)>>,
+    pub configure: Option<Configure>,
 }
 
 pub async fn start() -> TestServer {

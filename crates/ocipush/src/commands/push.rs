@@ -55,7 +55,7 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     let (destination, local) = match &settings.target {
         Target::Remote(d) => (d.clone(), None),
         Target::Local => {
-            let local = LocalRegistry::attach_or_start(&default_root()).await?;
+            let local = LocalRegistry::attach_or_start(&default_root()?).await?;
             client.plain_http = true;
             let target = RegistryTarget::parse(&local.addr.to_string())
                 .map_err(|e| CliError::with_code(e.to_string(), None, EXIT_GENERAL))?;

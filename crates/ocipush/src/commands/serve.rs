@@ -15,7 +15,10 @@ pub async fn run(args: ServeArgs, quiet: bool) -> Result<u8, CliError> {
             Some("use HOST:PORT, e.g. 127.0.0.1:5000".into()),
         )
     })?;
-    let root = args.root.unwrap_or_else(default_root);
+    let root = match args.root {
+        Some(root) => root,
+        None => default_root()?,
+    };
     std::fs::create_dir_all(&root).map_err(|e| {
         CliError::with_code(
             format!("cannot create {}: {e}", root.display()),

@@ -56,6 +56,8 @@ pub fn ocipush_under(
 pub fn ocipush_peak_rss(args: &[&str]) -> (Output, u64) {
     use std::os::unix::process::ExitStatusExt as _;
     let (mut cmd, _home) = ocipush_command(&[], args, &[]);
+    // Reaped by wait4 below, which also reports the child's resource use.
+    #[allow(clippy::zombie_processes)]
     let mut child = cmd.spawn().expect("ocipush runs");
     drop(child.stdin.take());
     let mut out_pipe = child.stdout.take().unwrap();
