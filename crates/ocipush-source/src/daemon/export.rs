@@ -321,4 +321,18 @@ mod tests {
         });
         assert!(result.is_err());
     }
+
+    #[test]
+    fn an_export_with_a_huge_long_name_header_is_refused_without_reading_it() {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::GNULongName);
+        header.set_size(1 << 30);
+        header.set_path("././@LongLink").unwrap();
+        header.set_cksum();
+        // A stream that would deliver the whole gibibyte if asked: only its first bytes are read.
+        let stream = io::Cursor::new(header.as_bytes().to_vec()).chain(io::repeat(b'n'));
+        let err = walk_export(Box::new(stream), "test", |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("GNU long name"), "{err}");
+        assert!(err.to_string().contains("1073741824"), "{err}");
+    }
 }
