@@ -109,14 +109,7 @@ async fn upload_sizes_are_capped_and_a_refused_chunk_leaves_the_session_resumabl
         .await
         .expect("PATCH");
     assert_eq!(refused.status(), 413);
-    let blob = data(700, 3);
-    let done = c
-        .put(format!("{other}?digest={}", digest(&blob)))
-        .header("content-type", "application/octet-stream")
-        .body(blob)
-        .send()
-        .await
-        .expect("PUT");
+    let done = server.finish_upload(&other, data(700, 3)).await;
     assert_eq!(done.status(), 201);
     // A monolithic POST over the per-blob limit is refused and leaves no session behind.
     let big = data(1001, 4);
@@ -204,15 +197,7 @@ async fn a_stalled_body_releases_its_session_and_the_upload_resumes() {
     assert_eq!(status.status(), 204);
     // The stalled chunk was cut off: the upload resumes from where it was.
     assert_eq!(header(&status, "range"), "0-0");
-    let blob = data(64, 6);
-    let done = server
-        .client
-        .put(format!("{location}?digest={}", digest(&blob)))
-        .header("content-type", "application/octet-stream")
-        .body(blob)
-        .send()
-        .await
-        .expect("PUT");
+    let done = server.finish_upload(&location, data(64, 6)).await;
     assert_eq!(done.status(), 201);
     drop(sender);
     let _ = stalled.await;

@@ -126,6 +126,17 @@ impl TestServer {
         digest
     }
 
+    /// Closes an upload session at `location` with `data` as the last chunk (PUT `?digest=`).
+    pub async fn finish_upload(&self, location: &str, data: Vec<u8>) -> reqwest::Response {
+        self.client
+            .put(format!("{location}?digest={}", digest(&data)))
+            .header("content-type", "application/octet-stream")
+            .body(data)
+            .send()
+            .await
+            .expect("PUT upload")
+    }
+
     pub async fn put_manifest(
         &self,
         repo: &str,
