@@ -233,8 +233,7 @@ async fn send_config(
         if ctx.repository.blob_exists(digest).await?.is_some() {
             return Ok(BlobOutcome::Existing);
         }
-        ctx.reporter.blob_state(id, BlobState::Uploading);
-        ctx.repository.upload_bytes(digest, bytes).await?;
+        crate::small_upload::send_from_memory(ctx, digest, bytes, id).await?;
         Ok(BlobOutcome::Uploaded)
     }
     .await;

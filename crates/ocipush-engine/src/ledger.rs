@@ -30,6 +30,9 @@ pub struct Entry {
     pub retries: u32,
     /// What it is doing now.
     pub state: Option<BlobState>,
+    /// It was compressed on its way (it was in [`BlobState::Compressing`] at some point: a
+    /// small blob is compressed whole and then uploaded, a big one compressed as it streams).
+    pub compressed: bool,
     /// Run time at which it started, or stopped waiting for its turn to stream: what its
     /// time and rate are counted from.
     pub started: Duration,
@@ -151,6 +154,7 @@ impl Ledger {
                 position: 0,
                 retries: 0,
                 state: None,
+                compressed: false,
                 started: now,
             },
         );
@@ -162,6 +166,7 @@ impl Ledger {
         if entry.state == Some(BlobState::Waiting) {
             entry.started = now;
         }
+        entry.compressed |= state == BlobState::Compressing;
         entry.state = Some(state);
         Some(entry)
     }

@@ -74,6 +74,7 @@ mod request;
 mod run_state;
 mod send_turns;
 mod sent_progress;
+mod small_upload;
 mod tally;
 mod totals;
 mod upload;
@@ -91,7 +92,7 @@ pub use plan::{
     RepeatedImage,
 };
 pub use platform::{image_platforms, select_platforms, SkippedImage};
-pub use push::{push, PushOptions, DEFAULT_JOBS};
+pub use push::{push, PushOptions, DEFAULT_JOBS, SMALL_BLOB};
 pub use recorder::{Clock, Recorder};
 pub use report::{BlobCounts, Failure, ImageReport, ImageStatus, PushReport, Summary};
 pub use reporter::{BlobId, BlobOutcome, BlobState, Reporter, RunTotals, SilentReporter};

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ocipush_oci::Digest;
-use ocipush_registry::retry_count::counting_retries;
-use ocipush_registry::MountOutcome;
+use ocipush_registry::retry_count::{counting_retries, note_retry};
+use ocipush_registry::{MountOutcome, RegistryError, FALLBACK_CHUNK};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::context::BlobContext;
@@ -21,6 +21,7 @@ use crate::keys::{BlobKey, RepoKey};
 use crate::plan::{blob_label, PlannedBlob, Production};
 use crate::producer::Transform;
 use crate::reporter::{BlobId, BlobOutcome, BlobState};
+use crate::small_upload::{goes_in_memory, send_from_memory, upload_in_memory};
 use crate::upload::upload_with_retries;
 
 /// What an op came to: the blob in the repository, or `None` for a daemon's blob the registry
@@ -92,11 +93,12 @@ impl BlobOp {
         (op, settled)
     }
 
-    /// Whether it takes a turn of the run's budget before it starts: uploads read from a file
-    /// do, in plan order. A config held in memory is one small request: it never waits
-    /// behind big layers.
+    /// Whether it takes a turn of the run's budget before it starts: uploads of big blobs read
+    /// from a file do, in plan order. A config held in memory, or a small blob produced into
+    /// memory first, is a couple of small requests: it never waits behind big layers.
     fn takes_a_turn_first(&self) -> bool {
-        self.decision == Decision::Upload && matches!(self.blob.production, Production::File(_))
+        self.decision == Decision::Upload
+            && matches!(&self.blob.production, Production::File(job) if !goes_in_memory(&self.ctx, job))
     }
 
     fn settle(&self, result: OpResult) {
@@ -306,37 +308,78 @@ async fn upload(
     permit: Option<OwnedSemaphorePermit>,
 ) -> Result<PushedBlob, PushError> {
     match &blob.production {
-        Production::File(job) => {
-            let _permit = match permit {
-                Some(permit) => permit,
-                None => tokio::select! {
-                    permit = ctx.state.budget.clone().acquire_owned() => {
-                        permit.expect("the budget is never closed")
-                    }
-                    _ = ctx.state.cancel.cancelled() => return Err(PushError::Interrupted),
-                },
+        Production::File(job) if goes_in_memory(ctx, job) => {
+            drop(permit);
+            let produced = match upload_in_memory(ctx, job, id).await {
+                // Something in front of the registry refuses a body this big in one request
+                // (nginx's default limit is 1 MiB): this blob and every later one to this
+                // registry go in chunks, at once, spending no retry.
+                Err(PushError::Registry(RegistryError::Status { status, .. }))
+                    if status.as_u16() == 413 =>
+                {
+                    ctx.repository.client().limit_chunk_size(FALLBACK_CHUNK);
+                    note_retry();
+                    ctx.reporter.blob_restarted(
+                        id,
+                        0,
+                        "413 Payload Too Large: uploading in chunks",
+                    );
+                    return upload_streamed(ctx, job, blob, id, None).await;
+                }
+                other => other?,
             };
-            let produced = upload_with_retries(ctx, job, id).await?;
-            remember_compressed(ctx, job, blob, &produced.digest, produced.size);
-            Ok(PushedBlob {
-                digest: produced.digest,
-                size: produced.size,
-                outcome: BlobOutcome::Uploaded,
-                diff_id: produced.diff_id,
-            })
+            Ok(uploaded(ctx, job, blob, produced))
         }
+        Production::File(job) => upload_streamed(ctx, job, blob, id, permit).await,
         Production::Bytes(bytes) => {
             let digest = blob
                 .digest()
                 .ok_or_else(|| PushError::Internal("in-memory blob without a digest".into()))?;
-            ctx.reporter.blob_state(id, BlobState::Uploading);
-            ctx.repository.upload_bytes(digest, bytes.clone()).await?;
+            send_from_memory(ctx, digest, bytes.clone(), id).await?;
             ctx.reporter.blob_progress(id, blob.source_bytes);
             Ok(found(blob, BlobOutcome::Uploaded))
         }
         Production::Export => Err(PushError::Internal(
             "a daemon's blob is pushed by its export".into(),
         )),
+    }
+}
+
+/// Streams the blob (POST, PATCH, PUT), with a turn of the run's budget taken first if it has
+/// none yet.
+async fn upload_streamed(
+    ctx: &BlobContext,
+    job: &crate::job::BlobJob,
+    blob: &PlannedBlob,
+    id: BlobId,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<PushedBlob, PushError> {
+    let _permit = match permit {
+        Some(permit) => permit,
+        None => tokio::select! {
+            permit = ctx.state.budget.clone().acquire_owned() => {
+                permit.expect("the budget is never closed")
+            }
+            _ = ctx.state.cancel.cancelled() => return Err(PushError::Interrupted),
+        },
+    };
+    let produced = upload_with_retries(ctx, job, id).await?;
+    Ok(uploaded(ctx, job, blob, produced))
+}
+
+/// A blob read from a file and sent: remembered in the digest cache when ocipush compressed it.
+fn uploaded(
+    ctx: &BlobContext,
+    job: &crate::job::BlobJob,
+    blob: &PlannedBlob,
+    produced: crate::producer::Produced,
+) -> PushedBlob {
+    remember_compressed(ctx, job, blob, &produced.digest, produced.size);
+    PushedBlob {
+        digest: produced.digest,
+        size: produced.size,
+        outcome: BlobOutcome::Uploaded,
+        diff_id: produced.diff_id,
     }
 }
 

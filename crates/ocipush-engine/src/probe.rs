@@ -51,29 +51,47 @@ pub(crate) async fn connect_all(
     options: &ClientOptions,
     cancel: &CancellationToken,
 ) -> (Clients, HashMap<String, ConnectCost>) {
-    let mut clients = Clients::new();
-    let mut costs = HashMap::new();
-    for reference in images.iter().flat_map(|i| &i.references) {
-        if clients.contains_key(&reference.registry) {
-            continue;
+    // Requests the probe will send to each registry: a manifest HEAD per reference and a blob
+    // HEAD per blob, at most `PROBES_IN_FLIGHT` at once. That many connections are opened while
+    // the registry answers its first `GET /v2/`.
+    let mut requests: Vec<(String, usize)> = Vec::new();
+    for image in images {
+        for reference in &image.references {
+            let wanted = 1 + image.blobs.len();
+            match requests.iter_mut().find(|(r, _)| *r == reference.registry) {
+                Some((_, count)) => *count += wanted,
+                None => requests.push((reference.registry.clone(), wanted)),
+            }
         }
+    }
+    // Registries are connected to all at once; each answers in its own time.
+    let connects = requests.into_iter().map(|(registry, wanted)| async move {
+        let options = ClientOptions {
+            connections: wanted.min(PROBES_IN_FLIGHT),
+            ..options.clone()
+        };
         let started = Instant::now();
         let retries = Arc::new(AtomicU64::new(0));
         let connect = counting_retries(
             retries.clone(),
-            RegistryClient::connect(&reference.registry, options),
+            RegistryClient::connect(&registry, &options),
         );
         // Ctrl-C while a registry keeps not answering: stop now, not after the retries.
         let client = tokio::select! {
             client = connect => client.map_err(|e| Arc::new(PushError::Registry(e))),
             _ = cancel.cancelled() => Err(Arc::new(PushError::Interrupted)),
         };
-        clients.insert(reference.registry.clone(), client);
         let cost = ConnectCost {
             retries: retries.load(Ordering::Relaxed),
             took: started.elapsed(),
         };
-        costs.insert(reference.registry.clone(), cost);
+        (registry, client, cost)
+    });
+    let mut clients = Clients::new();
+    let mut costs = HashMap::new();
+    for (registry, client, cost) in futures_util::future::join_all(connects).await {
+        clients.insert(registry.clone(), client);
+        costs.insert(registry, cost);
     }
     (clients, costs)
 }

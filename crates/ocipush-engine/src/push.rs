@@ -66,7 +66,14 @@ pub struct PushOptions {
     pub cancel: CancellationToken,
     /// Upload bytes per second across the run (`--limit-rate`); none for no limit.
     pub limit_rate: Option<u64>,
+    /// Blobs whose source is at most this big are produced into memory and sent as POST + one
+    /// PUT with the body (two round trips instead of a streamed upload's three), outside the
+    /// `jobs` limit; 0 streams every blob. Default [`SMALL_BLOB`].
+    pub small_blob: u64,
 }
+
+/// [`PushOptions::small_blob`]'s default: 8 MiB.
+pub const SMALL_BLOB: u64 = crate::small_upload::SMALL_BLOB;
 
 impl Default for PushOptions {
     fn default() -> Self {
@@ -77,6 +84,7 @@ impl Default for PushOptions {
             cache: DigestCache::disabled(),
             cancel: CancellationToken::new(),
             limit_rate: None,
+            small_blob: SMALL_BLOB,
         }
     }
 }
@@ -115,6 +123,12 @@ impl PushOptions {
         self
     }
 
+    /// Blobs up to this size are sent from memory in two requests (0: every blob streamed).
+    pub fn with_small_blob(mut self, bytes: u64) -> Self {
+        self.small_blob = bytes;
+        self
+    }
+
     /// At most `bytes_per_second` uploaded across the run.
     pub fn with_limit_rate(mut self, bytes_per_second: Option<u64>) -> Self {
         self.limit_rate = bytes_per_second;
@@ -147,6 +161,7 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
         options.compression,
         options.cancel.clone(),
         options.limit_rate,
+        options.small_blob,
     ));
     let settled = settle_copies(plan.images, plan.repeats).await;
     let images = settled.images;

@@ -23,8 +23,12 @@ pub(crate) type SharedDigest = Arc<OnceCell<(Digest, u64)>>;
 
 /// Run-wide blob knowledge.
 pub(crate) struct RunState {
-    /// Blobs in flight at once, across every image of the run.
+    /// Big blobs in flight at once (`-j`), across every image of the run.
     pub budget: Arc<Semaphore>,
+    /// MiB that small blobs produced into memory may hold at once (see `small_upload`).
+    pub in_memory: Arc<Semaphore>,
+    /// Blobs up to this size go the small way (`PushOptions::small_blob`).
+    pub small_blob: u64,
     /// Set on Ctrl-C: uploads stop and cancel their sessions, no manifest is written.
     pub cancel: CancellationToken,
     next_id: AtomicU64,
@@ -49,12 +53,15 @@ impl RunState {
         compression: CompressionSettings,
         cancel: CancellationToken,
         limit_rate: Option<u64>,
+        small_blob: u64,
     ) -> RunState {
         // Stored blobs streaming at once into a registry on this machine: one per core it may
         // use (see `send_turns`).
         let local_sends = std::thread::available_parallelism().map_or(1, |n| n.get());
         RunState {
             budget: Arc::new(Semaphore::new(jobs.max(1))),
+            in_memory: Arc::new(Semaphore::new(crate::small_upload::IN_MEMORY_MIB as usize)),
+            small_blob,
             cancel,
             next_id: AtomicU64::new(0),
             cache,

@@ -397,7 +397,8 @@ async fn faults_on_the_way_change_nothing_the_push_decided() {
     let destination = Destination::Registry(
         RegistryTarget::parse(&format!("{}/faults", proxy.host_port())).unwrap(),
     );
-    let options = options(&work.path().join("cache"));
+    // Small blobs streamed like big ones, so the PATCH meets its fault.
+    let options = options(&work.path().join("cache")).with_small_blob(0);
     let settings = options.plan_settings();
     let plans = dry_run(
         plan(&sources, &destination, &[], &settings).unwrap(),
@@ -437,6 +438,49 @@ async fn faults_on_the_way_change_nothing_the_push_decided() {
         assert_eq!(image.status, ImageStatus::Pushed, "{:?}", image.error);
         assert_eq!(promised(plan), counts(&image.blobs), "{}", image.source);
         // Read back from the registry itself, past the proxy, by skopeo.
+        let name = image.references[0].split_once('/').unwrap().1;
+        let reference = format!("docker://{}/{name}", registry.host_port());
+        let inspected = ocipush_testkit::skopeo::inspect(&reference, &registry.skopeo_auth());
+        assert_eq!(inspected["Digest"].as_str(), image.digest.as_deref());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_blobs_go_as_post_and_put_with_their_body_even_through_faults() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(format!("127.0.0.1:{}", registry.port()).parse().unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let archives = three_archives_sharing_a_base(work.path());
+    let sources = open(&archives).await;
+    let destination = Destination::Registry(
+        RegistryTarget::parse(&format!("{}/small", proxy.host_port())).unwrap(),
+    );
+    let options = options(&work.path().join("cache"));
+    // The first body cut off mid-request, the second commit's answer lost.
+    proxy.set_plan(FaultPlan::rules(vec![
+        Rule::nth(
+            RequestKind::UploadCommit,
+            1,
+            Fault::ResetRequest {
+                after_body_bytes: 100,
+            },
+        ),
+        Rule::nth(RequestKind::UploadCommit, 3, Fault::ResetResponse),
+    ]));
+    let report = push(
+        plan(&sources, &destination, &[], &options.plan_settings()).unwrap(),
+        &options,
+        Arc::new(SilentReporter),
+    )
+    .await;
+    assert_eq!(proxy.injected().len(), 2, "{:?}", proxy.injected());
+    assert_eq!(
+        proxy.requests(RequestKind::UploadPatch),
+        0,
+        "no blob was streamed"
+    );
+    for image in &report.images {
+        assert_eq!(image.status, ImageStatus::Pushed, "{:?}", image.error);
         let name = image.references[0].split_once('/').unwrap().1;
         let reference = format!("docker://{}/{name}", registry.host_port());
         let inspected = ocipush_testkit::skopeo::inspect(&reference, &registry.skopeo_auth());

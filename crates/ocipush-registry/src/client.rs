@@ -31,6 +31,10 @@ pub struct ClientOptions {
     /// Upload blobs in PATCH chunks of at most this many bytes (`--chunk-size`); `None` sends
     /// each blob in one streamed PATCH until a proxy refuses that (413).
     pub chunk_size: Option<u64>,
+    /// Connections to open while the first `GET /v2/` is answered, that one included: as many
+    /// as the caller will send requests at once, so that its first burst of requests does not
+    /// wait for a TCP (and TLS) set-up each. 1 opens only the ping's.
+    pub connections: usize,
 }
 
 impl Default for ClientOptions {
@@ -42,6 +46,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             user_agent: concat!("ocipush/", env!("CARGO_PKG_VERSION")).to_string(),
             chunk_size: None,
+            connections: 1,
         }
     }
 }
@@ -125,7 +130,15 @@ impl RegistryClient {
                 chunk_size: AtomicU64::new(options.chunk_size.unwrap_or(0)),
                 on_this_machine: false,
             };
-            match client.ping(probing).await {
+            // The scheme is settled once no other is left to try: open the other connections
+            // alongside the ping.
+            let spare = if probing {
+                0
+            } else {
+                options.connections.saturating_sub(1)
+            };
+            let (pinged, ()) = tokio::join!(client.ping(probing), client.open_connections(spare));
+            match pinged {
                 Ok(from_loopback) => {
                     // A loopback name never goes through a proxy; any other name might, and
                     // a proxy on this machine answers from loopback for a registry anywhere.
@@ -153,6 +166,19 @@ impl RegistryClient {
             }
         }
         Err(failure.expect("at least one scheme was tried"))
+    }
+
+    /// Opens `count` more connections to the registry with a `HEAD /v2/` each (the version
+    /// check without a body, so each connection goes straight back to the pool), all at once.
+    /// Failures are of no consequence: a later request opens its own.
+    async fn open_connections(&self, count: usize) {
+        let url = self.url("/v2/");
+        let opened = (0..count).map(|_| async {
+            if let Err(e) = self.http.head(url.clone()).send().await {
+                tracing::debug!(error = %e, "opening a spare connection failed");
+            }
+        });
+        futures_util::future::join_all(opened).await;
     }
 
     /// `GET /v2/`: whether the registry answers, and its challenge. `Ok(true)` when the answer

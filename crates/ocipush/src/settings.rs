@@ -42,6 +42,9 @@ pub struct PushSettings {
     pub dry_run: bool,
     /// Upload bytes per second for the whole run.
     pub limit_rate: Option<u64>,
+    /// Blobs up to this size are sent from memory in two requests (`OCIPUSH_SMALL_BLOB`, hidden;
+    /// 0 streams every blob).
+    pub small_blob: u64,
     pub compression: CompressionSettings,
     pub cache: DigestCache,
     /// Where the Docker or Podman daemon is, for daemon sources.
@@ -204,6 +207,12 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         json: args.json,
         dry_run: args.dry_run,
         limit_rate: args.limit_rate,
+        small_blob: env_first(&["OCIPUSH_SMALL_BLOB"])
+            .and_then(|size| match size.trim() {
+                "0" => Some(0),
+                size => parse_size(size),
+            })
+            .unwrap_or(ocipush_engine::SMALL_BLOB),
         compression,
         cache: match (args.no_cache, cache_dir()) {
             (false, Some(dir)) => DigestCache::at(dir),

@@ -47,6 +47,9 @@ struct Case {
     chunked: bool,
     /// Pushed with `-j 3`.
     parallel: bool,
+    /// Every blob streamed (POST, PATCH, PUT) even when small (`OCIPUSH_SMALL_BLOB=0`, every
+    /// other seed); the others send small blobs from memory as POST + PUT with the body.
+    streamed: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -73,6 +76,7 @@ fn make_case(seed: u64) -> Case {
                 oci: true,
                 chunked: seed % 4 == 1,
                 parallel: seed % 3 == 2,
+                streamed: seed % 2 == 0,
                 _dir: dir,
             }
         }
@@ -91,6 +95,7 @@ fn make_case(seed: u64) -> Case {
                 oci: false,
                 chunked: seed % 4 == 1,
                 parallel: seed % 3 == 2,
+                streamed: seed % 2 == 0,
                 _dir: dir,
             }
         }
@@ -104,6 +109,7 @@ fn make_case(seed: u64) -> Case {
                 oci: true,
                 chunked: seed % 4 == 1,
                 parallel: seed % 3 == 2,
+                streamed: seed % 2 == 0,
                 _dir: dir,
             }
         }
@@ -121,7 +127,15 @@ fn push_through(proxy: &FaultProxy, case: &Case, tag: &str) -> Output {
         args.extend_from_slice(&["--chunk-size", "64k"]);
     }
     args.extend_from_slice(&[&case.source, &dest]);
-    ocipush_env(&args, None, &[("OCIPUSH_RETRY_BASE_MS", "5".as_ref())])
+    let small_blob = if case.streamed { "0" } else { "8MiB" };
+    ocipush_env(
+        &args,
+        None,
+        &[
+            ("OCIPUSH_RETRY_BASE_MS", "5".as_ref()),
+            ("OCIPUSH_SMALL_BLOB", small_blob.as_ref()),
+        ],
+    )
 }
 
 /// What the registry holds under `tag` is exactly `case`'s image: manifest (for OCI sources),
@@ -340,8 +354,10 @@ fn each_fault_kind_is_survived() {
             .into_iter()
             .enumerate()
         {
-            // One OCI layout and one docker archive (chunked body) per rule.
-            let case = make_case(seed);
+            // One OCI layout and one docker archive (chunked body) per rule; a PATCH's fault
+            // needs a streamed upload to meet it.
+            let mut case = make_case(seed);
+            case.streamed |= rule.kind == RequestKind::UploadPatch;
             proxy.set_plan(FaultPlan::rules(vec![rule]));
             let tag = format!("directed/r{n}-{m}:t");
             let out = push_through(&proxy, &case, &tag);

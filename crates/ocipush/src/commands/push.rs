@@ -67,7 +67,8 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         .with_client(client)
         .with_compression(settings.compression)
         .with_cache(settings.cache.clone())
-        .with_limit_rate(settings.limit_rate);
+        .with_limit_rate(settings.limit_rate)
+        .with_small_blob(settings.small_blob);
     let planned = plan(
         &sources,
         &destination,

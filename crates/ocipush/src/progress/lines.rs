@@ -104,9 +104,10 @@ fn finished_text(f: &Finished) -> String {
     let took = f.took;
     match f.outcome {
         BlobOutcome::Uploaded => {
-            let verb = match f.entry.state {
-                Some(BlobState::Compressing) => "compressed and uploaded",
-                _ => "uploaded",
+            let verb = if f.entry.compressed {
+                "compressed and uploaded"
+            } else {
+                "uploaded"
             };
             format!(
                 "{label}: {verb} {} in {:.1}s ({}/s)",

@@ -57,7 +57,20 @@ fn setup(seed: u64) -> Setup {
     }
 }
 
+/// Pushes with every blob streamed (`OCIPUSH_SMALL_BLOB=0`): these tests are about streamed
+/// uploads, their chunks and resumes, and the test images are small.
 fn push(s: &Setup, source: &str, tag: &str, extra: &[&str]) -> std::process::Output {
+    push_small_from(s, source, tag, extra, "0")
+}
+
+/// [`push`], with blobs up to `small_blob` sent from memory (POST + PUT with the body).
+fn push_small_from(
+    s: &Setup,
+    source: &str,
+    tag: &str,
+    extra: &[&str],
+    small_blob: &str,
+) -> std::process::Output {
     let dest = s.proxy.reference(tag);
     let mut args = vec!["push", "--plain-http"];
     if !extra.contains(&"-j") {
@@ -66,7 +79,14 @@ fn push(s: &Setup, source: &str, tag: &str, extra: &[&str]) -> std::process::Out
     args.extend_from_slice(extra);
     args.push(source);
     args.push(&dest);
-    ocipush_env(&args, None, &[("OCIPUSH_RETRY_BASE_MS", "5".as_ref())])
+    ocipush_env(
+        &args,
+        None,
+        &[
+            ("OCIPUSH_RETRY_BASE_MS", "5".as_ref()),
+            ("OCIPUSH_SMALL_BLOB", small_blob.as_ref()),
+        ],
+    )
 }
 
 /// The registry holds exactly the image: printed digest, config, layers' diffIDs.
@@ -122,18 +142,26 @@ fn chunk_size_splits_every_blob() {
 #[test]
 fn a_413_falls_back_to_chunks_small_enough() {
     let s = setup(300);
-    for (source, image, tag) in [
-        (&s.layout, &s.layout_image, "fallback/layout:1"),
-        (&s.archive, &s.archive_image, "fallback/archive:1"),
+    // Streamed, and sent from memory as POST + PUT with the body.
+    for (source, image, tag, small_blob) in [
+        (&s.layout, &s.layout_image, "fallback/layout:1", "0"),
+        (&s.archive, &s.archive_image, "fallback/archive:1", "0"),
+        (&s.layout, &s.layout_image, "fallback/layout-put:1", "8MiB"),
+        (
+            &s.archive,
+            &s.archive_image,
+            "fallback/archive-put:1",
+            "8MiB",
+        ),
     ] {
         // Like nginx with client_max_body_size 200k: anything bigger (or of unknown length)
         // is refused before the registry sees it.
-        s.proxy.set_plan(FaultPlan::rules(vec![Rule::every(
-            RequestKind::UploadPatch,
-            1,
-            Fault::RejectLarge { limit: 200 * 1024 },
-        )]));
-        let out = push(&s, source, tag, &["--retries", "0"]);
+        let refuse_large = |kind| Rule::every(kind, 1, Fault::RejectLarge { limit: 200 * 1024 });
+        s.proxy.set_plan(FaultPlan::rules(vec![
+            refuse_large(RequestKind::UploadPatch),
+            refuse_large(RequestKind::UploadCommit),
+        ]));
+        let out = push_small_from(&s, source, tag, &["--retries", "0"], small_blob);
         assert_pushed(&s, &out, tag, image);
         assert!(
             !s.proxy.injected().is_empty(),
@@ -239,7 +267,15 @@ fn a_lost_answer_resumes_from_the_range_the_registry_reports() {
             source,
             &dest,
         ];
-        ocipush_env(&args, None, &[("OCIPUSH_RETRY_BASE_MS", "5".as_ref())])
+        // Streamed: the resume from `Range` is what is tested.
+        ocipush_env(
+            &args,
+            None,
+            &[
+                ("OCIPUSH_RETRY_BASE_MS", "5".as_ref()),
+                ("OCIPUSH_SMALL_BLOB", "0".as_ref()),
+            ],
+        )
     };
     for (source, image, repo) in [
         (&s.layout, &s.layout_image, "lost/layout"),
