@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # ocipush against a registry far away: docker-registry behind bench/latency_proxy.py, which
-# delays every byte by RTT/2 each way (connection set-up included). Times the bench fixtures'
-# 30 small images (`small.tar`: an 8 MiB shared base and a 2 MiB layer each), pushed with one
-# `-r` run, cold (fresh registry, empty digest cache) and warm (the same push again), medians
-# of BENCH_RUNS, at each RTT of BENCH_RTTS, and counts the requests of the warm push in the
-# registry's access log.
+# delays every byte by RTT/2 each way (connection set-up included). Two sets of 30 images from
+# the bench fixtures: `shared` (small.tar: an 8 MiB shared base and a 2 MiB layer each, one
+# tarball) and `independent` (independent/: 30 tarballs of about 3 MiB, nothing in common).
+# Each is pushed with one `-r` run, cold (fresh registry, empty digest cache) and warm (the
+# same push again), medians of BENCH_RUNS, at each RTT of BENCH_RTTS; the warm push's requests
+# are counted in the registry's access log, and the round trips the RTT added are derived from
+# the first RTT's cold and warm times. skopeo copies the same 30 images cold, four at a time
+# (`skopeo copy docker-archive:…`, its fastest way here), once per set and RTT (BENCH_SKOPEO=0
+# leaves it out).
 #
 #   bash bench/latency.sh                              # RTT 0 and 50 ms, 3 runs each
 #   BENCH_RTTS="0 20 100" BENCH_RUNS=5 bash bench/latency.sh
@@ -15,9 +19,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${BENCH_DIR:-/tmp/ocipush-bench}
 RUNS=${BENCH_RUNS:-3}
 RTTS=${BENCH_RTTS:-"0 50"}
+SKOPEO=${BENCH_SKOPEO:-1}
 mkdir -p "$WORK"
 
-for tool in docker-registry curl python3; do
+for tool in docker-registry curl python3 skopeo; do
     command -v "$tool" >/dev/null || { echo "error: $tool is missing (bash .ci/run installs the test tools)" >&2; exit 1; }
 done
 if [ -z "${OCIPUSH_BIN:-}" ]; then
@@ -26,12 +31,17 @@ if [ -z "${OCIPUSH_BIN:-}" ]; then
     OCIPUSH_BIN=$ROOT/target/release/ocipush
 fi
 FIXTURES=$WORK/fixtures-small
-if [ ! -f "$FIXTURES/small.tar" ]; then
+if [ ! -f "$FIXTURES/small.tar" ] || [ ! -d "$FIXTURES/independent" ]; then
     echo "==> writing fixtures to $FIXTURES" >&2
     (cd "$ROOT" && cargo build -q --release -p ocipush-testkit --bin bench-fixtures)
     BENCH_LAYER_MIB=1 "$ROOT/target/release/bench-fixtures" "$FIXTURES"
 fi
-SMALL=$FIXTURES/small.tar
+set_source() {
+    case $1 in
+        shared) SOURCE=$FIXTURES/small.tar ;;
+        independent) SOURCE=$FIXTURES/independent ;;
+    esac
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 REG_PID="" PROXY_PID="" REG_DIR=""
@@ -66,28 +76,58 @@ CFG
 
 requests() { grep -c '"\(GET\|HEAD\|POST\|PUT\|PATCH\|DELETE\) /v2/' "$REG_DIR/log" || true; }
 
-# push: wall seconds of one `-r` push of the 30 images.
+# push: wall seconds of one `-r` push of the set's 30 images.
 push() {
     local s e
     s=$(date +%s%N)
-    OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http -r "127.0.0.1:$PORT/far" "$SMALL" >/dev/null
+    OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http -r "127.0.0.1:$PORT/far" "$SOURCE" >/dev/null
+    e=$(date +%s%N)
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
+}
+
+# skopeo_push: wall seconds of skopeo copying the set's 30 images, four at a time.
+skopeo_push() {
+    local s e
+    s=$(date +%s%N)
+    if [ -d "$SOURCE" ]; then
+        for f in "$SOURCE"/*.tar; do echo "docker-archive:$f"; done
+    else
+        for i in $(seq 0 29); do printf 'docker-archive:%s:small-%02d:1\n' "$SOURCE" "$i"; done
+    fi | xargs -P 4 -I{} sh -c 'name=$(echo "{}" | md5sum | cut -c1-8); skopeo copy -q --dest-tls-verify=false "{}" "docker://127.0.0.1:'"$PORT"'/skopeo/$name:1" >/dev/null'
     e=$(date +%s%N)
     awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
 }
 
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
-echo "| RTT (ms) | cold (s) | warm (s) | warm requests |"
-echo "|---|---|---|---|"
-for rtt in $RTTS; do
-    colds="" warms="" reqs=""
-    for _ in $(seq "$RUNS"); do
-        start "$rtt"
-        colds="$colds $(push)"
-        before=$(requests)
-        warms="$warms $(push)"
-        reqs=$(( $(requests) - before ))
+echo "| set | RTT (ms) | cold (s) | warm (s) | warm requests | round trips added, cold | round trips added, warm | skopeo cold, 4 at a time (s) |"
+echo "|---|---|---|---|---|---|---|---|"
+for set in shared independent; do
+    set_source "$set"
+    first_rtt="" first_cold="" first_warm=""
+    for rtt in $RTTS; do
+        colds="" warms="" reqs=""
+        for _ in $(seq "$RUNS"); do
+            start "$rtt"
+            colds="$colds $(push)"
+            before=$(requests)
+            warms="$warms $(push)"
+            reqs=$(( $(requests) - before ))
+        done
+        cold=$(echo "$colds" | median) warm=$(echo "$warms" | median)
+        added_cold="-" added_warm="-"
+        if [ -z "$first_rtt" ]; then
+            first_rtt=$rtt first_cold=$cold first_warm=$warm
+        elif [ "$rtt" != "$first_rtt" ]; then
+            added_cold=$(awk -v a="$cold" -v b="$first_cold" -v r="$rtt" -v f="$first_rtt" 'BEGIN { printf "%.1f", (a - b) * 1000 / (r - f) }')
+            added_warm=$(awk -v a="$warm" -v b="$first_warm" -v r="$rtt" -v f="$first_rtt" 'BEGIN { printf "%.1f", (a - b) * 1000 / (r - f) }')
+        fi
+        skopeo_cold="-"
+        if [ "$SKOPEO" = 1 ]; then
+            start "$rtt"
+            skopeo_cold=$(skopeo_push)
+        fi
+        echo "| $set | $rtt | $cold | $warm | $reqs | $added_cold | $added_warm | $skopeo_cold |"
+        echo "$set rtt $rtt rounds: cold$colds; warm$warms" >&2
     done
-    echo "| $rtt | $(echo "$colds" | median) | $(echo "$warms" | median) | $reqs |"
-    echo "rtt $rtt rounds: cold$colds; warm$warms" >&2
 done

@@ -51,13 +51,18 @@ pub(crate) async fn connect_all(
     options: &ClientOptions,
     cancel: &CancellationToken,
 ) -> (Clients, HashMap<String, ConnectCost>) {
-    // Requests the probe will send to each registry: a manifest HEAD per reference and a blob
-    // HEAD per blob, at most `PROBES_IN_FLIGHT` at once. That many connections are opened while
-    // the registry answers its first `GET /v2/`.
+    // Requests the probe's first round sends to each registry, at most `PROBES_IN_FLIGHT` at
+    // once: a manifest HEAD per reference of an image whose manifest digest is known (an
+    // unchanged image needs nothing more), else a HEAD per blob. That many connections are
+    // opened while the registry answers its first `GET /v2/`.
     let mut requests: Vec<(String, usize)> = Vec::new();
     for image in images {
         for reference in &image.references {
-            let wanted = 1 + image.blobs.len();
+            let wanted = if image.manifest.is_some() {
+                1
+            } else {
+                image.blobs.len()
+            };
             match requests.iter_mut().find(|(r, _)| *r == reference.registry) {
                 Some((_, count)) => *count += wanted,
                 None => requests.push((reference.registry.clone(), wanted)),

@@ -72,7 +72,7 @@ pub struct PushOptions {
     pub small_blob: u64,
 }
 
-/// [`PushOptions::small_blob`]'s default: 8 MiB.
+/// [`PushOptions::small_blob`]'s default: 16 MiB.
 pub const SMALL_BLOB: u64 = crate::small_upload::SMALL_BLOB;
 
 impl Default for PushOptions {

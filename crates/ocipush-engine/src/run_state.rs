@@ -29,6 +29,8 @@ pub(crate) struct RunState {
     pub in_memory: Arc<Semaphore>,
     /// Blobs up to this size go the small way (`PushOptions::small_blob`).
     pub small_blob: u64,
+    /// Small blobs produced (read, compressed, hashed) at once: one per core.
+    pub producing: Semaphore,
     /// Set on Ctrl-C: uploads stop and cancel their sessions, no manifest is written.
     pub cancel: CancellationToken,
     next_id: AtomicU64,
@@ -62,6 +64,7 @@ impl RunState {
             budget: Arc::new(Semaphore::new(jobs.max(1))),
             in_memory: Arc::new(Semaphore::new(crate::small_upload::IN_MEMORY_MIB as usize)),
             small_blob,
+            producing: Semaphore::new(local_sends),
             cancel,
             next_id: AtomicU64::new(0),
             cache,

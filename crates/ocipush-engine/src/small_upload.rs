@@ -4,7 +4,9 @@
 //! that round trip, not the bytes, is what a small layer costs.
 //!
 //! They take no turn of `-j` (which is for big blobs, whose bytes are the cost) but a share of a
-//! run-wide memory budget, so at most [`IN_MEMORY_MIB`] MiB of them are held at once.
+//! run-wide memory budget, so at most [`IN_MEMORY_MIB`] MiB of them are held at once; and they
+//! are produced (compressed) one per core at a time, in plan order, so that the first ones —
+//! a base layer other images mount — are not slowed by all the others at once.
 
 use bytes::BytesMut;
 use ocipush_registry::retry_count::note_retry;
@@ -19,9 +21,9 @@ use crate::sent_progress::SourceMarks;
 
 /// A blob whose source is at most this big is produced into memory first, unless the caller
 /// says otherwise (`PushOptions::small_blob`). Also bounded by the memory budget below.
-pub(crate) const SMALL_BLOB: u64 = 8 << 20;
+pub(crate) const SMALL_BLOB: u64 = 16 << 20;
 /// Memory the small blobs held at once may take, in MiB (the budget's unit).
-pub(crate) const IN_MEMORY_MIB: u32 = 64;
+pub(crate) const IN_MEMORY_MIB: u32 = 48;
 
 /// Whether the blob goes the small way. Not when bytes must pass the `--limit-rate` throttle
 /// or go in chunks (`--chunk-size`, or after a 413): those are the streamed path's.
@@ -48,7 +50,10 @@ pub(crate) async fn upload_in_memory(
         _ = ctx.state.cancel.cancelled() => return Err(PushError::Interrupted),
     };
     let (bytes, produced) = tokio::select! {
-        made = produce_in_memory(ctx, job, id) => made?,
+        made = async {
+            let _core = ctx.state.producing.acquire().await;
+            produce_in_memory(ctx, job, id).await
+        } => made?,
         _ = ctx.state.cancel.cancelled() => return Err(PushError::Interrupted),
     };
     send_from_memory(ctx, &produced.digest, bytes.freeze(), id).await?;

@@ -2,7 +2,8 @@
 //! `bench/run.sh`): 1 GiB in 4 layers of compressible text and of random bytes, each as an OCI
 //! layout (gzip layers, as a build tool writes them) and as a `docker save` tarball
 //! (uncompressed layers), plus one `docker save` tarball holding 30 small images that share a
-//! base layer. Deterministic: the same bytes on every run. `BENCH_LAYER_MIB` shrinks the big
+//! base layer and a directory `independent/` of 30 `docker save` tarballs of about 3 MiB with
+//! no layer in common (the latency bench's two sets). Deterministic: the same bytes on every run. `BENCH_LAYER_MIB` shrinks the big
 //! layers for a quick trial (default 256).
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ fn main() -> ExitCode {
     }
     write_small_images(&dir.join("small.tar"));
     eprintln!("wrote small");
+    write_independent_images(&dir.join("independent"));
+    eprintln!("wrote independent");
     ExitCode::SUCCESS
 }
 
@@ -59,4 +62,21 @@ fn write_small_images(path: &Path) {
         })
         .collect();
     write_docker_archive(path, &images, DockerArchiveOptions::default());
+}
+
+/// 30 tarballs, one image each: a 2 MiB and a 1 MiB layer of text of their own.
+fn write_independent_images(dir: &Path) {
+    std::fs::create_dir_all(dir).expect("independent/");
+    for i in 0..30u64 {
+        let tag = format!("solo-{i:02}:1");
+        let image = ImageSpec::new(vec![
+            LayerSpec::text(2 * 1024 * 1024, 3000 + 2 * i),
+            LayerSpec::text(1024 * 1024, 3001 + 2 * i),
+        ]);
+        write_docker_archive(
+            &dir.join(format!("solo-{i:02}.tar")),
+            &[(image, vec![tag.as_str()])],
+            DockerArchiveOptions::default(),
+        );
+    }
 }
