@@ -73,11 +73,12 @@ pub(crate) async fn send_from_memory(
     ctx.reporter.blob_state(id, BlobState::Uploading);
     let mut attempt = 0u32;
     loop {
-        let sent = tokio::select! {
-            sent = ctx.repository.upload_bytes(digest, bytes.clone()) => sent,
-            _ = ctx.state.cancel.cancelled() => return Err(PushError::Interrupted),
-        };
-        match sent {
+        // A stop ends it before a session opens; once one is open, its two requests finish (a
+        // small body), so no session is left behind for the registry to keep.
+        if ctx.state.cancel.is_cancelled() {
+            return Err(PushError::Interrupted);
+        }
+        match ctx.repository.upload_bytes(digest, bytes.clone()).await {
             Ok(()) => return Ok(()),
             // A session lost with its cut-off request (distribution drops it) is replaced by a
             // new one, like a transient failure.
