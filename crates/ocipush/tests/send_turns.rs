@@ -72,7 +72,14 @@ fn push_on_one_core(layout: &Path, dest: &str) -> std::process::Output {
         &layout,
         dest,
     ];
-    ocipush_under(&wrapper, &args, None, &[])
+    // Turns are for streamed blobs: these layers are streamed even where they are small
+    // enough to go from memory.
+    ocipush_under(
+        &wrapper,
+        &args,
+        None,
+        &[("OCIPUSH_SMALL_BLOB", "0".as_ref())],
+    )
 }
 
 /// The registry holds `expected` whole: skopeo copies it out (checking every blob against its
