@@ -80,7 +80,13 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         }
         None => {
             match args.args.len() {
-                1 => (args.args, Target::Local),
+                1 => match names_a_registry(&args.args[0]) {
+                    // `docker push ghcr.io/org/app:1`: the image's name says where it goes.
+                    Some(reference) => {
+                        (args.args, Target::Remote(Destination::Reference(reference)))
+                    }
+                    None => (args.args, Target::Local),
+                },
                 2 => {
                     let reference = Reference::parse(&args.args[1]).map_err(|e| {
                     CliError::usage(
@@ -88,6 +94,16 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
                         Some("DEST is HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/team/app:1.0".into()),
                     )
                 })?;
+                    // docker reads a name without a registry host as Docker Hub's; say so
+                    // before any request goes there, as `docker push` names the repository.
+                    if names_a_registry(&args.args[1]).is_none()
+                        && !args.args[1].starts_with("docker.io/")
+                    {
+                        warnings.push(format!(
+                            "`{}` names no registry host: it means {reference} (Docker Hub), as docker reads it",
+                            args.args[1]
+                        ));
+                    }
                     (
                         vec![args.args[0].clone()],
                         Target::Remote(Destination::Reference(reference)),
@@ -222,6 +238,19 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
     })
 }
 
+/// An argument that, as `docker push NAME` reads it, names the registry it goes to: its first
+/// path component holds a `.` or a `:` or is `localhost` (`ghcr.io/org/app:1`,
+/// `localhost:5000/app`). A file or directory on disk, or a source with a transport prefix
+/// (`oci:…`, `docker-archive:…`, `daemon:…`), never does; a bare name (`app:dev`) neither.
+fn names_a_registry(arg: &str) -> Option<Reference> {
+    let (first, _) = arg.split_once('/')?;
+    let names_a_host = first.contains('.') || first.contains(':') || first == "localhost";
+    if !names_a_host || first.starts_with('.') || std::path::Path::new(arg).exists() {
+        return None;
+    }
+    Reference::parse(arg).ok()
+}
+
 /// `--retries` with the default backoff, whose first step `OCIPUSH_RETRY_BASE_MS` (hidden, not
 /// in `--help`) replaces: the fault-injection tests push hundreds of times through failing
 /// requests and cannot wait a quarter second per retry. The upper bound shrinks with it, so
@@ -321,6 +350,60 @@ pub fn daemon_settings() -> DaemonSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_argument_names_a_registry_as_docker_push_reads_it() {
+        for (arg, registry) in [
+            ("ghcr.io/org/app:1", Some("ghcr.io")),
+            ("localhost:5000/team/app", Some("localhost:5000")),
+            ("localhost/app:dev", Some("localhost")),
+            ("127.0.0.1:5000/app@sha256:0000000000000000000000000000000000000000000000000000000000000000", Some("127.0.0.1:5000")),
+            ("app:dev", None),
+            ("team/app:dev", None),
+            ("./build/app.tar", None),
+            ("../app.tar", None),
+            ("oci:./layout", None),
+            ("docker-archive:/tmp/app.tar", None),
+            ("daemon:ghcr.io/org/app:1", None),
+        ] {
+            let found = names_a_registry(arg);
+            assert_eq!(
+                found.as_ref().map(|r| r.registry.as_str()),
+                registry,
+                "{arg}"
+            );
+        }
+    }
+
+    fn push_settings(args: &[&str]) -> PushSettings {
+        use clap::Parser as _;
+        let cli = crate::cli::Cli::try_parse_from(args).expect("valid arguments");
+        let crate::cli::Command::Push(push) = cli.command else {
+            panic!("not a push");
+        };
+        resolve_push(push, &mut std::io::empty()).expect("settings")
+    }
+
+    #[test]
+    fn a_destination_without_a_host_is_named_in_full_before_anything_is_sent() {
+        let settings = push_settings(&["ocipush", "push", "app.tar", "myapp:dev"]);
+        assert!(
+            settings
+                .warnings
+                .iter()
+                .any(|w| w.contains("docker.io/library/myapp:dev")),
+            "{:?}",
+            settings.warnings
+        );
+        for dest in ["localhost:5000/myapp:dev", "docker.io/library/myapp:dev"] {
+            let settings = push_settings(&["ocipush", "push", "app.tar", dest]);
+            assert!(
+                settings.warnings.is_empty(),
+                "{dest}: {:?}",
+                settings.warnings
+            );
+        }
+    }
 
     #[test]
     fn sizes() {

@@ -111,6 +111,31 @@ fn docker25_streams_push_cold_warm_and_skip_held_layers_unread() {
     assert_exact(&registry.docker_ref("d25/app:2.0"), &expected2, &changed);
 }
 
+/// `ocipush push HOST:PORT/team/app:1` with nothing else: the daemon's image of that name goes to
+/// that registry, as `docker push` sends it, not to the embedded one.
+#[test]
+fn one_argument_naming_a_registry_pushes_there() {
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let name = format!("{}/team/app:1", registry.host_port());
+    let (archive, expected) = docker25(work.path(), "named.tar", image(7), &name);
+    let engine = FakeEngine::start(&archive, &expected, &name, FakeEngineOptions::default());
+    let out = push(&engine, &cache, &[&name]);
+    let pushed = report(&out);
+    assert_eq!(
+        pushed["images"][0]["references"][0],
+        name.as_str(),
+        "{pushed}"
+    );
+    assert_exact(&registry.docker_ref("team/app:1"), &expected, &pushed);
+    assert!(
+        !stderr(&out).contains("local registry"),
+        "nothing went to the embedded registry:\n{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn a_broken_export_is_retried_with_a_new_one_or_fails_cleanly() {
     let work = tempfile::tempdir().unwrap();
