@@ -174,6 +174,8 @@ Examples:
   echo \"$TOKEN\" | ocipush push -u ci --password-stdin app.tar.gz ghcr.io/org/app:1.2
   ocipush push examples/hello-oci          # into the embedded local registry
   ocipush push myapp:dev -r localhost:5000/team     # straight from the Docker/Podman daemon
+  ocipush push ghcr.io/org/app:1.2         # a daemon image, to the registry its name says
+  ocipush push -r idpbuilder ./build       # idpbuilder's Gitea (gitea.cnoe.localtest.me:8443/giteaadmin)
   ocipush push daemon: -r localhost:5000/team --include 'myapp*'
   ocipush push --platform linux/amd64,linux/arm64 oci:./layout:1.0 localhost:5000/app:1.0
   ocipush push -r localhost:5000/team ./build --exclude '*-test*'   # every image under ./build

@@ -168,10 +168,19 @@ pub fn resolve(
             );
             Ok(Some(Credentials::new(u, p)))
         }
-        (None, Some(_)) => Err(CliError::usage(
-            "a password was given without a user name",
-            Some("add -u USER, or set OCIPUSH_USERNAME".into()),
-        )),
+        (None, Some(password)) => match user_for(registry, repository) {
+            Some(user) => {
+                tracing::info!(
+                    registry,
+                    "using the password given with the user known for it"
+                );
+                Ok(Some(Credentials::new(user, password)))
+            }
+            None => Err(CliError::usage(
+                "a password was given without a user name",
+                Some("add -u USER, or set OCIPUSH_USERNAME".into()),
+            )),
+        },
         (user, None) => {
             let found = stored(registry, repository, warnings)?;
             match (user, found) {
@@ -188,6 +197,16 @@ pub fn resolve(
             }
         }
     }
+}
+
+/// The user a password given alone goes with: the one stored for the registry (by `login` or
+/// docker), else, for an idpbuilder Gitea, the admin idpbuilder creates.
+fn user_for(registry: &str, repository: Option<&str>) -> Option<String> {
+    let stored = credential_store()
+        .lookup(registry, repository)
+        .found
+        .and_then(|found| found.credentials.username().map(str::to_owned));
+    stored.or_else(|| idpbuilder::is_gitea(registry).then(|| idpbuilder::DEFAULT_USER.to_owned()))
 }
 
 /// Whether stored credentials belong to the user named with `-u` (Gitea compares names

@@ -14,8 +14,9 @@ pub const GITEA_HOSTNAME: &str = "gitea.cnoe.localtest.me";
 pub const GITEA_REGISTRY: &str = "gitea.cnoe.localtest.me:8443";
 /// The namespace of Gitea's admin user.
 pub const NAMESPACE: &str = "giteaadmin";
-/// The admin user name idpbuilder creates (Gitea compares user names case-insensitively).
-const DEFAULT_USER: &str = "giteaAdmin";
+/// The admin user name idpbuilder creates, spelt as idpbuilder spells it (Gitea compares user
+/// names case-insensitively; its namespace is the lower-case `giteaadmin`).
+pub const DEFAULT_USER: &str = "giteaAdmin";
 const DEADLINE: Duration = Duration::from_secs(60);
 
 /// `idpbuilder` → `gitea.cnoe.localtest.me:8443/giteaadmin`, `idpbuilder/NS` →

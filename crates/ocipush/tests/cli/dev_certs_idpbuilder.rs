@@ -163,4 +163,31 @@ fn idpbuilder_profile_through_an_https_proxy() {
         "{}",
         stderr(&out)
     );
+
+    // The password alone (idpbuilder's variable, as the README says): the Gitea admin's name
+    // fills in the user.
+    let out = ocipush_env(
+        &[
+            "push",
+            "-r",
+            "idpbuilder",
+            "-t",
+            "pw-only",
+            "--ca-file",
+            &cert,
+            &source,
+        ],
+        None,
+        &[
+            ("PATH", empty_bin.as_os_str()),
+            ("HTTPS_PROXY", OsStr::new(&proxy_url)),
+            ("IDPBUILDER_REGISTRY_PASSWORD", OsStr::new("idp-Secret-pw")),
+        ],
+    );
+    assert_eq!(
+        Some(pushed_digest(&out)),
+        expected[0].manifest_digest,
+        "{}",
+        stderr(&out)
+    );
 }
