@@ -220,6 +220,10 @@ pub struct PushArgs {
     /// Print one JSON document on stdout instead of references.
     #[arg(long)]
     pub json: bool,
+    /// Write the manifest digest of each pushed image to FILE, one per line (as skopeo's and
+    /// podman's --digestfile, for scripts).
+    #[arg(long, value_name = "FILE")]
+    pub digestfile: Option<PathBuf>,
     /// Show what would be uploaded, mounted or skipped (asking the registry with HEADs) and
     /// write nothing: no blob, no manifest, no tag.
     #[arg(long)]

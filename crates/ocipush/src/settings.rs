@@ -38,6 +38,8 @@ pub struct PushSettings {
     pub client: ClientOptions,
     pub timeout: Option<Duration>,
     pub json: bool,
+    /// `--digestfile`: where the pushed images' digests go.
+    pub digestfile: Option<PathBuf>,
     /// Plan only: nothing is written.
     pub dry_run: bool,
     /// Upload bytes per second for the whole run.
@@ -221,6 +223,7 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         },
         timeout,
         json: args.json,
+        digestfile: args.digestfile,
         dry_run: args.dry_run,
         limit_rate: args.limit_rate,
         small_blob: env_first(&["OCIPUSH_SMALL_BLOB"])

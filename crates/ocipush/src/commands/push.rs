@@ -131,7 +131,31 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         local.shutdown().await;
     }
     emit(&report, settings.json, quiet);
+    if let Some(path) = &settings.digestfile {
+        write_digestfile(path, &report)?;
+    }
     Ok(report_exit_code(&report))
+}
+
+/// `--digestfile`: the digest of every image pushed, one per line, in the report's order. Not
+/// written when nothing was pushed, so a script's `cat` fails rather than reads nothing.
+fn write_digestfile(path: &std::path::Path, report: &PushReport) -> Result<(), CliError> {
+    let digests: Vec<&str> = report
+        .images
+        .iter()
+        .filter(|image| image.status == ImageStatus::Pushed)
+        .filter_map(|image| image.digest.as_deref())
+        .collect();
+    if digests.is_empty() {
+        return Ok(());
+    }
+    std::fs::write(path, format!("{}\n", digests.join("\n"))).map_err(|e| {
+        CliError::with_code(
+            format!("cannot write --digestfile {}: {e}", path.display()),
+            Some("the images were pushed; give a writable path".into()),
+            EXIT_GENERAL,
+        )
+    })
 }
 
 /// Broken images found in a build directory count as skipped images, with their error, so

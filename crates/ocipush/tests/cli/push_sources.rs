@@ -126,6 +126,69 @@ fn oci_archive_pushes_in_place() {
     );
 }
 
+/// `--digestfile`: the digest the registry knows the image by (skopeo's), one per image.
+#[test]
+fn digestfile_holds_each_pushed_images_digest() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("layout");
+    write_oci_layout(&layout, &[(image(5), Some("1"))], LayerCompression::Gzip);
+    let archive = dir.path().join("two.tar");
+    write_docker_archive(
+        &archive,
+        &[(image(6), vec!["six:1"]), (image(7), vec!["seven:1"])],
+        DockerArchiveOptions::default(),
+    );
+    let auth = SkopeoAuth::insecure();
+
+    let file = dir.path().join("digest");
+    let dest = registry.reference("df/layout:1");
+    let args = [
+        "push",
+        "--plain-http",
+        "--digestfile",
+        file.to_str().unwrap(),
+    ];
+    let out = ocipush(
+        &[&args[..], &[layout.to_str().unwrap(), &dest]].concat(),
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let raw = skopeo::inspect_raw(&format!("docker://{dest}"), &auth);
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(written, format!("{}\n", sha256_hex(&raw)));
+
+    let many = dir.path().join("digests");
+    let target = registry.reference("df");
+    let args = [
+        "push",
+        "--plain-http",
+        "--digestfile",
+        many.to_str().unwrap(),
+        "-r",
+    ];
+    let out = ocipush(
+        &[&args[..], &[&target, archive.to_str().unwrap()]].concat(),
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut expected: Vec<String> = ["six:1", "seven:1"]
+        .iter()
+        .map(|name| {
+            let raw = skopeo::inspect_raw(&format!("docker://{target}/{name}"), &auth);
+            sha256_hex(&raw)
+        })
+        .collect();
+    let mut written: Vec<String> = std::fs::read_to_string(&many)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    expected.sort();
+    written.sort();
+    assert_eq!(written, expected);
+}
+
 fn check_docker_archive(options: DockerArchiveOptions, name: &str) {
     let registry = DockerRegistry::start(RegistryOptions::default());
     let dir = tempfile::tempdir().unwrap();
