@@ -113,22 +113,40 @@ pub fn image_line(report: &ImageReport) -> String {
 /// then, unless quiet, the summary line.
 pub fn closing(report: &PushReport, quiet: bool) -> String {
     let mut out = String::new();
+    // One failure met by several images (a registry that is down) is said once, naming them.
+    let mut failures: Vec<(&str, Option<&str>, Vec<&str>)> = Vec::new();
     for image in &report.images {
-        if let Some(error) = &image.error {
-            out.push_str(
-                &crate::failure::CliError::with_code(
-                    // A broken file's own error already starts with its path.
-                    if error.message.starts_with(&image.source) {
-                        error.message.clone()
-                    } else {
-                        format!("{}: {}", image.source, error.message)
-                    },
-                    error.hint.clone(),
-                    crate::failure::EXIT_GENERAL,
-                )
-                .render(),
-            );
+        let Some(error) = &image.error else {
+            continue;
+        };
+        let hint = error.hint.as_deref();
+        match failures
+            .iter_mut()
+            .find(|(message, h, _)| *message == error.message && *h == hint)
+        {
+            Some((_, _, sources)) => sources.push(&image.source),
+            None => failures.push((&error.message, hint, vec![&image.source])),
         }
+    }
+    for (message, hint, sources) in failures {
+        let message = match sources.as_slice() {
+            // A broken file's own error already starts with its path.
+            [source] if message.starts_with(source) => message.to_owned(),
+            [source] => format!("{source}: {message}"),
+            several => format!(
+                "{message} ({} images: {})",
+                several.len(),
+                several.join(", ")
+            ),
+        };
+        out.push_str(
+            &crate::failure::CliError::with_code(
+                message,
+                hint.map(str::to_owned),
+                crate::failure::EXIT_GENERAL,
+            )
+            .render(),
+        );
     }
     if !quiet {
         out.push_str(&summary(report));

@@ -3,7 +3,8 @@
 use crate::common::*;
 use ocipush_testkit::fixtures::{
     corrupt_oci_blob, flip_byte, tar_entry_range, truncate_file, write_docker_archive,
-    write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression, LayerSpec,
+    write_oci_archive, write_oci_layout, DockerArchiveOptions, ImageSpec, LayerCompression,
+    LayerSpec,
 };
 use ocipush_testkit::registry::{free_port, DockerRegistry, RegistryOptions};
 use ocipush_testkit::skopeo::{self, SkopeoAuth};
@@ -177,6 +178,31 @@ fn invalid_references_are_usage_errors() {
         None,
     );
     assert_eq!(out.status.code(), Some(64));
+}
+
+/// A build directory of several images and a registry that is down: one error naming the
+/// images (not one per image), its hint once, exit 3.
+#[test]
+fn a_registry_that_is_down_is_said_once_for_a_build_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for (n, name) in ["one", "two", "three"].into_iter().enumerate() {
+        write_oci_archive(
+            &dir.path().join(format!("{name}.oci.tar")),
+            &[(ImageSpec::sample(10 + n as u64), Some(name))],
+            LayerCompression::Gzip,
+        );
+    }
+    let target = format!("127.0.0.1:{}/team", free_port());
+    let build = dir.path().display().to_string();
+    let out = ocipush(&["push", "--retries", "0", "-r", &target, &build], None);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert_eq!(err.matches("hint:").count(), 1, "{err}");
+    assert!(
+        err.contains("cannot reach registry") && err.contains("3 images"),
+        "{err}"
+    );
 }
 
 #[test]
