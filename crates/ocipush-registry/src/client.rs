@@ -158,14 +158,41 @@ impl RegistryClient {
                 }
                 // Something answered: what it said, unless a TLS failure said more.
                 Err(e) => {
+                    if options.plain_http && matches!(e, RegistryError::NotARegistry { .. }) {
+                        if client.speaks_tls().await {
+                            return Err(RegistryError::PlainHttpToTls {
+                                registry: registry.to_string(),
+                            });
+                        }
+                    }
                     return Err(match failure {
                         Some(tls @ RegistryError::Tls { .. }) => tls,
                         _ => e,
-                    })
+                    });
                 }
             }
         }
         Err(failure.expect("at least one scheme was tried"))
+    }
+
+    /// Whether the registry's port speaks TLS: a `GET /v2/` over HTTPS there got an answer, or
+    /// failed in the TLS handshake on the certificate (which only a TLS server presents).
+    async fn speaks_tls(&self) -> bool {
+        let mut url = self.url("/v2/");
+        if url.set_scheme("https").is_err() {
+            return false;
+        }
+        match self.http.get(url).send().await {
+            Ok(_) => true,
+            Err(e) => matches!(
+                rustls_error(&e),
+                Some(
+                    rustls::Error::InvalidCertificate(_)
+                        | rustls::Error::AlertReceived(_)
+                        | rustls::Error::NoCertificatesPresented
+                )
+            ),
+        }
     }
 
     /// Opens `count` more connections to the registry with a `HEAD /v2/` each (the version
@@ -520,6 +547,24 @@ enum TlsFailure {
 }
 
 /// The TLS failure among a transport error's causes, if any.
+/// The rustls error somewhere in a request error's causes.
+fn rustls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        source = match cause.downcast_ref::<std::io::Error>() {
+            // An io::Error's `source` skips the error it wraps: step into that instead.
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => cause.source(),
+        };
+    }
+    None
+}
+
 fn tls_failure(e: &reqwest::Error) -> Option<TlsFailure> {
     let mut hung_up = false;
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);

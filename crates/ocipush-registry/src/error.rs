@@ -49,6 +49,13 @@ pub enum RegistryError {
         /// What `GET /v2/` answered.
         status: StatusCode,
     },
+    /// `--plain-http` was asked for, but the port speaks TLS (its plain-HTTP answer was an
+    /// error, and a TLS handshake there got an answer or a certificate).
+    #[error("{registry} speaks TLS (HTTPS), but --plain-http sent it plain HTTP")]
+    PlainHttpToTls {
+        /// The registry as the user named it.
+        registry: String,
+    },
     /// The registry or its token server refused the credentials or wanted some we lack, or no
     /// usable token could be had.
     #[error("authentication to {registry} failed: {detail}")]
@@ -144,6 +151,7 @@ impl RegistryError {
             }
             RegistryError::CaFile { .. }
             | RegistryError::CertFile { .. }
+            | RegistryError::PlainHttpToTls { .. }
             | RegistryError::Settings(_) => ErrorClass::Usage,
             _ => ErrorClass::Registry,
         }
@@ -204,6 +212,9 @@ impl RegistryError {
             RegistryError::NotARegistry { .. } => {
                 Some("check the registry host and port; the address answers but is no OCI registry".into())
             }
+            RegistryError::PlainHttpToTls { .. } => Some(
+                "drop --plain-http; for a self-signed certificate add --ca-file CERT (or --insecure)".into(),
+            ),
             RegistryError::Status { code: Some(c), .. } if c == "DIGEST_INVALID" => Some(
                 "the registry computed another digest for the uploaded bytes; the source or a proxy changed them".into(),
             ),

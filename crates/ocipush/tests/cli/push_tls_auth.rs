@@ -120,3 +120,31 @@ fn tls_with_ca_file_and_password_stdin() {
         stderr(&out)
     );
 }
+
+/// `--plain-http` against a port that speaks TLS: said in those words, with the way out, not
+/// "is not an OCI registry".
+#[test]
+fn plain_http_against_a_tls_port_says_it_speaks_tls() {
+    let pki = TestPki::new(&["localhost", "127.0.0.1"]);
+    let registry = DockerRegistry::start(RegistryOptions {
+        tls: Some(&pki),
+        ..Default::default()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    write_oci_layout(
+        dir.path(),
+        &[(ImageSpec::sample(8), Some("v1"))],
+        LayerCompression::Gzip,
+    );
+    let source = dir.path().display().to_string();
+    let dest = registry.reference("plain/app:v1");
+    let out = ocipush(
+        &["push", "--plain-http", "--retries", "0", &source, &dest],
+        None,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(64), "{err}");
+    assert!(err.contains("speaks TLS"), "{err}");
+    assert!(err.contains("drop --plain-http"), "{err}");
+    assert!(!err.contains("not an OCI registry"), "{err}");
+}
