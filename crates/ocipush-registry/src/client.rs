@@ -158,12 +158,13 @@ impl RegistryClient {
                 }
                 // Something answered: what it said, unless a TLS failure said more.
                 Err(e) => {
-                    if options.plain_http && matches!(e, RegistryError::NotARegistry { .. }) {
-                        if client.speaks_tls().await {
-                            return Err(RegistryError::PlainHttpToTls {
-                                registry: registry.to_string(),
-                            });
-                        }
+                    if options.plain_http
+                        && matches!(e, RegistryError::NotARegistry { .. })
+                        && client.speaks_tls().await
+                    {
+                        return Err(RegistryError::PlainHttpToTls {
+                            registry: registry.to_string(),
+                        });
                     }
                     return Err(match failure {
                         Some(tls @ RegistryError::Tls { .. }) => tls,
