@@ -387,16 +387,37 @@ async fn an_intact_copy_after_a_damaged_one_is_pushed_in_its_place() {
     damaged_copy(true).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn faults_on_the_way_change_nothing_the_push_decided() {
+/// Reads each pushed image back from the registry itself (past any proxy) with skopeo: it must
+/// be there under the digest the report gives.
+fn assert_read_back(registry: &DockerRegistry, report: &ocipush_engine::PushReport) {
+    for image in &report.images {
+        assert_eq!(image.status, ImageStatus::Pushed, "{:?}", image.error);
+        let name = image.references[0].split_once('/').unwrap().1;
+        let reference = format!("docker://{}/{name}", registry.host_port());
+        let inspected = ocipush_testkit::skopeo::inspect(&reference, &registry.skopeo_auth());
+        assert_eq!(inspected["Digest"].as_str(), image.digest.as_deref());
+    }
+}
+
+/// The three archives sharing a base, bound for `namespace` on a registry behind a fault proxy.
+async fn archives_through_a_fault_proxy(
+    work: &Path,
+    namespace: &str,
+) -> (DockerRegistry, FaultProxy, Vec<Arc<Source>>, Destination) {
     let registry = DockerRegistry::start(RegistryOptions::default());
     let proxy = FaultProxy::start(format!("127.0.0.1:{}", registry.port()).parse().unwrap());
-    let work = tempfile::tempdir().unwrap();
-    let archives = three_archives_sharing_a_base(work.path());
-    let sources = open(&archives).await;
+    let sources = open(&three_archives_sharing_a_base(work)).await;
     let destination = Destination::Registry(
-        RegistryTarget::parse(&format!("{}/faults", proxy.host_port())).unwrap(),
+        RegistryTarget::parse(&format!("{}/{namespace}", proxy.host_port())).unwrap(),
     );
+    (registry, proxy, sources, destination)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_on_the_way_change_nothing_the_push_decided() {
+    let work = tempfile::tempdir().unwrap();
+    let (registry, proxy, sources, destination) =
+        archives_through_a_fault_proxy(work.path(), "faults").await;
     // Small blobs streamed like big ones, so the PATCH meets its fault.
     let options = options(&work.path().join("cache")).with_small_blob(0);
     let settings = options.plan_settings();
@@ -435,26 +456,16 @@ async fn faults_on_the_way_change_nothing_the_push_decided() {
     assert_eq!(injected.len(), 3, "{injected:?}");
     assert!(report.summary.retries >= 3, "{:?}", report.summary);
     for (plan, image) in plans.iter().zip(&report.images) {
-        assert_eq!(image.status, ImageStatus::Pushed, "{:?}", image.error);
         assert_eq!(promised(plan), counts(&image.blobs), "{}", image.source);
-        // Read back from the registry itself, past the proxy, by skopeo.
-        let name = image.references[0].split_once('/').unwrap().1;
-        let reference = format!("docker://{}/{name}", registry.host_port());
-        let inspected = ocipush_testkit::skopeo::inspect(&reference, &registry.skopeo_auth());
-        assert_eq!(inspected["Digest"].as_str(), image.digest.as_deref());
     }
+    assert_read_back(&registry, &report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn small_blobs_go_as_post_and_put_with_their_body_even_through_faults() {
-    let registry = DockerRegistry::start(RegistryOptions::default());
-    let proxy = FaultProxy::start(format!("127.0.0.1:{}", registry.port()).parse().unwrap());
     let work = tempfile::tempdir().unwrap();
-    let archives = three_archives_sharing_a_base(work.path());
-    let sources = open(&archives).await;
-    let destination = Destination::Registry(
-        RegistryTarget::parse(&format!("{}/small", proxy.host_port())).unwrap(),
-    );
+    let (registry, proxy, sources, destination) =
+        archives_through_a_fault_proxy(work.path(), "small").await;
     let options = options(&work.path().join("cache"));
     // The first body cut off mid-request, the second commit's answer lost.
     proxy.set_plan(FaultPlan::rules(vec![
@@ -479,13 +490,7 @@ async fn small_blobs_go_as_post_and_put_with_their_body_even_through_faults() {
         0,
         "no blob was streamed"
     );
-    for image in &report.images {
-        assert_eq!(image.status, ImageStatus::Pushed, "{:?}", image.error);
-        let name = image.references[0].split_once('/').unwrap().1;
-        let reference = format!("docker://{}/{name}", registry.host_port());
-        let inspected = ocipush_testkit::skopeo::inspect(&reference, &registry.skopeo_auth());
-        assert_eq!(inspected["Digest"].as_str(), image.digest.as_deref());
-    }
+    assert_read_back(&registry, &report);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

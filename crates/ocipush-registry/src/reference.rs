@@ -45,8 +45,13 @@ impl Reference {
             return Err(err("empty"));
         }
         if let Some((scheme, _)) = input.split_once("://") {
+            let remedy = if scheme.eq_ignore_ascii_case("http") {
+                "drop it and add --plain-http"
+            } else {
+                "drop it (HTTPS is the default)"
+            };
             return Err(err(&format!(
-                "a reference takes no `{scheme}://`: drop it (a plain-HTTP registry takes --plain-http)"
+                "a reference takes no `{scheme}://`: {remedy}"
             )));
         }
         let (rest, digest) = match input.split_once('@') {
@@ -354,7 +359,11 @@ mod tests {
         // A URL is named for what it is, not read as the registry `http:` with a bad port.
         let err = Reference::parse("http://127.0.0.1:5000/x/y:1").unwrap_err();
         assert!(err.reason.contains("`http://`"), "{}", err.reason);
-        assert!(err.reason.contains("--plain-http"), "{}", err.reason);
+        assert!(err.reason.contains("add --plain-http"), "{}", err.reason);
+        // An https:// one is told to drop it, not to switch to plain HTTP.
+        let err = Reference::parse("https://ghcr.io/org/app:1").unwrap_err();
+        assert!(err.reason.contains("`https://`"), "{}", err.reason);
+        assert!(!err.reason.contains("plain"), "{}", err.reason);
     }
 
     #[test]
