@@ -38,7 +38,7 @@ pub struct Cli {
     /// More logs on stderr (-v debug, -vv trace).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
-    /// Print nothing but errors and the pushed references.
+    /// Print nothing but errors (and, for push, the pushed references).
     #[arg(short, long, global = true)]
     pub quiet: bool,
 }
@@ -48,7 +48,10 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Push images to a registry.
-    #[command(after_help = PUSH_EXAMPLES)]
+    #[command(
+        after_help = PUSH_EXAMPLES,
+        override_usage = "ocipush push [OPTIONS] SOURCE [DEST]\n       ocipush push [OPTIONS] -r REGISTRY[/NAMESPACE] SOURCE..."
+    )]
     Push(PushArgs),
     /// List the images a source holds (what `push` would push).
     #[command(after_help = LIST_EXAMPLES)]
@@ -189,7 +192,8 @@ pub struct PushArgs {
     /// NAME[:TAG] (a name that is no existing path), `daemon:NAME[:TAG]`, or `daemon:` for all.
     #[arg(required = true, value_name = "SOURCE")]
     pub args: Vec<String>,
-    /// Push every source to REGISTRY[/NAMESPACE], named after the images' own names and tags.
+    /// Push every source to REGISTRY[/NAMESPACE], named after the images' own names and tags
+    /// (`idpbuilder` for idpbuilder's Gitea) [env: OCIPUSH_REGISTRY, when no DEST is given]
     #[arg(short = 'r', long = "registry", value_name = "REGISTRY[/NAMESPACE]")]
     pub registry: Option<String>,
     /// Tag to push (repeatable); replaces the source's own tags.

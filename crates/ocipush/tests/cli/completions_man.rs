@@ -175,3 +175,30 @@ fn every_subcommand_help_has_examples() {
         );
     }
 }
+
+/// What a newcomer reads first: push's usage shows DEST and -r, the idpbuilder path and the
+/// environment variable standing in for -r are named, and `-q` is described for what it does
+/// outside push too.
+#[test]
+fn push_help_shows_both_forms_idpbuilder_and_the_registry_variable() {
+    let help = run_ok(&["push", "--help"]);
+    assert!(
+        help.contains("Usage: ocipush push [OPTIONS] SOURCE [DEST]"),
+        "{help}"
+    );
+    assert!(help.contains("-r REGISTRY[/NAMESPACE] SOURCE..."), "{help}");
+    assert!(help.contains("-r idpbuilder"), "{help}");
+    assert!(help.contains("OCIPUSH_REGISTRY"), "{help}");
+    let page = run_ok(&["man"]);
+    assert!(
+        page.contains("idpbuilder"),
+        "the man page names the idpbuilder path"
+    );
+    for sub in ["serve", "login", "logout", "man"] {
+        let help = run_ok(&[sub, "--help"]);
+        assert!(
+            help.contains("(and, for push, the pushed"),
+            "{sub} --help: -q reads as push's: {help}"
+        );
+    }
+}
