@@ -152,6 +152,21 @@ fn parse_secrets(json: &[u8]) -> Option<Credentials> {
     })
 }
 
+/// The hint when `ocipush login idpbuilder` got no credentials: how to give the password (the
+/// user is known).
+pub fn login_hint(why: &GiteaSecret) -> String {
+    let how = "give the password (the user is giteaAdmin): \
+               idpbuilder get secrets -p gitea -o json shows it; then \
+               echo \"$PASSWORD\" | ocipush login idpbuilder --password-stdin";
+    match why {
+        GiteaSecret::NotInstalled => format!("idpbuilder is not on PATH; {how}"),
+        GiteaSecret::Failed(reason) => {
+            format!("{reason}; is the idpbuilder cluster running? {how}")
+        }
+        GiteaSecret::Found(_) => how.to_string(),
+    }
+}
+
 /// The hint when no credentials for an idpbuilder Gitea could be found.
 pub fn missing_hint(why: &GiteaSecret) -> String {
     let how = "pass them with -u giteaAdmin --password-stdin (the password is shown by \

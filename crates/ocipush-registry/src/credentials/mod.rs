@@ -108,6 +108,25 @@ fn json_error(e: &serde_json::Error) -> String {
     format!("{kind} at line {} column {}", e.line(), e.column())
 }
 
+/// Where [`CredentialStore::store`] kept credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoredIn {
+    /// A credential helper (`docker-credential-NAME`), which keeps the secret its own way.
+    Helper(String),
+    /// docker's `config.json` itself, base64-encoded: readable by anyone who can read the file.
+    ConfigFile(PathBuf),
+}
+
+impl std::fmt::Display for StoredIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoredIn::Helper(program) => f.write_str(program),
+            StoredIn::ConfigFile(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
 /// Where credentials are kept: built by the caller, or found the way docker and podman find
 /// them with [`CredentialStore::from_environment`].
 #[derive(Debug, Clone, Default)]
@@ -259,7 +278,7 @@ impl CredentialStore {
         &self,
         registry: &str,
         credentials: &Credentials,
-    ) -> Result<String, CredentialError> {
+    ) -> Result<StoredIn, CredentialError> {
         let path = self
             .docker_config_path()
             .ok_or(CredentialError::NoConfigDir)?;
@@ -269,11 +288,11 @@ impl CredentialStore {
             Some(helper) => {
                 helper.store(&key, credentials)?;
                 file::write_entry(&path, &key, file::NewEntry::Empty)?;
-                Ok(helper.program())
+                Ok(StoredIn::Helper(helper.program()))
             }
             None => {
                 file::write_entry(&path, &key, file::NewEntry::Credentials(credentials))?;
-                Ok(path.display().to_string())
+                Ok(StoredIn::ConfigFile(path))
             }
         }
     }

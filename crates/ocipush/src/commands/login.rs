@@ -6,7 +6,7 @@
 use std::io::IsTerminal as _;
 
 use ocipush_engine::PushError;
-use ocipush_registry::credentials::CredentialError;
+use ocipush_registry::credentials::{CredentialError, StoredIn};
 use ocipush_registry::{
     ClientOptions, Credentials, RegistryClient, RegistryError, RegistryTarget, DOCKER_HUB,
 };
@@ -74,6 +74,10 @@ pub async fn run(args: LoginArgs, quiet: bool) -> Result<u8, CliError> {
             other => gitea = Some(other),
         }
     }
+    // A password alone for idpbuilder's Gitea goes with the admin idpbuilder creates.
+    if username.is_none() && password.is_some() && idpbuilder::is_gitea(&registry) {
+        username = Some(idpbuilder::DEFAULT_USER.to_owned());
+    }
     if interactive {
         if username.is_none() {
             username = Some(prompt_username()?);
@@ -91,7 +95,7 @@ pub async fn run(args: LoginArgs, quiet: bool) -> Result<u8, CliError> {
             return Err(CliError::usage(
                 "login needs a user name and a password",
                 Some(match gitea {
-                    Some(why) => idpbuilder::missing_hint(&why),
+                    Some(why) => idpbuilder::login_hint(&why),
                     None => format!(
                         "pass them with -u USER --password-stdin (or OCIPUSH_USERNAME/OCIPUSH_PASSWORD): echo \"$TOKEN\" | ocipush login -u USER --password-stdin {registry}"
                     ),
@@ -135,6 +139,12 @@ pub async fn run(args: LoginArgs, quiet: bool) -> Result<u8, CliError> {
         .map_err(credential_error)?;
     if !quiet {
         eprintln!("credentials for {registry} stored in {location}");
+        if matches!(location, StoredIn::ConfigFile(_)) {
+            // As docker warns: base64 is an encoding, not a protection.
+            eprintln!(
+                "warning: the password is stored unencrypted (base64) in {location}; configure a credential helper (credsStore in that file) to keep it encrypted"
+            );
+        }
     }
     println!("Login Succeeded");
     Ok(EXIT_OK)

@@ -190,4 +190,39 @@ fn idpbuilder_profile_through_an_https_proxy() {
         "{}",
         stderr(&out)
     );
+
+    // `login idpbuilder`: with nothing to go on, the hint says how to give the password (not to
+    // run `ocipush login` with the Gitea address, which is this command again); with the
+    // password alone, the user is idpbuilder's admin.
+    let docker = tmp.path().join("docker");
+    let login_env = [
+        ("PATH", empty_bin.as_os_str()),
+        ("HTTPS_PROXY", OsStr::new(&proxy_url)),
+        ("DOCKER_CONFIG", docker.as_os_str()),
+    ];
+    let out = ocipush_env(
+        &["login", "--ca-file", &cert, "idpbuilder"],
+        None,
+        &login_env,
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ocipush login idpbuilder --password-stdin"),
+        "{err}"
+    );
+    assert!(!err.contains("ocipush login gitea.cnoe"), "{err}");
+    let out = ocipush_env(
+        &[
+            "login",
+            "--ca-file",
+            &cert,
+            "--password-stdin",
+            "idpbuilder",
+        ],
+        Some("idp-Secret-pw\n"),
+        &login_env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).trim(), "Login Succeeded");
 }

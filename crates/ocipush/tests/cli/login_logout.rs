@@ -66,6 +66,12 @@ fn login_checks_stores_in_auths_and_logout_removes() {
     let out = login(PASSWORD);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), "Login Succeeded");
+    // As docker warns: no helper, so the password sits base64-encoded in the file.
+    assert!(
+        stderr(&out).contains("stored unencrypted (base64)"),
+        "{}",
+        stderr(&out)
+    );
     let config = config_json(&docker);
     assert_eq!(config["auths"][&host]["auth"], basic_auth(USER, PASSWORD));
     {
@@ -147,6 +153,7 @@ fn login_and_logout_through_the_configured_helper() {
     let config = config_json(&docker);
     assert_eq!(config["auths"][&host], serde_json::json!({}));
     assert_eq!(config["credsStore"], "ocitest");
+    assert!(!stderr(&out).contains("unencrypted"), "{}", stderr(&out));
     assert!(!std::fs::read_to_string(docker.join("config.json"))
         .unwrap()
         .contains(&basic_auth(USER, PASSWORD)));
