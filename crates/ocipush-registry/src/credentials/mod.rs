@@ -396,7 +396,7 @@ mod tests {
         };
         let creds = Credentials::new("alice", "pw");
         let at = store.store("docker.io", &creds).unwrap();
-        assert!(at.ends_with("config.json"), "{at}");
+        assert_eq!(at, StoredIn::ConfigFile(dir.path().join("new/config.json")));
         let found = store.lookup("index.docker.io", None).found.unwrap();
         assert_eq!(found.credentials, creds);
         assert!(found.source.contains(DOCKER_HUB_KEY), "{}", found.source);
