@@ -196,7 +196,7 @@ mod tests {
         assert_eq!(
             rendered(&["ocipush", "push"]),
             "error: the following required arguments were not provided: <SOURCE>...\n\
-             hint: usage: ocipush push <SOURCE>...; `ocipush push --help` lists the options\n"
+             hint: usage: ocipush push [OPTIONS] SOURCE [DEST]; `ocipush push --help` lists the options\n"
         );
         assert_eq!(
             rendered(&["ocipush", "pish"]),
