@@ -4,6 +4,7 @@
 mod cli;
 mod commands;
 mod connection;
+mod docker_context;
 mod failure;
 mod filter;
 mod idpbuilder;

@@ -206,7 +206,11 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
         None => None,
     };
     Ok(PushSettings {
-        daemon: daemon_settings(),
+        daemon: {
+            let (daemon, context_warning) = daemon_settings();
+            warnings.extend(context_warning);
+            daemon
+        },
         filter: ImageFilter::new(&args.filter)?,
         platforms: resolve_platforms(&args.platform)?,
         sources,
@@ -339,14 +343,37 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 }
 
 /// The daemon's endpoint as docker and podman users name it: `DOCKER_HOST`, podman's
-/// `CONTAINER_HOST`, else the usual sockets (which need `XDG_RUNTIME_DIR` and `HOME`); TLS is
-/// asked for, as the docker CLI reads it, by a non-empty `DOCKER_TLS_VERIFY` or `DOCKER_TLS`.
-pub fn daemon_settings() -> DaemonSettings {
-    DaemonSettings {
+/// `CONTAINER_HOST`, else the current docker context (`DOCKER_CONTEXT`, or `currentContext` in
+/// docker's config: see `docker_context`), else the usual sockets (which need `XDG_RUNTIME_DIR`
+/// and `HOME`); TLS is asked for, as the docker CLI reads it, by a non-empty
+/// `DOCKER_TLS_VERIFY` or `DOCKER_TLS`, or by a context's TLS material. A context that cannot
+/// be read is said in the warning returned, and the usual sockets are tried.
+pub fn daemon_settings() -> (DaemonSettings, Option<String>) {
+    let home = env_first(&["HOME"]).map(PathBuf::from);
+    let mut settings = DaemonSettings {
         host: env_first(&["DOCKER_HOST", "CONTAINER_HOST"]),
         tls: env_first(&["DOCKER_TLS_VERIFY", "DOCKER_TLS"]).is_some(),
         runtime_dir: env_first(&["XDG_RUNTIME_DIR"]).map(PathBuf::from),
-        home: env_first(&["HOME"]).map(PathBuf::from),
+        home: home.clone(),
+    };
+    if settings.host.is_some() {
+        return (settings, None);
+    }
+    let config_dir = env_first(&["DOCKER_CONFIG"])
+        .map(PathBuf::from)
+        .or_else(|| home.map(|h| h.join(".docker")));
+    let Some(config_dir) = config_dir else {
+        return (settings, None);
+    };
+    match crate::docker_context::current(&config_dir, env_first(&["DOCKER_CONTEXT"]).as_deref()) {
+        Ok(Some(context)) => {
+            tracing::info!(context = %context.name, host = %context.host, "using the docker context's endpoint");
+            settings.host = Some(context.host);
+            settings.tls |= context.tls;
+            (settings, None)
+        }
+        Ok(None) => (settings, None),
+        Err(why) => (settings, Some(format!("{why}; trying the usual sockets"))),
     }
 }
 

@@ -106,7 +106,10 @@ pub fn table(rows: &[Row]) -> String {
 
 pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     let filter = ImageFilter::new(&args.filter)?;
-    let daemon = daemon_settings();
+    let (daemon, context_warning) = daemon_settings();
+    if let Some(warning) = context_warning {
+        eprintln!("warning: {warning}");
+    }
     let sources = if args.sources.is_empty() {
         vec!["daemon:".to_string()]
     } else {

@@ -136,6 +136,55 @@ fn one_argument_naming_a_registry_pushes_there() {
     );
 }
 
+/// A daemon reached through a docker context (as Colima and Docker Desktop set one up): by
+/// `currentContext` in docker's config, and by `DOCKER_CONTEXT`, with no `DOCKER_HOST`.
+#[test]
+fn the_docker_context_names_the_daemon() {
+    let work = tempfile::tempdir().unwrap();
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let (archive, expected) = docker25(work.path(), "ctx.tar", image(11), "ctx:1");
+    let engine = FakeEngine::start(&archive, &expected, "ctx:1", FakeEngineOptions::default());
+    let docker = work.path().join("docker");
+    // What `docker context create colima --docker host=…` writes.
+    let id = sha256_hex(b"colima");
+    let meta = docker
+        .join("contexts/meta")
+        .join(id.trim_start_matches("sha256:"));
+    std::fs::create_dir_all(&meta).unwrap();
+    let json = serde_json::json!({
+        "Name": "colima",
+        "Metadata": {},
+        "Endpoints": {"docker": {"Host": engine.host(), "SkipTLSVerify": false}},
+    });
+    std::fs::write(meta.join("meta.json"), json.to_string()).unwrap();
+    let target = registry.reference("ctx");
+    let push_with = |env: &[(&str, &OsStr)], cache: &str| {
+        let cache = work.path().join(cache);
+        let mut all: Vec<(&str, &OsStr)> = vec![
+            ("DOCKER_HOST", OsStr::new("")),
+            ("DOCKER_CONFIG", docker.as_os_str()),
+            ("OCIPUSH_CACHE_DIR", cache.as_os_str()),
+        ];
+        all.extend_from_slice(env);
+        ocipush_env(
+            &["push", "--json", "--plain-http", "ctx:1", "-r", &target],
+            None,
+            &all,
+        )
+    };
+    std::fs::write(docker.join("config.json"), r#"{"currentContext":"colima"}"#).unwrap();
+    let pushed = report(&push_with(&[], "cache-config"));
+    assert_exact(&registry.docker_ref("ctx/ctx:1"), &expected, &pushed);
+
+    std::fs::write(docker.join("config.json"), "{}").unwrap();
+    let pushed = report(&push_with(
+        &[("DOCKER_CONTEXT", OsStr::new("colima"))],
+        "cache-env",
+    ));
+    assert_exact(&registry.docker_ref("ctx/ctx:1"), &expected, &pushed);
+    assert_eq!(engine.exports(), 2);
+}
+
 #[test]
 fn a_broken_export_is_retried_with_a_new_one_or_fails_cleanly() {
     let work = tempfile::tempdir().unwrap();
