@@ -222,6 +222,7 @@ fn rows() -> Vec<Row> {
             size: 52_428_800,
             digest: Some(digest("c3")),
             id: None,
+            error: None,
         },
         Row {
             source: "docker-archive:build/api.tar:api:2".into(),
@@ -232,6 +233,7 @@ fn rows() -> Vec<Row> {
             size: 1536,
             digest: None,
             id: None,
+            error: None,
         },
         Row {
             source: "daemon:d4d4d4d4d4d4".into(),
@@ -242,6 +244,7 @@ fn rows() -> Vec<Row> {
             size: 0,
             digest: None,
             id: Some(digest("d4")),
+            error: None,
         },
     ]
 }

@@ -24,9 +24,13 @@ pub struct Row {
     pub layers: usize,
     pub size: u64,
     pub digest: Option<String>,
-    /// The daemon's image ID (daemon images have no manifest digest until pushed).
+    /// The image ID as docker shows it: the config's digest (for daemon images, the daemon's
+    /// ID; none for an index of several images).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// Why the file could not be read as an image (`--json` lists broken files too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `--json`: the rows as a JSON array.
@@ -66,8 +70,12 @@ pub fn table(rows: &[Row]) -> String {
         };
         let digest = match (&r.digest, &r.id) {
             (Some(digest), _) => digest.clone(),
-            (None, Some(id)) => format!("id {}", ocipush_source::daemon::short_id(id)),
-            (None, None) => "(assigned on push)".to_string(),
+            // A daemon image is known by its ID; a docker archive's manifest digest comes
+            // with the push (its ID is in `--json`).
+            (None, Some(id)) if r.format == "daemon" => {
+                format!("id {}", ocipush_source::daemon::short_id(id))
+            }
+            (None, _) => "(assigned on push)".to_string(),
         };
         cells.push([
             r.source.clone(),
@@ -117,7 +125,7 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     };
     let platforms = resolve_platforms(&args.platform)?;
     let mut opened = Vec::new();
-    let mut broken = 0;
+    let mut broken = Vec::new();
     for arg in &sources {
         let found = open_source(arg, &daemon)
             .await
@@ -128,17 +136,33 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
         }
         for b in &found.broken {
             eprintln!("warning: skipping {}: {}", b.path.display(), b.error);
-            broken += 1;
+            broken.push(Row {
+                source: b.path.display().to_string(),
+                names: Vec::new(),
+                format: "unreadable",
+                platforms: Vec::new(),
+                layers: 0,
+                size: 0,
+                digest: None,
+                id: None,
+                error: Some(b.error.to_string()),
+            });
         }
     }
     // The same narrowing as `push --platform`: rows show what would be pushed (an index's
     // rewritten digest, the kept manifests' layers and size).
     select_platforms(&mut opened, &platforms).map_err(CliError::from)?;
-    let rows: Vec<Row> = opened
+    let mut rows: Vec<Row> = opened
         .iter()
         .flat_map(|source| source.images.iter().map(move |image| row(source, image)))
         .collect();
-    let text = if args.json { json(&rows) } else { table(&rows) };
+    let broken_count = broken.len();
+    let text = if args.json {
+        rows.extend(broken);
+        json(&rows)
+    } else {
+        table(&rows)
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
@@ -146,7 +170,11 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
             CliError::with_code(format!("cannot write to stdout: {e}"), None, EXIT_GENERAL)
         })?;
     // Listed what could be read; a broken image still makes the answer "not all well".
-    Ok(if broken > 0 { EXIT_GENERAL } else { EXIT_OK })
+    Ok(if broken_count > 0 {
+        EXIT_GENERAL
+    } else {
+        EXIT_OK
+    })
 }
 
 fn row(source: &Source, image: &LocalImage) -> Row {
@@ -158,9 +186,17 @@ fn row(source: &Source, image: &LocalImage) -> Row {
                 children.iter().collect()
             };
             let layers = docs.iter().map(|d| d.blobs().len().saturating_sub(1)).sum();
-            (layers, Some(root.digest().to_string()), None)
+            // One manifest: its config's digest is the image ID docker would show.
+            let id = match docs.as_slice() {
+                [only] => only
+                    .blobs()
+                    .first()
+                    .map(|config| config.digest().to_string()),
+                _ => None,
+            };
+            (layers, Some(root.digest().to_string()), id)
         }
-        ImageContent::Assembled(a) => (a.layers.len(), None, None),
+        ImageContent::Assembled(a) => (a.layers.len(), None, Some(a.config_digest.to_string())),
         ImageContent::Daemon(d) => (d.diff_ids.len(), None, Some(d.id.clone())),
     };
     Row {
@@ -175,5 +211,6 @@ fn row(source: &Source, image: &LocalImage) -> Row {
         size: image.size(),
         digest,
         id,
+        error: None,
     }
 }

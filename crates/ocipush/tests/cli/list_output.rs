@@ -104,7 +104,7 @@ fn table_and_json_agree_on_every_file_source() {
         LayerCompression::None,
     );
     let docker = dir.path().join("app.tar");
-    write_docker_archive(
+    let docker_image = write_docker_archive(
         &docker,
         &[(
             ImageSpec::new(vec![
@@ -188,4 +188,31 @@ fn table_and_json_agree_on_every_file_source() {
     );
     assert_eq!(rows[4]["layers"], 3);
     assert_eq!(rows[4]["digest"], Value::Null);
+    // The image ID docker shows is the config's digest; an index of several images has none.
+    assert_eq!(
+        rows[0]["id"].as_str(),
+        Some(images[0].config_digest.as_str())
+    );
+    assert_eq!(
+        rows[4]["id"].as_str(),
+        Some(docker_image[0].config_digest.as_str())
+    );
+    assert_eq!(rows[2].get("id"), None);
+
+    // A build directory with a broken tarball: it has its own entry (with the error) in the
+    // JSON, and the exit says not all was well.
+    let build = dir.path().join("build");
+    std::fs::create_dir_all(&build).unwrap();
+    std::fs::copy(&docker, build.join("app.tar")).unwrap();
+    std::fs::write(build.join("broken.tar"), vec![7u8; 4096]).unwrap();
+    let out = ocipush(&["list", "--json", build.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let broken: Vec<&Value> = rows.iter().filter(|r| r.get("error").is_some()).collect();
+    assert_eq!(broken.len(), 1, "{rows:#?}");
+    assert!(broken[0]["source"]
+        .as_str()
+        .unwrap()
+        .ends_with("broken.tar"));
+    assert_eq!(rows.len(), 2, "{rows:#?}");
 }
