@@ -247,6 +247,22 @@ fn validate_registry(registry: &str) -> Result<(), String> {
     }
 }
 
+/// The reference with its repository path in lower case, when that is what made `input`
+/// invalid: `localhost:5000/Team/App:1` → `localhost:5000/team/app:1` (the host, tag and digest
+/// keep their case). For a "did you mean" hint.
+pub fn lowercased_repository(input: &str) -> Option<String> {
+    let (host, rest) = input.split_once('/')?;
+    let (path, suffix) = match rest.find('@') {
+        Some(at) => rest.split_at(at),
+        None => match rest.rfind(':') {
+            Some(colon) if !rest[colon..].contains('/') => rest.split_at(colon),
+            _ => (rest, ""),
+        },
+    };
+    let candidate = format!("{host}/{}{suffix}", path.to_ascii_lowercase());
+    (candidate != input && Reference::parse(&candidate).is_ok()).then_some(candidate)
+}
+
 /// Path components: lowercase alphanumerics separated by `.`, `_`, `__` or runs of `-`.
 fn validate_repository(repository: &str) -> Result<(), String> {
     if repository.is_empty() {
@@ -361,6 +377,12 @@ mod tests {
         assert!(err.reason.contains("`http://`"), "{}", err.reason);
         assert!(err.reason.contains("add --plain-http"), "{}", err.reason);
         // An https:// one is told to drop it, not to switch to plain HTTP.
+        assert_eq!(
+            lowercased_repository("localhost:5000/Team/App:Dev").as_deref(),
+            Some("localhost:5000/team/app:Dev")
+        );
+        assert_eq!(lowercased_repository("localhost:5000/team/app:1"), None);
+        assert_eq!(lowercased_repository("localhost:5000/team app:1"), None);
         let err = Reference::parse("https://ghcr.io/org/app:1").unwrap_err();
         assert!(err.reason.contains("`https://`"), "{}", err.reason);
         assert!(!err.reason.contains("plain"), "{}", err.reason);

@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use clap::ValueEnum as _;
 
 use ocipush_engine::{Algorithm, CompressionSettings, Destination, DigestCache};
-use ocipush_registry::{ClientOptions, Reference, RegistryTarget, RetryPolicy};
+use ocipush_registry::{
+    lowercased_repository, ClientOptions, Reference, RegistryTarget, RetryPolicy,
+};
 use ocipush_source::DaemonSettings;
 
 use ocipush_oci::PlatformSpec;
@@ -74,7 +76,10 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
             let mut target = RegistryTarget::parse(&r).map_err(|e| {
                 CliError::usage(
                     e.to_string(),
-                    Some("-r takes HOST[:PORT][/NAMESPACE], e.g. localhost:5000/team".into()),
+                    Some(match lowercased_repository(&r) {
+                        Some(lower) => format!("repository names are lower case: -r {lower}"),
+                        None => "-r takes HOST[:PORT][/NAMESPACE], e.g. localhost:5000/team".into(),
+                    }),
                 )
             })?;
             crate::idpbuilder::complete_target(&mut target);
@@ -93,7 +98,10 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
                     let reference = Reference::parse(&args.args[1]).map_err(|e| {
                     CliError::usage(
                         e.to_string(),
-                        Some("DEST is HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/team/app:1.0".into()),
+                        Some(match lowercased_repository(&args.args[1]) {
+                            Some(lower) => format!("repository names are lower case: did you mean `{lower}`?"),
+                            None => "DEST is HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/team/app:1.0".into(),
+                        }),
                     )
                 })?;
                     // docker reads a name without a registry host as Docker Hub's; say so

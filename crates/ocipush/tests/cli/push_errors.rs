@@ -439,3 +439,28 @@ fn values_checked_after_parsing_name_their_flag() {
         assert!(err.contains("\nhint: "), "{err}");
     }
 }
+
+/// An upper-case repository name: refused (exit 64) with the lower-case form to use.
+#[test]
+fn upper_case_repository_names_get_the_lower_case_form() {
+    let out = ocipush(
+        &["push", "examples/hello-oci", "localhost:5000/Team/App:Dev"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did you mean `localhost:5000/team/app:Dev`?"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ocipush(
+        &["push", "-r", "localhost:5000/Team", "examples/hello-oci"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("-r localhost:5000/team"),
+        "{}",
+        stderr(&out)
+    );
+}
