@@ -21,6 +21,8 @@ pub struct Discovery {
     pub sources: Vec<Source>,
     /// Images that could not be opened, with why.
     pub broken: Vec<Broken>,
+    /// Tarballs that turned out to hold no image (sources, a rootfs), passed over.
+    pub passed_over: Vec<PathBuf>,
 }
 
 /// An image found but not usable.
@@ -112,6 +114,7 @@ fn open_found(path: &Path, kind: SourceKind, found: &mut Discovery) {
         // A tarball of something else (sources, a rootfs): not an image, not a problem.
         Err(SourceError::NotAnImage { reason, .. }) => {
             tracing::debug!(path = %path.display(), %reason, "not an image, passed over");
+            found.passed_over.push(path.to_path_buf());
         }
         Err(error) => found.broken.push(Broken {
             path: path.to_path_buf(),

@@ -231,9 +231,35 @@ pub async fn open_source(arg: &str, daemon: &DaemonSettings) -> Result<Opened, S
                 what: format!("searching the directory panicked: {e}"),
             })??;
         if found.sources.is_empty() && found.broken.is_empty() {
+            let mut reason =
+                "no image under it (looked for OCI layouts, *.tar, *.tar.gz, *.tgz)".to_owned();
+            if !found.passed_over.is_empty() {
+                let names: Vec<String> = found
+                    .passed_over
+                    .iter()
+                    .take(3)
+                    .map(|p| {
+                        p.strip_prefix(&spec.path)
+                            .unwrap_or(p)
+                            .display()
+                            .to_string()
+                    })
+                    .collect();
+                let more = found.passed_over.len().saturating_sub(names.len());
+                reason.push_str(&format!(
+                    "; {} tarball(s) there hold no image: {}{}",
+                    found.passed_over.len(),
+                    names.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
             return Err(SourceError::NotAnImage {
                 path: spec.path,
-                reason: "no image under it (looked for OCI layouts, *.tar, *.tar.gz, *.tgz)".into(),
+                reason,
             });
         }
         return Ok(Opened {

@@ -54,7 +54,10 @@ pub enum Command {
     )]
     Push(PushArgs),
     /// List the images a source holds (what `push` would push).
-    #[command(after_help = LIST_EXAMPLES)]
+    #[command(
+        after_help = LIST_EXAMPLES,
+        mut_arg("platforms", |arg| arg.help(LIST_PLATFORM_HELP))
+    )]
     List(ListArgs),
     /// Run the embedded OCI registry.
     #[command(after_help = SERVE_EXAMPLES)]
@@ -72,6 +75,12 @@ pub enum Command {
     #[command(after_help = MAN_EXAMPLES)]
     Man,
 }
+
+/// `list --platform`: what the rows then show (push's help says what it writes).
+const LIST_PLATFORM_HELP: &str = "Only this platform, OS/ARCH[/VARIANT] (repeatable or \
+comma-separated), e.g. linux/arm64: the rows show what `push --platform` would push (a \
+multi-platform image with its matching manifests' layers and size, and the digest of the index \
+push would write for them); images of other platforms are left out. Default: every platform";
 
 const LIST_EXAMPLES: &str = "\
 Examples:

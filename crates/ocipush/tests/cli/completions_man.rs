@@ -201,4 +201,7 @@ fn push_help_shows_both_forms_idpbuilder_and_the_registry_variable() {
             "{sub} --help: -q reads as push's: {help}"
         );
     }
+    // list's --platform says what the rows show, not what push writes.
+    let list = run_ok(&["list", "--help"]);
+    assert!(list.contains("the rows show what `push"), "{list}");
 }

@@ -464,3 +464,27 @@ fn upper_case_repository_names_get_the_lower_case_form() {
         stderr(&out)
     );
 }
+
+/// A directory whose tarballs hold no image: the error names them, so the user sees what was
+/// looked at and passed over.
+#[test]
+fn a_directory_without_images_names_the_tarballs_it_passed_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut builder = tar::Builder::new(std::fs::File::create(dir.path().join("src.tar")).unwrap());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(5);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder
+        .append_data(&mut header, "main.rs", &b"fn(){"[..])
+        .unwrap();
+    builder.finish().unwrap();
+    let out = ocipush(&["list", dir.path().to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("no image under it"), "{err}");
+    assert!(
+        err.contains("1 tarball(s) there hold no image: src.tar"),
+        "{err}"
+    );
+}
