@@ -194,6 +194,11 @@ impl RegistryError {
             } => Some(format!(
                 "check that {registry} is running and reachable at that address and port"
             )),
+            // Docker Hub speaks only HTTPS: the way out is the network, or naming the
+            // registry that was meant.
+            RegistryError::Connect { registry, .. } if registry == crate::DOCKER_HUB => Some(
+                "check the network to Docker Hub; a destination without a registry host means Docker Hub, so name yours: HOST[:PORT]/REPOSITORY[:TAG]".into(),
+            ),
             RegistryError::Connect { registry, .. } => Some(format!(
                 "check that {registry} is running and reachable; for a plain-HTTP registry add --plain-http"
             )),
@@ -310,6 +315,20 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn docker_hub_out_of_reach_is_not_told_to_use_plain_http() {
+        let connect = |registry: &str| RegistryError::Connect {
+            registry: registry.into(),
+            detail: "dns error".into(),
+            plain_http: false,
+        };
+        let hub = connect(crate::DOCKER_HUB).hint().unwrap();
+        assert!(!hub.contains("--plain-http"), "{hub}");
+        assert!(hub.contains("HOST[:PORT]/REPOSITORY"), "{hub}");
+        let other = connect("registry.example:5000").hint().unwrap();
+        assert!(other.contains("--plain-http"), "{other}");
+    }
 
     #[test]
     fn reads_registry_error_bodies() {
