@@ -210,8 +210,9 @@ pub struct PushArgs {
     pub tags: Vec<String>,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// Blobs uploaded in parallel. Into a registry on this machine, blobs of 4 MiB and up from
-    /// OCI layouts and oci-archives stream at most one per core at once.
+    /// Big blobs uploaded in parallel (blobs up to 16 MiB go alongside them, sent from memory).
+    /// Into a registry on this machine, blobs of 4 MiB and up from OCI layouts and
+    /// oci-archives stream at most one per core at once.
     #[arg(short = 'j', long = "jobs", visible_alias = "concurrency", default_value_t = 4, allow_negative_numbers = true, value_parser = parse_jobs)]
     pub jobs: u16,
     /// Retries of a failed request or upload.
