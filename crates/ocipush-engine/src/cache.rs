@@ -87,6 +87,23 @@ impl DigestCache {
         let path = dir.join("v1").join("sizes").join(diff_id.digest());
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
     }
+
+    /// Remembers a daemon image's config size by its digest (the image ID): with the layers'
+    /// digests, all a manifest needs, so the next push knows its digest before asking anything.
+    pub fn put_config_size(&self, config: &Digest, size: u64) {
+        let Some(dir) = &self.dir else { return };
+        let path = dir.join("v1").join("configs").join(config.digest());
+        if let Err(e) = write_atomically(&path, &format!("{size}\n")) {
+            tracing::debug!(error = %e, path = %path.display(), "cannot write the digest cache");
+        }
+    }
+
+    /// The size recorded for a config.
+    pub fn config_size(&self, config: &Digest) -> Option<u64> {
+        let dir = self.dir.as_ref()?;
+        let path = dir.join("v1").join("configs").join(config.digest());
+        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    }
 }
 
 fn parse_entry(text: &str) -> Option<(Digest, u64)> {

@@ -205,7 +205,7 @@ pub fn plan(
                 source: source.clone(),
                 image: image.clone(),
                 references: destinations_for(image, &source.name, destination, extra_tags)?,
-                manifest: known_manifest(image, &blobs),
+                manifest: known_manifest(image, &blobs, settings),
                 blobs,
             });
         }
@@ -214,25 +214,32 @@ pub fn plan(
 }
 
 /// The digest of the manifest the push will write, when it can be known now.
-fn known_manifest(image: &LocalImage, blobs: &[PlannedBlob]) -> Option<Digest> {
-    match &image.content {
-        ImageContent::Stored { root, .. } => Some(root.digest().clone()),
-        ImageContent::Assembled(assembled) => {
-            let mut layers = Vec::with_capacity(assembled.layers.len());
-            for blob in blobs.iter().filter(|b| b.role != BlobRole::Config) {
-                layers.push((blob.digest()?.clone(), blob.size, blob.output_compression()));
-            }
-            image_manifest(
-                &assembled.config_digest,
-                assembled.config.len() as u64,
-                &layers,
-            )
-            .ok()
-            .map(|doc| doc.digest().clone())
+fn known_manifest(
+    image: &LocalImage,
+    blobs: &[PlannedBlob],
+    settings: &PlanSettings,
+) -> Option<Digest> {
+    let (config, config_size) = match &image.content {
+        ImageContent::Stored { root, .. } => return Some(root.digest().clone()),
+        ImageContent::Assembled(assembled) => (
+            assembled.config_digest.clone(),
+            assembled.config.len() as u64,
+        ),
+        // Its config's size is learnt from the export (or the registry), and remembered in
+        // the cache by the image ID from the first push on.
+        ImageContent::Daemon(daemon) => {
+            let config = daemon.config_digest()?;
+            let size = settings.cache.config_size(&config)?;
+            (config, size)
         }
-        // Its config's size is learnt from the export (or the registry).
-        ImageContent::Daemon(_) => None,
+    };
+    let mut layers = Vec::new();
+    for blob in blobs.iter().filter(|b| b.role != BlobRole::Config) {
+        layers.push((blob.digest()?.clone(), blob.size, blob.output_compression()));
     }
+    image_manifest(&config, config_size, &layers)
+        .ok()
+        .map(|doc| doc.digest().clone())
 }
 
 /// Every blob an image needs, keyed and labelled.
@@ -392,7 +399,8 @@ fn daemon_blobs(daemon: &DaemonImage, settings: &PlanSettings) -> Vec<PlannedBlo
         })
         .collect();
     if let Some(config) = daemon.config_digest() {
-        blobs.push(config_blob(&config, 0, Production::Export));
+        let size = settings.cache.config_size(&config).unwrap_or(0);
+        blobs.push(config_blob(&config, size, Production::Export));
     }
     blobs
 }

@@ -70,6 +70,7 @@ pub(crate) async fn push_daemon_image(
     let config_found = config.is_some();
     if let Some(config) = config {
         if image.diff_ids.iter().all(|d| held.contains_key(d)) {
+            ctx.state.cache.put_config_size(&config.digest, config.size);
             return manifest(&config.digest, config.size, &image.diff_ids, &held);
         }
     }
@@ -399,6 +400,9 @@ async fn finish(
         hold(held, diff_id, &pushed, compression);
     }
     let diff_ids: Vec<Digest> = assembled.layers.iter().map(|l| l.diff_id.clone()).collect();
+    ctx.state
+        .cache
+        .put_config_size(&assembled.config_digest, config_size);
     manifest(&assembled.config_digest, config_size, &diff_ids, held)
 }
 

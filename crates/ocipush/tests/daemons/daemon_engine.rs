@@ -185,6 +185,43 @@ fn the_docker_context_names_the_daemon() {
     assert_eq!(engine.exports(), 2);
 }
 
+/// An unchanged daemon image pushed again: the plan knows its manifest digest (the layers' and
+/// the config's sizes are in the cache), so one `HEAD manifests/TAG` settles it — no blob is
+/// asked about, nothing is written, nothing exported.
+#[test]
+fn an_unchanged_daemon_image_costs_one_manifest_head() {
+    use ocipush_testkit::fault_proxy::{FaultProxy, RequestKind};
+    let work = tempfile::tempdir().unwrap();
+    let cache = work.path().join("cache");
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(([127, 0, 0, 1], registry.port()).into());
+    let (archive, expected) = docker25(work.path(), "warm.tar", image(21), "warm:1");
+    let engine = FakeEngine::start(&archive, &expected, "warm:1", FakeEngineOptions::default());
+    let target = format!("{}/warm", proxy.host_port());
+    let cold = report(&push(&engine, &cache, &["warm:1", "-r", &target]));
+    assert_exact(&registry.docker_ref("warm/warm:1"), &expected, &cold);
+    let count = |kind| proxy.requests(kind);
+    let (heads, gets, puts) = (
+        count(RequestKind::BlobHead),
+        count(RequestKind::ManifestGet),
+        count(RequestKind::ManifestPut),
+    );
+    let warm = report(&push(&engine, &cache, &["warm:1", "-r", &target]));
+    assert_eq!(warm["images"][0]["digest"], cold["images"][0]["digest"]);
+    assert_eq!(
+        count(RequestKind::BlobHead) - heads,
+        0,
+        "no blob asked about"
+    );
+    assert_eq!(
+        count(RequestKind::ManifestGet) - gets,
+        1,
+        "one manifest HEAD"
+    );
+    assert_eq!(count(RequestKind::ManifestPut) - puts, 0, "nothing written");
+    assert_eq!(engine.exports(), 1, "nothing exported");
+}
+
 #[test]
 fn a_broken_export_is_retried_with_a_new_one_or_fails_cleanly() {
     let work = tempfile::tempdir().unwrap();
