@@ -165,6 +165,12 @@ async fn layers_with_urls_are_checked_unless_non_distributable() {
         .await;
     assert_eq!(normal.status(), 400);
     assert_eq!(error_code(normal).await, "MANIFEST_BLOB_UNKNOWN");
+    // A multi-byte character where the scheme's last byte would be: refused, not a panic.
+    let multibyte = server
+        .put_manifest("app", "e", OCI_MANIFEST, &manifest(foreign, "http:/éxyz"))
+        .await;
+    assert_eq!(multibyte.status(), 400);
+    assert_eq!(error_code(multibyte).await, "MANIFEST_INVALID");
     let bad_scheme = server
         .put_manifest(
             "app",
@@ -184,7 +190,7 @@ async fn layers_with_urls_are_checked_unless_non_distributable() {
         )
         .await;
     assert_eq!(nondistributable.status(), 201);
-    for tag in ["a", "b", "c"] {
+    for tag in ["a", "b", "c", "e"] {
         let url = server.url(&format!("/v2/app/manifests/{tag}"));
         let got = server.client.get(url).send().await.expect("GET");
         assert_eq!(got.status(), 404, "tag {tag} must not exist");

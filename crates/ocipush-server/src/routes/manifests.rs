@@ -269,8 +269,13 @@ fn check_urls(layer: &Value, digest: &Digest) -> Result<(), ApiError> {
         .ok_or_else(|| invalid(format!("layer {digest}: urls is not an array")))?;
     for url in urls {
         let text = url.as_str().unwrap_or_default();
+        // `get`, not slicing: the text is a client's, and a byte index inside a multi-byte
+        // character would panic.
         let scheme_ok = ["http://", "https://"].iter().any(|scheme| {
-            text.len() > scheme.len() && text[..scheme.len()].eq_ignore_ascii_case(scheme)
+            text.len() > scheme.len()
+                && text
+                    .get(..scheme.len())
+                    .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
         });
         if !scheme_ok {
             return Err(invalid(format!(
