@@ -547,44 +547,36 @@ enum TlsFailure {
     HungUp,
 }
 
-/// The TLS failure among a transport error's causes, if any.
-/// The rustls error somewhere in a request error's causes.
-fn rustls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(cause) = source {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        source = match cause.downcast_ref::<std::io::Error>() {
-            // An io::Error's `source` skips the error it wraps: step into that instead.
+/// A request error's causes, outermost first. An io::Error's `source` skips the error it
+/// wraps, so the walk steps into that instead.
+fn causes(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(e), |cause| {
+        match cause.downcast_ref::<std::io::Error>() {
             Some(io) => io
                 .get_ref()
                 .map(|inner| inner as &(dyn std::error::Error + 'static)),
             None => cause.source(),
-        };
-    }
-    None
+        }
+    })
 }
 
+/// The rustls error somewhere in a request error's causes.
+fn rustls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    causes(e).find_map(|cause| cause.downcast_ref::<rustls::Error>())
+}
+
+/// The TLS failure among a transport error's causes, if any.
 fn tls_failure(e: &reqwest::Error) -> Option<TlsFailure> {
-    let mut hung_up = false;
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(cause) = source {
-        if let Some(tls) = cause.downcast_ref::<rustls::Error>() {
-            return Some(tls_failure_of(tls));
-        }
-        source = match cause.downcast_ref::<std::io::Error>() {
-            Some(io) => {
-                // A TCP connect cannot end early: an end of stream while connecting is the
-                // peer closing in the middle of the handshake.
-                hung_up |= io.kind() == std::io::ErrorKind::UnexpectedEof;
-                // An io::Error's `source` skips the error it wraps: step into that instead.
-                io.get_ref()
-                    .map(|inner| inner as &(dyn std::error::Error + 'static))
-            }
-            None => cause.source(),
-        };
+    if let Some(tls) = rustls_error(e) {
+        return Some(tls_failure_of(tls));
     }
+    // A TCP connect cannot end early: an end of stream while connecting is the peer closing
+    // in the middle of the handshake.
+    let hung_up = causes(e).any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof)
+    });
     hung_up.then_some(TlsFailure::HungUp)
 }
 
