@@ -74,34 +74,38 @@ impl DigestCache {
     /// something else (a legacy `docker save`) can tell a known layer by its size — a guess
     /// that is always checked by hashing.
     pub fn put_layer_size(&self, diff_id: &Digest, size: u64) {
-        let Some(dir) = &self.dir else { return };
-        let path = dir.join("v1").join("sizes").join(diff_id.digest());
-        if let Err(e) = write_atomically(&path, &format!("{size}\n")) {
-            tracing::debug!(error = %e, path = %path.display(), "cannot write the digest cache");
-        }
+        self.put_size("sizes", diff_id, size);
     }
 
     /// The uncompressed size recorded for a layer.
     pub fn layer_size(&self, diff_id: &Digest) -> Option<u64> {
-        let dir = self.dir.as_ref()?;
-        let path = dir.join("v1").join("sizes").join(diff_id.digest());
-        std::fs::read_to_string(path).ok()?.trim().parse().ok()
+        self.size("sizes", diff_id)
     }
 
     /// Remembers a daemon image's config size by its digest (the image ID): with the layers'
     /// digests, all a manifest needs, so the next push knows its digest before asking anything.
     pub fn put_config_size(&self, config: &Digest, size: u64) {
-        let Some(dir) = &self.dir else { return };
-        let path = dir.join("v1").join("configs").join(config.digest());
-        if let Err(e) = write_atomically(&path, &format!("{size}\n")) {
-            tracing::debug!(error = %e, path = %path.display(), "cannot write the digest cache");
-        }
+        self.put_size("configs", config, size);
     }
 
     /// The size recorded for a config.
     pub fn config_size(&self, config: &Digest) -> Option<u64> {
+        self.size("configs", config)
+    }
+
+    /// `v1/KIND/HEX`: a size, one number.
+    fn put_size(&self, kind: &str, key: &Digest, size: u64) {
+        let Some(dir) = &self.dir else { return };
+        let path = dir.join("v1").join(kind).join(key.digest());
+        if let Err(e) = write_atomically(&path, &format!("{size}\n")) {
+            // A cache that cannot be written only costs speed next time.
+            tracing::debug!(error = %e, path = %path.display(), "cannot write the digest cache");
+        }
+    }
+
+    fn size(&self, kind: &str, key: &Digest) -> Option<u64> {
         let dir = self.dir.as_ref()?;
-        let path = dir.join("v1").join("configs").join(config.digest());
+        let path = dir.join("v1").join(kind).join(key.digest());
         std::fs::read_to_string(path).ok()?.trim().parse().ok()
     }
 }
