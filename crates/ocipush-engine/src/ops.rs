@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use ocipush_oci::Digest;
-use ocipush_registry::retry_count::{counting_retries, note_retry};
-use ocipush_registry::{MountOutcome, RegistryError, FALLBACK_CHUNK};
+use ocipush_registry::retry_count::counting_retries;
+use ocipush_registry::{MountOutcome, RegistryError};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::context::BlobContext;
@@ -22,7 +22,7 @@ use crate::plan::{blob_label, PlannedBlob, Production};
 use crate::producer::Transform;
 use crate::reporter::{BlobId, BlobOutcome, BlobState};
 use crate::small_upload::{goes_in_memory, send_from_memory, upload_in_memory};
-use crate::upload::upload_with_retries;
+use crate::upload::{switch_to_chunks, upload_with_retries};
 
 /// What an op came to: the blob in the repository, or `None` for a daemon's blob the registry
 /// would not mount, left to the daemon's export.
@@ -317,13 +317,7 @@ async fn upload(
                 Err(PushError::Registry(RegistryError::Status { status, .. }))
                     if status.as_u16() == 413 =>
                 {
-                    ctx.repository.client().limit_chunk_size(FALLBACK_CHUNK);
-                    note_retry();
-                    ctx.reporter.blob_restarted(
-                        id,
-                        0,
-                        "413 Payload Too Large: uploading in chunks",
-                    );
+                    switch_to_chunks(ctx, id, 0);
                     return upload_streamed(ctx, job, blob, id, None).await;
                 }
                 other => other?,

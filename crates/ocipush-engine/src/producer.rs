@@ -10,10 +10,12 @@ use bytes::Bytes;
 use flate2::write::MultiGzDecoder;
 use ocipush_oci::{Digest, Sha256Pair, Sha256Writer, VerifyError, VerifyingReader};
 use ocipush_registry::BodyChunk;
-use ocipush_source::read_up_to;
+use ocipush_source::{read_up_to, BlobReader, SourceError};
 use tokio::sync::mpsc;
 
 use crate::compress::{gzip_parallel, zstd_compress};
+use crate::error::PushError;
+use crate::job::BlobJob;
 use crate::sent_progress::SourceMarks;
 
 /// Bytes per chunk handed to the HTTP body.
@@ -41,6 +43,11 @@ pub(crate) enum Transform {
 pub(crate) type DiffId = Option<Digest>;
 
 impl Transform {
+    /// Whether ocipush compresses the bytes on the way (rather than sending them as stored).
+    pub fn compresses(&self) -> bool {
+        matches!(self, Transform::Gzip { .. } | Transform::Zstd { .. })
+    }
+
     /// How the produced blob is compressed.
     pub fn output_compression(&self) -> ocipush_oci::Compression {
         use ocipush_oci::Compression;
@@ -66,6 +73,50 @@ pub(crate) enum ProduceError {
     Read(io::Error),
     /// The request stopped taking bytes (it failed or was cancelled).
     Closed,
+}
+
+/// How a producer that made no blob ended: the source could not be opened (`Err`), or the
+/// transform failed (`Ok`).
+pub(crate) type ProduceFailure = Result<ProduceError, SourceError>;
+
+/// Opens the job's source and runs its transform on a blocking thread, sending the output into
+/// `tx`. A source that cannot be opened is said into the body too, so a request taking it
+/// aborts.
+pub(crate) fn spawn_producer(
+    blobs: Arc<dyn BlobReader>,
+    job: &BlobJob,
+    tx: mpsc::Sender<BodyChunk>,
+    marks: Arc<SourceMarks>,
+) -> tokio::task::JoinHandle<Result<Produced, ProduceFailure>> {
+    let path = job.path.clone();
+    let transform = job.transform.clone();
+    let what = job.label.clone();
+    tokio::task::spawn_blocking(move || {
+        let reader = match blobs.open(&path) {
+            Ok(reader) => reader,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+                return Err(Err(e));
+            }
+        };
+        produce(reader, &transform, &what, tx, marks).map_err(Ok)
+    })
+}
+
+/// The push error a producer's failure is, for the blob labelled `blob`.
+pub(crate) fn produce_failure(blob: &str, failure: ProduceFailure) -> PushError {
+    match failure {
+        Err(source) => PushError::Source(source),
+        Ok(ProduceError::Verify(source)) => PushError::Verify {
+            blob: blob.to_owned(),
+            source: Box::new(source),
+        },
+        Ok(ProduceError::Read(source)) => PushError::Read {
+            blob: blob.to_owned(),
+            source,
+        },
+        Ok(ProduceError::Closed) => PushError::Internal("upload body closed early".into()),
+    }
 }
 
 /// Runs a transform to completion, sending the output into `tx`. On failure, an error is sent

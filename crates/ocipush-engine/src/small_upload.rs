@@ -8,6 +8,8 @@
 //! are produced (compressed) one per core at a time, in plan order, so that the first ones —
 //! a base layer other images mount — are not slowed by all the others at once.
 
+use std::sync::Arc;
+
 use bytes::BytesMut;
 use ocipush_registry::retry_count::note_retry;
 use tokio::sync::mpsc;
@@ -15,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::context::BlobContext;
 use crate::error::PushError;
 use crate::job::BlobJob;
-use crate::producer::{produce, ProduceError, Produced, CHANNEL_DEPTH};
+use crate::producer::{produce_failure, spawn_producer, Produced, CHANNEL_DEPTH};
 use crate::reporter::{BlobId, BlobState};
 use crate::sent_progress::SourceMarks;
 
@@ -102,25 +104,14 @@ async fn produce_in_memory(
 ) -> Result<(BytesMut, Produced), PushError> {
     ctx.reporter.blob_state(
         id,
-        if job.transform.output_compression() == ocipush_oci::Compression::None {
-            BlobState::Uploading
-        } else {
+        if job.transform.compresses() {
             BlobState::Compressing
+        } else {
+            BlobState::Uploading
         },
     );
     let (tx, mut rx) = mpsc::channel(CHANNEL_DEPTH);
-    let blobs = ctx.blobs.clone();
-    let path = job.path.clone();
-    let transform = job.transform.clone();
-    let what = job.label.clone();
-    let producer = tokio::task::spawn_blocking(move || {
-        let reader = match blobs.open(&path) {
-            Ok(reader) => reader,
-            Err(e) => return Err(Err(e)),
-        };
-        let marks = std::sync::Arc::new(SourceMarks::default());
-        produce(reader, &transform, &what, tx, marks).map_err(Ok)
-    });
+    let producer = spawn_producer(ctx.blobs.clone(), job, tx, Arc::new(SourceMarks::default()));
     let mut bytes = BytesMut::with_capacity(usize::try_from(job.input_size).unwrap_or(0));
     while let Some(chunk) = rx.recv().await {
         match chunk {
@@ -133,19 +124,7 @@ async fn produce_in_memory(
     let produced = producer
         .await
         .map_err(|e| PushError::Internal(format!("blob producer panicked: {e}")))?;
-    match produced {
-        Ok(produced) => Ok((bytes, produced)),
-        Err(Err(source_error)) => Err(PushError::Source(source_error)),
-        Err(Ok(ProduceError::Verify(source))) => Err(PushError::Verify {
-            blob: job.label.clone(),
-            source: Box::new(source),
-        }),
-        Err(Ok(ProduceError::Read(e))) => Err(PushError::Read {
-            blob: job.label.clone(),
-            source: e,
-        }),
-        Err(Ok(ProduceError::Closed)) => Err(PushError::Internal(
-            "a small blob's producer stopped early".into(),
-        )),
-    }
+    produced
+        .map(|produced| (bytes, produced))
+        .map_err(|failure| produce_failure(&job.label, failure))
 }

@@ -21,7 +21,9 @@ use tokio_stream::{Stream, StreamExt};
 use crate::context::BlobContext;
 use crate::error::PushError;
 use crate::job::BlobJob;
-use crate::producer::{produce, ProduceError, Produced, Transform, CHANNEL_DEPTH};
+use crate::producer::{
+    produce_failure, spawn_producer, ProduceError, Produced, Transform, CHANNEL_DEPTH,
+};
 use crate::rate::throttled;
 use crate::reporter::{BlobId, BlobState};
 use crate::send_turns::{holding_turn, Turn, TURN_MIN_SIZE};
@@ -69,17 +71,9 @@ pub(crate) async fn upload_with_retries(
             PushError::Registry(RegistryError::Status { status, .. })
                 if status.as_u16() == 413 && !chunked =>
             {
-                // Something in front of the registry refuses the blob in one request: send it
-                // (and every later blob to this registry) in chunks, at once, spending no retry.
                 // A chunked attempt that still meets 413 fails: the chunks were already halved
                 // down to the smallest.
-                ctx.repository.client().limit_chunk_size(FALLBACK_CHUNK);
-                note_retry();
-                ctx.reporter.blob_restarted(
-                    id,
-                    attempt,
-                    "413 Payload Too Large: uploading in chunks",
-                );
+                switch_to_chunks(ctx, id, attempt);
             }
             // A lost session (its request cut off, its answer lost) cannot be repaired, but
             // the blob can start over in a new one, like after a transient failure. So can a
@@ -98,6 +92,15 @@ pub(crate) async fn upload_with_retries(
             e => return Err(e),
         }
     }
+}
+
+/// After a 413: something in front of the registry refuses the blob in one request, so it (and
+/// every later blob to this registry) goes in chunks, at once, spending no retry.
+pub(crate) fn switch_to_chunks(ctx: &BlobContext, id: BlobId, attempt: u32) {
+    ctx.repository.client().limit_chunk_size(FALLBACK_CHUNK);
+    note_retry();
+    ctx.reporter
+        .blob_restarted(id, attempt, "413 Payload Too Large: uploading in chunks");
 }
 
 /// Where a failed upload can go on: its session and the bytes the registry holds.
@@ -141,29 +144,16 @@ async fn upload_once(
     };
     ctx.reporter.blob_state(
         id,
-        match job.transform {
-            Transform::Gzip { .. } | Transform::Zstd { .. } => BlobState::Compressing,
-            _ => BlobState::Uploading,
+        if job.transform.compresses() {
+            BlobState::Compressing
+        } else {
+            BlobState::Uploading
         },
     );
     let (tx, rx) = mpsc::channel(CHANNEL_DEPTH);
-    let blobs = ctx.blobs.clone();
     let reporter = ctx.reporter.clone();
-    let path = job.path.clone();
-    let transform = job.transform.clone();
-    let what = job.label.clone();
     let marks = Arc::new(SourceMarks::default());
-    let producer_marks = Arc::clone(&marks);
-    let producer = tokio::task::spawn_blocking(move || {
-        let reader = match blobs.open(&path) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
-                return Err(Err(e));
-            }
-        };
-        produce(reader, &transform, &what, tx, producer_marks).map_err(Ok)
-    });
+    let producer = spawn_producer(ctx.blobs.clone(), job, tx, Arc::clone(&marks));
     let length = match &job.transform {
         Transform::Verbatim { size, .. } => Some(*size),
         _ => None,
@@ -215,35 +205,16 @@ async fn upload_once(
             commit(ctx, next, &produced.digest).await?;
             Ok(produced)
         }
-        // The source itself failed: nothing to resume.
-        (Err(Err(source_error)), uploaded) => {
-            cancel(ctx, session, uploaded).await;
-            Err(PushError::Source(source_error).into())
-        }
-        (Err(Ok(ProduceError::Verify(source))), uploaded) => {
-            cancel(ctx, session, uploaded).await;
-            Err(PushError::Verify {
-                blob: job.label.clone(),
-                source: Box::new(source),
-            }
-            .into())
-        }
-        (Err(Ok(ProduceError::Read(e))), uploaded) => {
-            cancel(ctx, session, uploaded).await;
-            Err(PushError::Read {
-                blob: job.label.clone(),
-                source: e,
-            }
-            .into())
-        }
         // The request failed (and closed the body, or the body was all sent): that failure is
         // the story, and the registry may have kept part of the blob.
         (Ok(_), Err(e)) | (Err(Ok(ProduceError::Closed)), Err(e)) => {
             Err(resumable(ctx, latest, PushError::Registry(e)).await)
         }
-        (Err(Ok(ProduceError::Closed)), Ok(next)) => {
-            ctx.repository.cancel_upload(next).await;
-            Err(PushError::Internal("upload body closed early".into()).into())
+        // The source itself failed (or the body closed under a request that went well):
+        // nothing to resume.
+        (Err(failure), uploaded) => {
+            cancel(ctx, session, uploaded).await;
+            Err(produce_failure(&job.label, failure).into())
         }
     }
 }
