@@ -35,7 +35,7 @@ pub struct UploadLedger {
 struct Tally {
     /// Bytes held by each open session, by UUID.
     sessions: HashMap<String, Session>,
-    per_repository: HashMap<String, usize>,
+    /// The sum of the sessions' bytes, kept because every chunk checks it.
     total_bytes: u64,
 }
 
@@ -74,17 +74,17 @@ impl UploadLedger {
             if tally.sessions.len() >= self.limits.max_sessions {
                 return Err(UploadLimit::Sessions(self.limits.max_sessions));
             }
-            let open_here = tally.per_repository.get(repository).copied().unwrap_or(0);
+            let open_here = tally
+                .sessions
+                .values()
+                .filter(|session| session.repository == repository)
+                .count();
             if open_here >= self.limits.max_sessions_per_repository {
                 return Err(UploadLimit::RepositorySessions(
                     self.limits.max_sessions_per_repository,
                 ));
             }
         }
-        *tally
-            .per_repository
-            .entry(repository.to_owned())
-            .or_default() += 1;
         tally.total_bytes += bytes;
         tally.sessions.insert(
             uuid.to_owned(),
@@ -126,15 +126,8 @@ impl UploadLedger {
     /// Forgets a session that was committed, cancelled or purged.
     pub fn close(&self, uuid: &str) {
         let mut tally = self.tally();
-        let Some(session) = tally.sessions.remove(uuid) else {
-            return;
-        };
-        tally.total_bytes = tally.total_bytes.saturating_sub(session.bytes);
-        if let Some(count) = tally.per_repository.get_mut(&session.repository) {
-            *count -= 1;
-            if *count == 0 {
-                tally.per_repository.remove(&session.repository);
-            }
+        if let Some(session) = tally.sessions.remove(uuid) {
+            tally.total_bytes = tally.total_bytes.saturating_sub(session.bytes);
         }
     }
 
