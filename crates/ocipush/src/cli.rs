@@ -373,22 +373,24 @@ pub struct ServeArgs {
     /// open-file limit]
     #[arg(long, value_name = "N", value_parser = parse_connections)]
     pub max_connections: Option<usize>,
-    /// Close a connection with no request in flight after this long without a byte.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    pub idle_timeout: Duration,
-    /// Largest blob one upload may hold.
-    #[arg(long, value_name = "SIZE", default_value = "64GiB", value_parser = parse_size)]
-    pub upload_max_size: u64,
-    /// Most bytes all unfinished uploads together may hold.
-    #[arg(long, value_name = "SIZE", default_value = "256GiB", value_parser = parse_size)]
-    pub upload_max_total: u64,
-    /// Most unfinished uploads per repository.
-    #[arg(long, value_name = "N", default_value_t = 256, value_parser = parse_connections)]
-    pub upload_max_sessions: usize,
+    // The limits below are the server's own (`ocipush_server::ConnectionLimits` and
+    // `UploadLimits`): a flag left out keeps the library's default, decided there once.
+    /// Close a connection with no request in flight after this long without a byte [default: 30s]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Largest blob one upload may hold [default: 64GiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub upload_max_size: Option<u64>,
+    /// Most bytes all unfinished uploads together may hold [default: 256GiB]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub upload_max_total: Option<u64>,
+    /// Most unfinished uploads per repository [default: 256]
+    #[arg(long, value_name = "N", value_parser = parse_connections)]
+    pub upload_max_sessions: Option<usize>,
     /// Remove an unfinished upload that received nothing for this long (checked at start and then
-    /// periodically).
-    #[arg(long, value_name = "DURATION", default_value = "168h", value_parser = parse_duration)]
-    pub upload_purge_after: Duration,
+    /// periodically) [default: 168h]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub upload_purge_after: Option<Duration>,
 }
 
 /// A duration flag: a whole number with a unit, `90s`, `30m`, `168h`, `7d`.
@@ -420,5 +422,53 @@ fn parse_connections(text: &str) -> Result<usize, String> {
     match text.parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("`{text}` is not a positive number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory as _;
+
+    /// The `[default: …]` that `serve --help` shows for a flag.
+    fn shown_default(flag: &str) -> String {
+        let command = Cli::command();
+        let serve = command.find_subcommand("serve").expect("serve");
+        let arg = serve
+            .get_arguments()
+            .find(|a| a.get_long() == Some(flag))
+            .unwrap_or_else(|| panic!("--{flag}"));
+        let help = arg.get_help().expect("help").to_string();
+        let (_, rest) = help
+            .split_once("[default: ")
+            .expect("a default in the help");
+        rest.trim_end_matches(']').to_owned()
+    }
+
+    /// The limits' defaults are the server's; the help text names them, and must name them right.
+    #[test]
+    fn serve_help_shows_the_servers_own_defaults() {
+        let connections = ocipush_server::ConnectionLimits::default();
+        let uploads = ocipush_server::UploadLimits::default();
+        assert_eq!(
+            parse_duration(&shown_default("idle-timeout")),
+            Ok(connections.idle_timeout)
+        );
+        assert_eq!(
+            parse_size(&shown_default("upload-max-size")),
+            Ok(uploads.max_blob_bytes)
+        );
+        assert_eq!(
+            parse_size(&shown_default("upload-max-total")),
+            Ok(uploads.max_total_bytes)
+        );
+        assert_eq!(
+            parse_connections(&shown_default("upload-max-sessions")),
+            Ok(uploads.max_sessions_per_repository)
+        );
+        assert_eq!(
+            parse_duration(&shown_default("upload-purge-after")),
+            Ok(uploads.purge_after)
+        );
     }
 }

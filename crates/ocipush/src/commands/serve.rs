@@ -37,11 +37,16 @@ pub async fn run(args: ServeArgs, quiet: bool) -> Result<u8, CliError> {
     config.allow_plain_http_auth = args.allow_plain_http_auth;
     config.allow_delete = args.delete;
     config.connections.max_connections = args.max_connections;
-    config.connections.idle_timeout = args.idle_timeout;
-    config.uploads.max_blob_bytes = args.upload_max_size;
-    config.uploads.max_total_bytes = args.upload_max_total;
-    config.uploads.max_sessions_per_repository = args.upload_max_sessions;
-    config.uploads.purge_after = args.upload_purge_after;
+    // What a flag does not say stays as the server's defaults have it.
+    let connections = &mut config.connections;
+    connections.idle_timeout = args.idle_timeout.unwrap_or(connections.idle_timeout);
+    let uploads = &mut config.uploads;
+    uploads.max_blob_bytes = args.upload_max_size.unwrap_or(uploads.max_blob_bytes);
+    uploads.max_total_bytes = args.upload_max_total.unwrap_or(uploads.max_total_bytes);
+    uploads.max_sessions_per_repository = args
+        .upload_max_sessions
+        .unwrap_or(uploads.max_sessions_per_repository);
+    uploads.purge_after = args.upload_purge_after.unwrap_or(uploads.purge_after);
     let server = Server::bind(config).await.map_err(|e| {
         let hint = hint_for(&e);
         CliError::with_code(e.to_string(), hint, EXIT_GENERAL)
