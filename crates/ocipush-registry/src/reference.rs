@@ -377,15 +377,19 @@ mod tests {
         assert!(err.reason.contains("`http://`"), "{}", err.reason);
         assert!(err.reason.contains("add --plain-http"), "{}", err.reason);
         // An https:// one is told to drop it, not to switch to plain HTTP.
+        let err = Reference::parse("https://ghcr.io/org/app:1").unwrap_err();
+        assert!(err.reason.contains("`https://`"), "{}", err.reason);
+        assert!(!err.reason.contains("plain"), "{}", err.reason);
+    }
+
+    #[test]
+    fn upper_case_repositories_get_their_lower_case_form() {
         assert_eq!(
             lowercased_repository("localhost:5000/Team/App:Dev").as_deref(),
             Some("localhost:5000/team/app:Dev")
         );
         assert_eq!(lowercased_repository("localhost:5000/team/app:1"), None);
         assert_eq!(lowercased_repository("localhost:5000/team app:1"), None);
-        let err = Reference::parse("https://ghcr.io/org/app:1").unwrap_err();
-        assert!(err.reason.contains("`https://`"), "{}", err.reason);
-        assert!(!err.reason.contains("plain"), "{}", err.reason);
     }
 
     #[test]

@@ -187,11 +187,10 @@ impl<R> TarHeaderGuard<R> {
                 return;
             }
             if matches!(self.block[156], b'x' | b'X') {
-                self.pax_body = Some((after, size, Vec::with_capacity(size as usize)));
-                if size == 0 {
-                    self.pax_body = None;
-                    self.pax_size = None;
-                }
+                // An empty PAX body says no size; any other is read along to learn it.
+                self.pax_size = None;
+                self.pax_body =
+                    (size > 0).then(|| (after, size, Vec::with_capacity(size as usize)));
             }
             self.expect = Expect::Header(after + padded(size));
             return;
