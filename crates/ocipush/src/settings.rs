@@ -357,23 +357,21 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
 /// `DOCKER_TLS_VERIFY` or `DOCKER_TLS`, or by a context's TLS material. A context that cannot
 /// be read is said in the warning returned, and the usual sockets are tried.
 pub fn daemon_settings() -> (DaemonSettings, Option<String>) {
-    let home = env_first(&["HOME"]).map(PathBuf::from);
     let mut settings = DaemonSettings {
         host: env_first(&["DOCKER_HOST", "CONTAINER_HOST"]),
         tls: env_first(&["DOCKER_TLS_VERIFY", "DOCKER_TLS"]).is_some(),
         runtime_dir: env_first(&["XDG_RUNTIME_DIR"]).map(PathBuf::from),
-        home: home.clone(),
+        home: env_first(&["HOME"]).map(PathBuf::from),
     };
     if settings.host.is_some() {
         return (settings, None);
     }
-    let config_dir = env_first(&["DOCKER_CONFIG"])
-        .map(PathBuf::from)
-        .or_else(|| home.map(|h| h.join(".docker")));
-    let Some(config_dir) = config_dir else {
+    // docker's config directory, found as for its credentials.
+    let store = crate::connection::credential_store();
+    let Some(config_dir) = store.docker_config_dir() else {
         return (settings, None);
     };
-    match crate::docker_context::current(&config_dir, env_first(&["DOCKER_CONTEXT"]).as_deref()) {
+    match crate::docker_context::current(config_dir, env_first(&["DOCKER_CONTEXT"]).as_deref()) {
         Ok(Some(context)) => {
             tracing::info!(context = %context.name, host = %context.host, "using the docker context's endpoint");
             settings.host = Some(context.host);

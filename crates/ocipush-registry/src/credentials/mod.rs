@@ -190,11 +190,15 @@ pub struct Lookup {
 }
 
 impl CredentialStore {
+    /// docker's configuration directory (`$DOCKER_CONFIG`, else `~/.docker`), which also holds
+    /// its contexts.
+    pub fn docker_config_dir(&self) -> Option<&Path> {
+        self.docker_config_dir.as_deref()
+    }
+
     /// `config.json` in the docker config directory.
     pub fn docker_config_path(&self) -> Option<PathBuf> {
-        self.docker_config_dir
-            .as_ref()
-            .map(|d| d.join("config.json"))
+        self.docker_config_dir().map(|d| d.join("config.json"))
     }
 
     /// Looks `registry` (and `repository`, for repository-scoped `auth.json` keys) up in docker's
