@@ -160,6 +160,11 @@ impl Ledger {
         );
     }
 
+    /// The state a blob in flight is in, if it has announced one.
+    pub(crate) fn state_of(&self, id: BlobId) -> Option<BlobState> {
+        self.in_flight.get(&id).and_then(|entry| entry.state)
+    }
+
     pub(crate) fn state(&mut self, id: BlobId, state: BlobState, now: Duration) -> Option<&Entry> {
         let entry = self.in_flight.get_mut(&id)?;
         // Its turn to stream came: the wait for it is no part of its transfer.

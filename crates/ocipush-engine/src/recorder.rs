@@ -64,10 +64,16 @@ impl Reporter for Recorder {
 
     fn blob_state(&self, id: BlobId, state: BlobState) {
         let now = (self.clock)();
-        self.ledger.write(|l| {
+        // A step may announce the state its predecessor already set (a blob read into memory
+        // and then sent is "uploading" throughout): the views hear of changes only.
+        let repeated = self.ledger.write(|l| {
+            let repeated = l.state_of(id) == Some(state);
             l.state(id, state, now);
+            repeated
         });
-        self.inner.blob_state(id, state);
+        if !repeated {
+            self.inner.blob_state(id, state);
+        }
     }
 
     fn blob_named(&self, id: BlobId, label: &str) {
@@ -97,5 +103,40 @@ impl Reporter for Recorder {
 
     fn image_finished(&self, report: &ImageReport) {
         self.inner.image_finished(report);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[derive(Default)]
+    struct States(Mutex<Vec<(BlobId, BlobState)>>);
+
+    impl Reporter for States {
+        fn blob_state(&self, id: BlobId, state: BlobState) {
+            self.0.lock().unwrap().push((id, state));
+        }
+    }
+
+    #[test]
+    fn views_hear_of_state_changes_not_repeats() {
+        let views = Arc::new(States::default());
+        let recorder = Recorder::with_clock(views.clone(), Box::new(|| Duration::ZERO));
+        recorder.blob_started(7, "layer 1/1", 100);
+        recorder.blob_state(7, BlobState::Checking);
+        recorder.blob_state(7, BlobState::Uploading);
+        recorder.blob_state(7, BlobState::Uploading);
+        recorder.blob_state(7, BlobState::Waiting);
+        assert_eq!(
+            *views.0.lock().unwrap(),
+            [
+                (7, BlobState::Checking),
+                (7, BlobState::Uploading),
+                (7, BlobState::Waiting)
+            ]
+        );
     }
 }

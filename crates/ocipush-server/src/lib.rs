@@ -61,12 +61,6 @@ impl Server {
                 "serving plain HTTP on an address other than loopback: anyone who can reach it reads what it serves"
             );
         }
-        let store = store::Store::open(&config.root, config.uploads.clone())
-            .await
-            .map_err(|source| ServerError::Storage {
-                path: config.root.clone(),
-                source,
-            })?;
         let htpasswd = match &config.htpasswd {
             Some(path) => Some(Arc::new(auth::Htpasswd::load(path)?)),
             None => None,
@@ -82,6 +76,13 @@ impl Server {
             addr: config.addr,
             source,
         })?;
+        // The store is opened (and its abandoned uploads purged) only by a server that could bind.
+        let store = store::Store::open(&config.root, config.uploads.clone())
+            .await
+            .map_err(|source| ServerError::Storage {
+                path: config.root.clone(),
+                source,
+            })?;
         let store = Arc::new(store);
         let state = routes::AppState {
             store: Arc::clone(&store),

@@ -347,8 +347,8 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:5000")]
+    /// Address to listen on (the local registry's, where `push` without a destination puts images).
+    #[arg(long, env = "OCIPUSH_LOCAL_ADDR", default_value = "127.0.0.1:5000")]
     pub addr: String,
     /// Directory holding the registry's data [default: the local registry's directory]
     #[arg(long, value_name = "DIR")]

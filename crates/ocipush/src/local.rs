@@ -5,13 +5,17 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ocipush_server::{Server, ServerConfig};
+use ocipush_server::{Server, ServerConfig, ServerError};
 use tokio::sync::oneshot;
 
-use crate::failure::{CliError, EXIT_GENERAL};
+use crate::failure::{CliError, EXIT_GENERAL, EXIT_USAGE};
 
-/// The port `ocipush serve` listens on by default.
-pub const DEFAULT_PORT: u16 = 5000;
+/// Where the local registry listens unless `$OCIPUSH_LOCAL_ADDR` says otherwise: the address
+/// `ocipush serve` uses by default, so what a push names stays valid for pulling.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:5000";
+
+/// The variable naming the local registry's address, for `push` and `serve` alike.
+pub const ADDR_ENV: &str = "OCIPUSH_LOCAL_ADDR";
 
 /// Where `ocipush serve` records the address it listens on, inside its root.
 pub const ADDR_FILE: &str = "serve.addr";
@@ -81,6 +85,21 @@ fn passwd_home() -> Option<PathBuf> {
     None
 }
 
+/// The local registry's address: `$OCIPUSH_LOCAL_ADDR`, else [`DEFAULT_ADDR`].
+pub fn default_addr() -> Result<SocketAddr, CliError> {
+    let (text, from_env) = match std::env::var(ADDR_ENV).ok().filter(|v| !v.is_empty()) {
+        Some(text) => (text, true),
+        None => (DEFAULT_ADDR.to_owned(), false),
+    };
+    text.parse().map_err(|e| {
+        CliError::with_code(
+            format!("invalid {ADDR_ENV} `{text}`: {e}"),
+            from_env.then(|| format!("{ADDR_ENV} takes IP:PORT, e.g. 127.0.0.1:5001")),
+            EXIT_USAGE,
+        )
+    })
+}
+
 /// A local registry to push into for this run.
 pub struct LocalRegistry {
     pub addr: SocketAddr,
@@ -90,8 +109,11 @@ pub struct LocalRegistry {
 }
 
 impl LocalRegistry {
-    /// Finds a running `ocipush serve` on `root`, or starts one in-process on a free port.
-    pub async fn attach_or_start(root: &Path) -> Result<LocalRegistry, CliError> {
+    /// Finds a running `ocipush serve` on `root`, or starts one in-process on `addr`.
+    ///
+    /// Never on another port than `addr`: the references a push prints must stay valid once
+    /// `ocipush serve` serves the same directory, so a port held by another program is an error.
+    pub async fn attach_or_start(root: &Path, addr: SocketAddr) -> Result<LocalRegistry, CliError> {
         if let Some(addr) = running_server(root).await {
             return Ok(LocalRegistry {
                 addr,
@@ -109,27 +131,9 @@ impl LocalRegistry {
                 EXIT_GENERAL,
             )
         })?;
-        // The port `ocipush serve` uses by default, so the pushed names stay valid for pulling
-        // once `ocipush serve` runs; any free port when something else holds it.
-        let mut bound = None;
-        for port in [DEFAULT_PORT, 0] {
-            let config = ServerConfig::new(root, SocketAddr::from(([127, 0, 0, 1], port)));
-            match Server::bind(config).await {
-                Ok(server) => {
-                    bound = Some(server);
-                    break;
-                }
-                Err(e) if port == 0 => {
-                    return Err(CliError::with_code(
-                        format!("cannot start the local registry: {e}"),
-                        None,
-                        EXIT_GENERAL,
-                    ))
-                }
-                Err(_) => continue,
-            }
-        }
-        let server = bound.expect("the loop binds or returns");
+        let server = Server::bind(ServerConfig::new(root, addr))
+            .await
+            .map_err(|e| start_failure(e, addr, root))?;
         let addr = server.local_addr();
         let (tx, rx) = oneshot::channel();
         let handle = tokio::spawn(async move {
@@ -159,6 +163,30 @@ impl LocalRegistry {
             let _ = tx.send(());
             let _ = handle.await;
         }
+    }
+}
+
+/// Why the local registry could not start, with what to do about it.
+fn start_failure(error: ServerError, addr: SocketAddr, root: &Path) -> CliError {
+    match &error {
+        ServerError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+            let other = SocketAddr::new(addr.ip(), if addr.port() == 5001 { 5002 } else { 5001 });
+            CliError::with_code(
+                format!(
+                    "cannot start the local registry: {addr} is taken by another program (not an `ocipush serve` of {})",
+                    root.display()
+                ),
+                Some(format!(
+                    "stop that program, give a destination (ocipush push SOURCE HOST/REPO:TAG), or use another port: `{ADDR_ENV}={other} ocipush push …`, then `ocipush serve --addr {other}` to serve it"
+                )),
+                EXIT_GENERAL,
+            )
+        }
+        _ => CliError::with_code(
+            format!("cannot start the local registry on {addr}: {error}"),
+            None,
+            EXIT_GENERAL,
+        ),
     }
 }
 

@@ -123,6 +123,7 @@ fn trailer() -> Roff {
         ("OCIPUSH_TIMEOUT", "the --timeout of a push (IDPBUILDER_PUSH_TIMEOUT also works)"),
         ("OCIPUSH_CACHE_DIR", "the digest cache (default $XDG_CACHE_HOME/ocipush or ~/.cache/ocipush)"),
         ("OCIPUSH_LOCAL_REGISTRY", "the embedded registry's data (default ~/.local/share/ocipush/registry)"),
+        ("OCIPUSH_LOCAL_ADDR", "the embedded registry's address for push and serve (default 127.0.0.1:5000)"),
         ("OCIPUSH_CERTS_D", "colon-separated certs.d folders replacing docker's and containers' defaults"),
         ("OCIPUSH_LOG", "a tracing filter for the logs on stderr"),
         ("DOCKER_CONFIG, REGISTRY_AUTH_FILE", "where docker's config.json and containers' auth.json are"),

@@ -14,7 +14,7 @@ use ocipush_source::{open_source, Source};
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::{exit_code, CliError, EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT};
-use crate::local::{default_root, LocalRegistry};
+use crate::local::{default_addr, default_root, LocalRegistry};
 use crate::printer;
 use crate::progress::{BarReporter, LineReporter};
 use crate::settings::{PushSettings, Target};
@@ -55,7 +55,7 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     let (destination, local) = match &settings.target {
         Target::Remote(d) => (d.clone(), None),
         Target::Local => {
-            let local = LocalRegistry::attach_or_start(&default_root()?).await?;
+            let local = LocalRegistry::attach_or_start(&default_root()?, default_addr()?).await?;
             client.plain_http = true;
             let target = RegistryTarget::parse(&local.addr.to_string())
                 .map_err(|e| CliError::with_code(e.to_string(), None, EXIT_GENERAL))?;
@@ -215,10 +215,10 @@ fn explain_local(report: &PushReport, local: &LocalRegistry) {
     eprintln!("pushed into the local registry at {}", local.root.display());
     if local.is_in_process() {
         eprintln!(
-            "to pull: run `ocipush serve` (it serves that directory on 127.0.0.1:{}), then `docker pull 127.0.0.1:{}/{}`",
-            crate::local::DEFAULT_PORT,
-            crate::local::DEFAULT_PORT,
-            first_path(report)
+            "to pull: run `{}` (it serves that directory on {addr}), then `docker pull {addr}/{}`",
+            serve_command(local.addr),
+            first_path(report),
+            addr = local.addr,
         );
     } else {
         eprintln!(
@@ -230,6 +230,15 @@ fn explain_local(report: &PushReport, local: &LocalRegistry) {
                 .cloned()
                 .unwrap_or_default()
         );
+    }
+}
+
+/// The `ocipush serve` command serving the local registry where this push put it.
+fn serve_command(addr: std::net::SocketAddr) -> String {
+    if addr.to_string() == crate::local::DEFAULT_ADDR {
+        "ocipush serve".into()
+    } else {
+        format!("ocipush serve --addr {addr}")
     }
 }
 

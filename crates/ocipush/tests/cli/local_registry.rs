@@ -27,9 +27,11 @@ fn default_destination_is_the_local_registry_and_serve_serves_it() {
     let root = home.path().join("registry");
     let src = tempfile::tempdir().unwrap();
     let expected = example_layout(src.path());
+    let local_addr = format!("127.0.0.1:{}", ocipush_testkit::registry::free_port());
     let out = Command::new(env!("CARGO_BIN_EXE_ocipush"))
         .args(["push", &src.path().display().to_string()])
         .env("OCIPUSH_LOCAL_REGISTRY", &root)
+        .env("OCIPUSH_LOCAL_ADDR", &local_addr)
         .output()
         .unwrap();
     let digest = pushed_digest(&out);
@@ -39,7 +41,17 @@ fn default_destination_is_the_local_registry_and_serve_serves_it() {
         "{}",
         stderr(&out)
     );
-    assert!(stdout(&out).contains("/hello:1.0@"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).starts_with(&format!("{local_addr}/hello:1.0@")),
+        "{}",
+        stdout(&out)
+    );
+    // The hint serves the directory where the printed reference points.
+    assert!(
+        stderr(&out).contains(&format!("`ocipush serve --addr {local_addr}`")),
+        "{}",
+        stderr(&out)
+    );
 
     let serve = Serve::start(&root, &[]);
     let reference = format!("docker://{}/hello:1.0", serve.addr);
@@ -63,6 +75,7 @@ fn default_destination_is_the_local_registry_and_serve_serves_it() {
     let out = Command::new(env!("CARGO_BIN_EXE_ocipush"))
         .args(["push", &other.path().display().to_string()])
         .env("OCIPUSH_LOCAL_REGISTRY", &root)
+        .env("OCIPUSH_LOCAL_ADDR", &local_addr)
         .output()
         .unwrap();
     let digest = pushed_digest(&out);
@@ -73,6 +86,56 @@ fn default_destination_is_the_local_registry_and_serve_serves_it() {
     );
     let raw = skopeo::inspect_raw(&format!("docker://{}/second:2", serve.addr), &auth);
     assert_eq!(sha256_hex(&raw), digest);
+}
+
+/// Another program on the local registry's port: the push says so and stops, rather than
+/// printing a reference on a port that dies with the process.
+#[test]
+fn a_taken_local_port_is_an_error_not_a_throwaway_registry() {
+    let home = tempfile::tempdir().unwrap();
+    let root = home.path().join("registry");
+    let src = tempfile::tempdir().unwrap();
+    example_layout(src.path());
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = squatter.local_addr().unwrap().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args(["push", &src.path().display().to_string()])
+        .env("OCIPUSH_LOCAL_REGISTRY", &root)
+        .env("OCIPUSH_LOCAL_ADDR", &taken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "no reference is printed");
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "error: cannot start the local registry: {taken} is taken by another program"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: ") && err.contains("OCIPUSH_LOCAL_ADDR="),
+        "{err}"
+    );
+    assert!(
+        !root.join("serve.addr").exists() && !root.join("repositories").exists(),
+        "nothing was pushed"
+    );
+    drop(squatter);
+
+    // A malformed address is a usage error naming the variable.
+    let out = Command::new(env!("CARGO_BIN_EXE_ocipush"))
+        .args(["push", &src.path().display().to_string()])
+        .env("OCIPUSH_LOCAL_REGISTRY", &root)
+        .env("OCIPUSH_LOCAL_ADDR", "localhost")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid OCIPUSH_LOCAL_ADDR `localhost`"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -104,6 +104,11 @@ fn ocipush_command(
     cmd.args(args)
         .env("HOME", home.path())
         .env("OCIPUSH_LOCAL_REGISTRY", home.path().join("registry"))
+        // Tests run in parallel: each local registry on a port of its own, never 5000.
+        .env(
+            "OCIPUSH_LOCAL_ADDR",
+            format!("127.0.0.1:{}", ocipush_testkit::registry::free_port()),
+        )
         .env("OCIPUSH_CERTS_D", home.path().join("certs.d"))
         .env_remove("OCIPUSH_USERNAME")
         .env_remove("OCIPUSH_PASSWORD")
