@@ -37,6 +37,9 @@ pub enum PushError {
     /// The registry refused, failed or could not be reached.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A registry source (`docker://…`) could not be opened.
+    #[error(transparent)]
+    RegistrySource(#[from] crate::registry_source::RegistrySourceError),
     /// A destination reference does not parse.
     #[error(transparent)]
     Reference(#[from] ReferenceError),
@@ -119,14 +122,16 @@ impl PushError {
                 FailureKind::Usage
             }
             PushError::Source(SourceError::Interrupted) => FailureKind::Interrupted,
+            PushError::Read { source, .. } if registry_cause(source).is_some() => {
+                registry_kind(registry_cause(source).expect("checked"))
+            }
             PushError::Source(_) | PushError::Verify { .. } | PushError::Read { .. } => {
                 FailureKind::InvalidImage
             }
-            PushError::Registry(e) => match e.class() {
-                ErrorClass::Auth => FailureKind::Auth,
-                ErrorClass::Network => FailureKind::Network,
-                ErrorClass::NotFound | ErrorClass::Registry => FailureKind::Registry,
-                ErrorClass::Usage => FailureKind::Usage,
+            PushError::Registry(e) => registry_kind(e),
+            PushError::RegistrySource(e) => match e.registry() {
+                Some(e) => registry_kind(e),
+                None => FailureKind::InvalidImage,
             },
             PushError::Reference(_)
             | PushError::Naming(_)
@@ -144,6 +149,17 @@ impl PushError {
         match self {
             PushError::Source(e) => e.hint(),
             PushError::Registry(e) => e.hint(),
+            PushError::Read { source, .. } if registry_cause(source).is_some() => {
+                registry_cause(source).and_then(RegistryError::hint)
+            }
+            PushError::RegistrySource(e) => match e {
+                crate::registry_source::RegistrySourceError::Registry(e) => e.hint(),
+                crate::registry_source::RegistrySourceError::NotFound { .. } => Some(
+                    "check the name and tag (`skopeo list-tags docker://HOST/REPO` lists the tags)"
+                        .into(),
+                ),
+                _ => Some("the source registry served a damaged manifest; try again, or report it to its operators".into()),
+            },
             PushError::Reference(_) => Some(
                 "references look like HOST[:PORT]/NAMESPACE/NAME[:TAG], lowercase, e.g. localhost:5000/team/app:1.0"
                     .into(),
@@ -176,6 +192,21 @@ impl PushError {
             _ => None,
         }
     }
+}
+
+/// The exit-code kind of a registry failure.
+fn registry_kind(error: &RegistryError) -> FailureKind {
+    match error.class() {
+        ErrorClass::Auth => FailureKind::Auth,
+        ErrorClass::Network => FailureKind::Network,
+        ErrorClass::NotFound | ErrorClass::Registry => FailureKind::Registry,
+        ErrorClass::Usage => FailureKind::Usage,
+    }
+}
+
+/// The registry failure a read error carries: a registry source's blob could not be read.
+fn registry_cause(error: &std::io::Error) -> Option<&RegistryError> {
+    error.get_ref()?.downcast_ref::<RegistryError>()
 }
 
 /// The first few of a list, then how many more: an error stays one readable line.

@@ -68,6 +68,7 @@ mod producer;
 mod push;
 mod rate;
 mod recorder;
+pub mod registry_source;
 mod report;
 mod reporter;
 mod request;

@@ -261,6 +261,12 @@ fn blobs_of(image: &LocalImage, settings: &PlanSettings) -> Result<Vec<PlannedBl
                     if blobs.iter().any(|b| b.digest() == Some(digest)) {
                         continue;
                     }
+                    // A foreign layer the source does not hold stays where its URLs point.
+                    if !paths.contains_key(digest)
+                        && ocipush_oci::media_type::is_non_distributable(blob.media_type().as_ref())
+                    {
+                        continue;
+                    }
                     let path = paths.get(digest).ok_or_else(|| {
                         PushError::Internal(format!("no path for {digest} in {}", image.label))
                     })?;

@@ -183,6 +183,22 @@ pub(crate) async fn probe(
         }
     }
 
+    // An image read from a registry: its own repository there holds every blob its manifests
+    // name, so a destination on the same registry mounts them rather than copying.
+    for image in images {
+        if let Some(origin) = &image.source.origin {
+            let home = RepoKey {
+                registry: origin.registry.clone(),
+                repository: origin.repository.clone(),
+            };
+            for blob in &image.blobs {
+                if let Some(digest) = blob.digest() {
+                    holdings.insert(home.clone(), digest.clone(), blob.size);
+                }
+            }
+        }
+    }
+
     // Round 2: blobs the first round could not settle.
     let mut blobs = Vec::new();
     let mut seen = HashSet::new();

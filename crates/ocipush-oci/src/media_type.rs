@@ -39,3 +39,27 @@ pub const ACCEPTED_MANIFESTS: [&str; 4] = [
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
 ];
+
+/// Is this a layer that must not be copied between registries: Docker's foreign layers and
+/// OCI's non-distributable ones, which live at the URLs their descriptors name?
+pub fn is_non_distributable(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.docker.image.rootfs.foreign.")
+        || media_type.starts_with("application/vnd.oci.image.layer.nondistributable.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn foreign_and_non_distributable_layers() {
+        assert!(is_non_distributable(
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+        ));
+        assert!(is_non_distributable(
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        ));
+        assert!(!is_non_distributable(OCI_LAYER_GZIP));
+        assert!(!is_non_distributable(DOCKER_LAYER_GZIP));
+    }
+}

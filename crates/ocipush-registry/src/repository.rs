@@ -27,6 +27,16 @@ impl Repository {
         }
     }
 
+    /// The repository `name` read from, never written: its requests ask for pull rights only
+    /// (what anonymous access to a public repository grants).
+    pub fn for_pull(client: Arc<RegistryClient>, name: &str) -> Repository {
+        Repository {
+            client,
+            name: name.to_string(),
+            scope: format!("repository:{name}:pull"),
+        }
+    }
+
     /// The repository's path on the registry, e.g. `team/app`.
     pub fn name(&self) -> &str {
         &self.name

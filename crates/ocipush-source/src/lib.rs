@@ -1,4 +1,4 @@
-//! Local image sources: OCI layout directories, oci-archive tarballs and `docker save` tarballs
+//! Image sources: OCI layout directories, oci-archive tarballs and `docker save` tarballs
 //! (plain or gzipped, legacy and Docker 25+ layouts), read in place.
 //!
 //! A [`Source`] lists the [`LocalImage`]s it holds and hands out re-openable readers for their
@@ -71,6 +71,18 @@ pub struct Source {
     /// Opens the files its images' blobs live in, by the paths in [`ImageContent`] and
     /// [`LayerFile`]. A daemon source has none: its bytes come from an export.
     pub blobs: Arc<dyn BlobReader>,
+    /// For an image in a registry, where it lives there: blobs a destination on the same
+    /// registry can mount instead of copying.
+    pub origin: Option<RemoteOrigin>,
+}
+
+/// The registry repository a `docker://` source reads from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RemoteOrigin {
+    /// The registry host, `host[:port]` (`docker.io` for Docker Hub).
+    pub registry: String,
+    /// The repository path on it, e.g. `library/nginx`.
+    pub repository: String,
 }
 
 impl std::fmt::Debug for Source {
@@ -79,6 +91,7 @@ impl std::fmt::Debug for Source {
             .field("spec", &self.spec)
             .field("name", &self.name)
             .field("kind", &self.kind)
+            .field("origin", &self.origin)
             .field("images", &self.images.len())
             .finish()
     }
@@ -171,6 +184,9 @@ impl Source {
         spec: &SourceSpec,
         daemon: &DaemonSettings,
     ) -> Result<Source, SourceError> {
+        if spec.transport == Some(SourceKind::Registry) {
+            return Err(spec::registry_needs_the_engine(spec));
+        }
         if spec.transport != Some(SourceKind::Daemon) {
             let spec = spec.clone();
             return tokio::task::spawn_blocking(move || spec::open(&spec))
@@ -195,6 +211,7 @@ impl Source {
             kind: SourceKind::Daemon,
             images,
             blobs: Arc::new(store::NoFiles),
+            origin: None,
         })
     }
 

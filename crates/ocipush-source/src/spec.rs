@@ -22,6 +22,9 @@ pub enum SourceKind {
     DockerArchive,
     /// An image of a local Docker or Podman daemon (`daemon:`).
     Daemon,
+    /// An image in a registry (`docker://HOST/REPO[:TAG|@DIGEST]`, skopeo's transport name):
+    /// opened over the network by the engine, not by this crate.
+    Registry,
 }
 
 impl SourceKind {
@@ -33,6 +36,7 @@ impl SourceKind {
             SourceKind::OciArchive => "oci-archive",
             SourceKind::DockerArchive => "docker-archive",
             SourceKind::Daemon => "daemon",
+            SourceKind::Registry => "docker",
         }
     }
 }
@@ -72,6 +76,17 @@ impl SourceSpec {
         };
         if arg.trim().is_empty() {
             return Err(invalid("empty"));
+        }
+        if let Some(rest) = arg.strip_prefix("docker://") {
+            if rest.is_empty() {
+                return Err(invalid("nothing after docker://"));
+            }
+            return Ok(SourceSpec {
+                original: arg.to_string(),
+                transport: Some(SourceKind::Registry),
+                path: PathBuf::new(),
+                reference: Some(rest.to_string()),
+            });
         }
         for (prefix, kind) in TRANSPORTS {
             if let Some(rest) = arg.strip_prefix(prefix) {
@@ -167,10 +182,14 @@ fn looks_like_path(arg: &str) -> bool {
 }
 
 pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
-    if spec.transport == Some(SourceKind::Daemon) {
-        return Err(SourceError::Unsupported {
-            what: format!("`{}` names a daemon image: opening it", spec.original),
-        });
+    match spec.transport {
+        Some(SourceKind::Daemon) => {
+            return Err(SourceError::Unsupported {
+                what: format!("`{}` names a daemon image: opening it", spec.original),
+            })
+        }
+        Some(SourceKind::Registry) => return Err(registry_needs_the_engine(spec)),
+        _ => {}
     }
     let path = &spec.path;
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
@@ -204,6 +223,7 @@ pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
             kind: SourceKind::OciLayout,
             images,
             blobs: Arc::new(store),
+            origin: None,
         });
     }
     if spec.transport == Some(SourceKind::OciLayout) {
@@ -254,7 +274,19 @@ pub(crate) fn open(spec: &SourceSpec) -> Result<Source, SourceError> {
         kind,
         images,
         blobs,
+        origin: None,
     })
+}
+
+/// A `docker://` source is read over the network, with the credentials and TLS settings of
+/// its registry: the engine opens it (`ocipush_engine::registry_source`), not this crate.
+pub(crate) fn registry_needs_the_engine(spec: &SourceSpec) -> SourceError {
+    SourceError::Unsupported {
+        what: format!(
+            "`{}` names an image in a registry: opening it without a registry connection",
+            spec.original
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -278,6 +310,11 @@ mod tests {
         let s = SourceSpec::parse("myapp:dev").unwrap();
         assert_eq!(s.transport, Some(SourceKind::Daemon));
         assert_eq!(s.reference.as_deref(), Some("myapp:dev"));
+
+        let s = SourceSpec::parse("docker://ghcr.io/org/app:1.2").unwrap();
+        assert_eq!(s.transport, Some(SourceKind::Registry));
+        assert_eq!(s.reference.as_deref(), Some("ghcr.io/org/app:1.2"));
+        assert!(SourceSpec::parse("docker://").is_err());
 
         assert!(SourceSpec::parse("oci:").is_err());
         assert!(SourceSpec::parse("").is_err());

@@ -172,6 +172,41 @@ pub struct ConnectionArgs {
     pub ca_file: Vec<PathBuf>,
 }
 
+/// How to read `docker://` sources: their registry's own settings, apart from the
+/// destination's.
+#[derive(Args, Default)]
+pub struct SourceRegistryArgs {
+    /// USER:PASSWORD for the registries of docker:// sources [default: what is stored for them
+    /// in docker's config.json, credential helpers or auth.json; never the destination's]
+    #[arg(
+        long,
+        value_name = "USER:PASSWORD",
+        env = "OCIPUSH_SRC_CREDS",
+        hide_env_values = true
+    )]
+    pub src_creds: Option<String>,
+    /// Trust the CA certificates in this PEM file for docker:// sources (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub src_ca_file: Vec<PathBuf>,
+    /// Talk plain HTTP to the registries of docker:// sources.
+    #[arg(long)]
+    pub src_plain_http: bool,
+    /// Skip TLS certificate verification for docker:// sources.
+    #[arg(long)]
+    pub src_insecure: bool,
+}
+
+impl std::fmt::Debug for SourceRegistryArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceRegistryArgs")
+            .field("src_creds", &self.src_creds.as_ref().map(|_| "<redacted>"))
+            .field("src_ca_file", &self.src_ca_file)
+            .field("src_plain_http", &self.src_plain_http)
+            .field("src_insecure", &self.src_insecure)
+            .finish()
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LogoutArgs {
     /// Registry HOST[:PORT] (Docker Hub when left out), or `idpbuilder`.
@@ -191,16 +226,26 @@ Examples:
   ocipush push daemon: -r localhost:5000/team --include 'myapp*'
   ocipush push --platform linux/amd64,linux/arm64 oci:./layout:1.0 localhost:5000/app:1.0
   ocipush push -r localhost:5000/team ./build --exclude '*-test*'   # every image under ./build
-  ocipush push --dry-run -r localhost:5000/team ./build             # what would go up, nothing written";
+  ocipush push --dry-run -r localhost:5000/team ./build             # what would go up, nothing written
+  ocipush push docker://docker.io/library/postgres:16 -r idpbuilder # copy from a registry (mirror)
+  ocipush push -r idpbuilder --from-file images.txt                 # one source per line";
 
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// SOURCE [DEST], or with -r: SOURCE... . A source is a path (OCI layout directory,
     /// oci-archive, `docker save` tarball, plain or gzipped), TRANSPORT:PATH[:REF] with
-    /// oci, oci-archive or docker-archive, or an image of the Docker/Podman daemon:
-    /// NAME[:TAG] (a name that is no existing path), `daemon:NAME[:TAG]`, or `daemon:` for all.
-    #[arg(required = true, value_name = "SOURCE")]
+    /// oci, oci-archive or docker-archive, an image of the Docker/Podman daemon:
+    /// NAME[:TAG] (a name that is no existing path), `daemon:NAME[:TAG]`, or `daemon:` for all,
+    /// or an image in a registry: docker://HOST/REPO[:TAG|@DIGEST].
+    #[arg(required_unless_present = "from_file", value_name = "SOURCE")]
     pub args: Vec<String>,
+    /// Read sources from FILE, one per line (blank lines and # comments skipped; `-` for
+    /// standard input), after those given as arguments. Without -r, the only argument left
+    /// is DEST.
+    #[arg(long, value_name = "FILE")]
+    pub from_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub source_registry: SourceRegistryArgs,
     /// Push every source to REGISTRY[/NAMESPACE], named after the images' own names and tags
     /// (`idpbuilder` for idpbuilder's Gitea) [env: OCIPUSH_REGISTRY, when no DEST is given]
     #[arg(short = 'r', long = "registry", value_name = "REGISTRY[/NAMESPACE]")]
@@ -336,6 +381,8 @@ pub struct ListArgs {
     /// Sources to inspect; the Docker/Podman daemon's images (`daemon:`) when none is given.
     #[arg(value_name = "SOURCE")]
     pub sources: Vec<String>,
+    #[command(flatten)]
+    pub source_registry: SourceRegistryArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,

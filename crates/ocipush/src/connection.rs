@@ -63,6 +63,16 @@ impl ConnectionArgs {
     }
 }
 
+/// A secret given on the command line (`--src-creds`): `Debug` never shows it.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 /// The warning `--insecure` earns.
 pub const INSECURE_WARNING: &str = "TLS certificate verification is off (--insecure)";
 
@@ -216,6 +226,29 @@ fn same_user(registry: &str, stored: Option<&str>, given: &str) -> bool {
         Some(s) if idpbuilder::is_gitea(registry) => s.eq_ignore_ascii_case(given),
         Some(s) => s == given,
         None => false,
+    }
+}
+
+/// The credentials a registry that is a source (`docker://`) is read with: `--src-creds`, else
+/// what is stored for it (levels 3 to 5). Never the flags and variables given for the
+/// destination: they belong to another registry, which must not receive them.
+pub fn source_credentials(
+    src_creds: Option<&str>,
+    registry: &str,
+    repository: &str,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Credentials>, CliError> {
+    match src_creds {
+        Some(given) => match given.split_once(':') {
+            Some((user, password)) if !user.is_empty() && !password.is_empty() => {
+                Ok(Some(Credentials::new(user.to_owned(), password.to_owned())))
+            }
+            _ => Err(CliError::usage(
+                "--src-creds takes USER:PASSWORD",
+                Some("e.g. --src-creds \"$SRC_USER:$SRC_TOKEN\"; leave it out to use the credentials stored for the source registry".into()),
+            )),
+        },
+        None => stored(registry, Some(repository), warnings),
     }
 }
 

@@ -14,6 +14,7 @@ mod progress;
 mod settings;
 #[cfg(test)]
 mod snapshots;
+mod sources;
 
 use std::process::ExitCode;
 

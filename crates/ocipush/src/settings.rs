@@ -21,6 +21,7 @@ use crate::cli::{PlatformArgs, PushArgs};
 use crate::connection::{self, env_first};
 use crate::failure::CliError;
 use crate::filter::ImageFilter;
+use crate::sources::{read_source_list, RegistrySourceSettings};
 
 /// Where the user asked images to go.
 #[derive(Debug, Clone)]
@@ -53,6 +54,8 @@ pub struct PushSettings {
     pub cache: DigestCache,
     /// Where the Docker or Podman daemon is, for daemon sources.
     pub daemon: DaemonSettings,
+    /// How `docker://` sources are reached.
+    pub source_registries: RegistrySourceSettings,
     /// Which images of the sources to push.
     pub filter: ImageFilter,
     /// Which platforms of them (`--platform`); empty: all.
@@ -71,63 +74,40 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
     });
     // `-r idpbuilder[/NS]`: the Gitea registry of a local idpbuilder platform.
     let registry = registry.map(|r| crate::idpbuilder::expand_target(&r).unwrap_or(r));
-    let (sources, target) = match registry {
-        Some(r) => {
-            let mut target = RegistryTarget::parse(&r).map_err(|e| {
-                CliError::usage(
-                    e.to_string(),
-                    Some(match lowercased_repository(&r) {
-                        Some(lower) => format!("repository names are lower case: -r {lower}"),
-                        None => "-r takes HOST[:PORT][/NAMESPACE], e.g. localhost:5000/team".into(),
-                    }),
-                )
-            })?;
-            crate::idpbuilder::complete_target(&mut target);
-            (args.args, Target::Remote(Destination::Registry(target)))
-        }
-        None => {
-            match args.args.len() {
-                1 => match names_a_registry(&args.args[0]) {
-                    // `docker push ghcr.io/org/app:1`: the image's name says where it goes.
-                    Some(reference) => {
-                        (args.args, Target::Remote(Destination::Reference(reference)))
-                    }
-                    None => (args.args, Target::Local),
-                },
-                2 => {
-                    let reference = Reference::parse(&args.args[1]).map_err(|e| {
-                    CliError::usage(
-                        e.to_string(),
-                        Some(match lowercased_repository(&args.args[1]) {
-                            Some(lower) => format!("repository names are lower case: did you mean `{lower}`?"),
-                            None => "DEST is HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/team/app:1.0".into(),
-                        }),
-                    )
-                })?;
-                    // docker reads a name without a registry host as Docker Hub's; say so
-                    // before any request goes there, as `docker push` names the repository.
-                    if names_a_registry(&args.args[1]).is_none()
-                        && !args.args[1].starts_with("docker.io/")
-                    {
-                        warnings.push(format!(
-                            "`{}` names no registry host: it means {reference} (Docker Hub), as docker reads it",
-                            args.args[1]
-                        ));
-                    }
-                    (
-                        vec![args.args[0].clone()],
-                        Target::Remote(Destination::Reference(reference)),
-                    )
-                }
-                n => return Err(CliError::usage(
-                    format!("{n} arguments given but no -r"),
-                    Some(
-                        "push one SOURCE to one DEST, or many sources with -r REGISTRY[/NAMESPACE]"
-                            .into(),
-                    ),
-                )),
+    let listed = match &args.from_file {
+        Some(path) => {
+            if path.as_os_str() == "-" && args.connection.password_stdin {
+                return Err(CliError::usage(
+                    "--from-file - and --password-stdin both read standard input",
+                    Some("put the sources in a file, or pass the password another way (OCIPUSH_PASSWORD)".into()),
+                ));
             }
+            Some(read_source_list(path, stdin)?)
         }
+        None => None,
+    };
+    let (sources, target) = match (registry, listed) {
+        (Some(r), listed) => {
+            let target = registry_target(&r)?;
+            let mut sources = args.args;
+            sources.extend(listed.unwrap_or_default());
+            (sources, Target::Remote(Destination::Registry(target)))
+        }
+        // `--from-file` without -r: the sources are the file's; an argument is DEST.
+        (None, Some(listed)) => match args.args.as_slice() {
+            [] => (listed, Target::Local),
+            [dest] => (
+                listed,
+                Target::Remote(Destination::Reference(destination(dest, &mut warnings)?)),
+            ),
+            more => {
+                return Err(CliError::usage(
+                    format!("{} arguments given with --from-file but no -r", more.len()),
+                    Some("with --from-file, give at most DEST, or -r REGISTRY[/NAMESPACE]".into()),
+                ))
+            }
+        },
+        (None, None) => single_or_pair(args.args, &mut warnings)?,
     };
 
     let flags = args.connection.credential_flags();
@@ -219,6 +199,17 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
             warnings.extend(context_warning);
             daemon
         },
+        source_registries: {
+            let settings =
+                RegistrySourceSettings::new(args.source_registry, retry_policy(args.retries));
+            if settings.insecure() {
+                warnings.push(
+                    "TLS certificate verification is off for docker:// sources (--src-insecure)"
+                        .into(),
+                );
+            }
+            settings
+        },
         filter: ImageFilter::new(&args.filter)?,
         platforms: resolve_platforms(&args.platform)?,
         sources,
@@ -253,11 +244,79 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
     })
 }
 
+/// `-r REGISTRY[/NAMESPACE]`, parsed (idpbuilder's Gitea filled in).
+fn registry_target(r: &str) -> Result<RegistryTarget, CliError> {
+    let mut target = RegistryTarget::parse(r).map_err(|e| {
+        CliError::usage(
+            e.to_string(),
+            Some(match lowercased_repository(r) {
+                Some(lower) => format!("repository names are lower case: -r {lower}"),
+                None => "-r takes HOST[:PORT][/NAMESPACE], e.g. localhost:5000/team".into(),
+            }),
+        )
+    })?;
+    crate::idpbuilder::complete_target(&mut target);
+    Ok(target)
+}
+
+/// DEST, parsed; a name without a registry host is said to mean Docker Hub's.
+fn destination(dest: &str, warnings: &mut Vec<String>) -> Result<Reference, CliError> {
+    let reference = Reference::parse(dest).map_err(|e| {
+        CliError::usage(
+            e.to_string(),
+            Some(match lowercased_repository(dest) {
+                Some(lower) => format!("repository names are lower case: did you mean `{lower}`?"),
+                None => {
+                    "DEST is HOST[:PORT]/REPOSITORY[:TAG], e.g. localhost:5000/team/app:1.0".into()
+                }
+            }),
+        )
+    })?;
+    // docker reads a name without a registry host as Docker Hub's; say so before any request
+    // goes there, as `docker push` names the repository.
+    if names_a_registry(dest).is_none() && !dest.starts_with("docker.io/") {
+        warnings.push(format!(
+            "`{dest}` names no registry host: it means {reference} (Docker Hub), as docker reads it"
+        ));
+    }
+    Ok(reference)
+}
+
+/// Without -r: `SOURCE` (to the registry its name says, else the local one) or `SOURCE DEST`.
+fn single_or_pair(
+    args: Vec<String>,
+    warnings: &mut Vec<String>,
+) -> Result<(Vec<String>, Target), CliError> {
+    match args.as_slice() {
+        [source] => Ok(match names_a_registry(source) {
+            // `docker push ghcr.io/org/app:1`: the image's name says where it goes.
+            Some(reference) => (args, Target::Remote(Destination::Reference(reference))),
+            None => (args, Target::Local),
+        }),
+        [source, dest] => {
+            let reference = destination(dest, warnings)?;
+            Ok((
+                vec![source.clone()],
+                Target::Remote(Destination::Reference(reference)),
+            ))
+        }
+        more => Err(CliError::usage(
+            format!("{} arguments given but no -r", more.len()),
+            Some(
+                "push one SOURCE to one DEST, or many sources with -r REGISTRY[/NAMESPACE]".into(),
+            ),
+        )),
+    }
+}
+
 /// An argument that, as `docker push NAME` reads it, names the registry it goes to: its first
 /// path component holds a `.` or a `:` or is `localhost` (`ghcr.io/org/app:1`,
 /// `localhost:5000/app`). A file or directory on disk, or a source with a transport prefix
 /// (`oci:…`, `docker-archive:…`, `daemon:…`), never does; a bare name (`app:dev`) neither.
 fn names_a_registry(arg: &str) -> Option<Reference> {
+    if arg.contains("://") {
+        return None;
+    }
     let (first, _) = arg.split_once('/')?;
     let names_a_host = first.contains('.') || first.contains(':') || first == "localhost";
     if !names_a_host || first.starts_with('.') || std::path::Path::new(arg).exists() {
@@ -270,7 +329,7 @@ fn names_a_registry(arg: &str) -> Option<Reference> {
 /// in `--help`) replaces: the fault-injection tests push hundreds of times through failing
 /// requests and cannot wait a quarter second per retry. The upper bound shrinks with it, so
 /// a tiny base cannot grow back into long waits; a `Retry-After` from the registry still wins.
-fn retry_policy(retries: u32) -> RetryPolicy {
+pub fn retry_policy(retries: u32) -> RetryPolicy {
     let default = RetryPolicy::default();
     let base = env_first(&["OCIPUSH_RETRY_BASE_MS"])
         .and_then(|ms| ms.trim().parse::<u64>().ok())

@@ -5,14 +5,15 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 
 use ocipush_engine::{image_platforms, select_platforms};
-use ocipush_source::{open_source, ImageContent, LocalImage, Source};
+use ocipush_source::{ImageContent, LocalImage, Source};
 use serde::Serialize;
 
 use crate::cli::ListArgs;
 use crate::failure::{CliError, EXIT_GENERAL, EXIT_OK};
 use crate::filter::ImageFilter;
 use crate::printer::human_bytes;
-use crate::settings::{daemon_settings, resolve_platforms};
+use crate::settings::{daemon_settings, resolve_platforms, retry_policy};
+use crate::sources::{open_all, RegistrySourceSettings};
 
 /// One image as `list` shows it.
 #[derive(Debug, Serialize)]
@@ -126,28 +127,28 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     let platforms = resolve_platforms(&args.platform)?;
     let mut opened = Vec::new();
     let mut broken = Vec::new();
-    for arg in &sources {
-        let found = open_source(arg, &daemon)
-            .await
-            .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
-        for mut source in found.sources {
-            source.images.retain(|i| filter.accepts(i));
-            opened.push(source);
-        }
-        for b in &found.broken {
-            eprintln!("warning: skipping {}: {}", b.path.display(), b.error);
-            broken.push(Row {
-                source: b.path.display().to_string(),
-                names: Vec::new(),
-                format: "unreadable",
-                platforms: Vec::new(),
-                layers: 0,
-                size: 0,
-                digest: None,
-                id: None,
-                error: Some(b.error.to_string()),
-            });
-        }
+    let registries = RegistrySourceSettings::new(args.source_registry, retry_policy(3));
+    let found = open_all(&sources, &daemon, &registries, true).await?;
+    for warning in &found.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for mut source in found.sources {
+        source.images.retain(|i| filter.accepts(i));
+        opened.push(source);
+    }
+    for b in &found.broken {
+        eprintln!("warning: skipping {}: {}", b.path.display(), b.error);
+        broken.push(Row {
+            source: b.path.display().to_string(),
+            names: Vec::new(),
+            format: "unreadable",
+            platforms: Vec::new(),
+            layers: 0,
+            size: 0,
+            digest: None,
+            id: None,
+            error: Some(b.error.to_string()),
+        });
     }
     // The same narrowing as `push --platform`: rows show what would be pushed (an index's
     // rewritten digest, the kept manifests' layers and size).
@@ -202,7 +203,10 @@ fn row(source: &Source, image: &LocalImage) -> Row {
     Row {
         source: image.label.clone(),
         names: image.names.iter().map(|n| n.to_string()).collect(),
-        format: source.kind.transport(),
+        format: match source.kind {
+            ocipush_source::SourceKind::Registry => "registry",
+            kind => kind.transport(),
+        },
         platforms: image_platforms(source, image)
             .iter()
             .map(|p| p.to_string())

@@ -10,7 +10,7 @@ use ocipush_engine::{
 };
 use ocipush_registry::RegistryTarget;
 use ocipush_source::discover::Broken;
-use ocipush_source::{open_source, Source};
+use ocipush_source::Source;
 use tokio_util::sync::CancellationToken;
 
 use crate::failure::{exit_code, CliError, EXIT_GENERAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_TIMEOUT};
@@ -18,6 +18,7 @@ use crate::local::{default_addr, default_root, LocalRegistry};
 use crate::printer;
 use crate::progress::{BarReporter, LineReporter};
 use crate::settings::{PushSettings, Target};
+use crate::sources::open_all;
 
 pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     if !quiet {
@@ -25,17 +26,22 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
             eprintln!("warning: {warning}");
         }
     }
-    let mut opened: Vec<Source> = Vec::with_capacity(settings.sources.len());
-    let mut broken = Vec::new();
-    for arg in &settings.sources {
-        let found = open_source(arg, &settings.daemon)
-            .await
-            .map_err(|e| CliError::from(ocipush_engine::PushError::from(e)))?;
-        for mut source in found.sources {
-            source.images.retain(|image| settings.filter.accepts(image));
-            opened.push(source);
+    let found = open_all(
+        &settings.sources,
+        &settings.daemon,
+        &settings.source_registries,
+        !settings.platforms.is_empty(),
+    )
+    .await?;
+    if !quiet {
+        for warning in &found.warnings {
+            eprintln!("warning: {warning}");
         }
-        broken.extend(found.broken);
+    }
+    let broken = found.broken;
+    let mut opened: Vec<Source> = found.sources;
+    for source in &mut opened {
+        source.images.retain(|image| settings.filter.accepts(image));
     }
     if settings.filter.is_active() && opened.iter().all(|s| s.images.is_empty()) {
         return Err(CliError::usage(
