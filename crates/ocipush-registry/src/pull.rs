@@ -53,8 +53,33 @@ impl BlobBody {
 }
 
 impl Repository {
-    /// GET a manifest by tag or digest: `None` when the repository has no such manifest.
+    /// GET a manifest by tag or digest: `None` when the repository has no such manifest. A
+    /// body cut off on the way is asked for again, as a failed request is.
     pub async fn get_manifest(
+        &self,
+        reference: &str,
+    ) -> Result<Option<PulledManifest>, RegistryError> {
+        let mut attempt = 0;
+        loop {
+            match self.get_manifest_once(reference).await {
+                Err(e) if e.is_transient() && attempt < self.client.retry_policy().retries => {
+                    attempt += 1;
+                    crate::retry_count::note_retry();
+                    let delay = self.client.retry_policy().delay(attempt, None);
+                    tracing::warn!(
+                        "GET manifest {}:{reference}: {e}; retry {attempt} of {} in {:.1}s",
+                        self.name,
+                        self.client.retry_policy().retries,
+                        delay.as_secs_f64()
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn get_manifest_once(
         &self,
         reference: &str,
     ) -> Result<Option<PulledManifest>, RegistryError> {

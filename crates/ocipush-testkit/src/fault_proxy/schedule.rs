@@ -26,6 +26,8 @@ pub enum RequestKind {
     ManifestPut,
     /// `GET` or `HEAD` of a manifest.
     ManifestGet,
+    /// `GET /v2/<name>/blobs/<digest>`: a blob's bytes, read (a registry as a source).
+    BlobGet,
     /// Anything else (token requests do not pass through the proxy).
     Other,
 }
@@ -44,6 +46,7 @@ impl RequestKind {
             "DELETE" if in_uploads => RequestKind::UploadCancel,
             "PUT" if path.contains("/manifests/") => RequestKind::ManifestPut,
             "GET" | "HEAD" if path.contains("/manifests/") => RequestKind::ManifestGet,
+            "GET" if path.contains("/blobs/") => RequestKind::BlobGet,
             _ => RequestKind::Other,
         }
     }
@@ -194,9 +197,15 @@ impl FaultPlan {
     /// Most rules fire on every 2nd to 4th request of their kind, some on every one (so some
     /// pushes must fail), some only a few times.
     pub fn from_seed(seed: u64) -> Self {
+        Self::from_seed_among(seed, &KINDS)
+    }
+
+    /// As [`FaultPlan::from_seed`], with rules only for requests of `kinds` (e.g. what a
+    /// registry serving as a source is sent: pings, manifest and blob GETs).
+    pub fn from_seed_among(seed: u64, kinds: &[RequestKind]) -> Self {
         let mut rng = SplitMix64::new(seed);
         let count = 1 + rng.below(2) as usize;
-        let rules = (0..count).map(|_| random_rule(&mut rng)).collect();
+        let rules = (0..count).map(|_| random_rule(&mut rng, kinds)).collect();
         FaultPlan {
             rules,
             seed: Some(seed),
@@ -238,8 +247,8 @@ impl fmt::Display for FaultPlan {
     }
 }
 
-fn random_rule(rng: &mut SplitMix64) -> Rule {
-    let kind = KINDS[rng.below(KINDS.len() as u64) as usize];
+fn random_rule(rng: &mut SplitMix64, kinds: &[RequestKind]) -> Rule {
+    let kind = kinds[rng.below(kinds.len() as u64) as usize];
     let fault = random_fault(rng, kind);
     // 1 in 8 rules hits every request of its kind: such pushes exhaust their retries.
     let every = match rng.below(8) {

@@ -23,4 +23,5 @@ mod push_reuse;
 mod push_sources;
 mod push_tls_auth;
 mod push_token_auth;
+mod registry_sources;
 mod secrets_redacted;

@@ -1,0 +1,480 @@
+//! A registry as a source (`docker://…`): images that skopeo put into one docker-registry are
+//! copied by ocipush into another, and every result is read back with skopeo and compared byte
+//! for byte with what skopeo reads from the source — by tag, by digest, an index whole and by
+//! `--platform`, thirty images from a `--from-file` list, through TLS and basic auth on the
+//! source side, and through faults injected between ocipush and the source.
+
+use std::path::Path;
+
+use crate::common::*;
+use ocipush_testkit::fault_proxy::{Fault, FaultPlan, FaultProxy, RequestKind, Rule};
+use ocipush_testkit::fixtures::{
+    write_oci_layout, write_oci_layout_multiarch, ImageSpec, LayerCompression, LayerSpec,
+};
+use ocipush_testkit::pki::TestPki;
+use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
+use ocipush_testkit::skopeo::{self, ManifestView, SkopeoAuth};
+
+/// Puts the layout's image `reference` into `registry` as `repo_and_tag`, with skopeo.
+fn seed(layout: &Path, reference: &str, registry: &DockerRegistry, repo_and_tag: &str) {
+    skopeo::copy(
+        &format!("oci:{}:{reference}", layout.display()),
+        &registry.docker_ref(repo_and_tag),
+        &SkopeoAuth::default(),
+        &registry.skopeo_auth(),
+        &["--all", "--preserve-digests"],
+    );
+}
+
+/// The manifest (or index) at `reference`, as skopeo reads it.
+fn raw(reference: &str, auth: &SkopeoAuth) -> Vec<u8> {
+    skopeo::inspect_raw(reference, auth)
+}
+
+/// Retries a few milliseconds apart: the fault schedules below retry many times.
+const FAST_RETRIES: (&str, &str) = ("OCIPUSH_RETRY_BASE_MS", "5");
+
+#[test]
+fn copies_by_tag_and_by_digest_from_a_tls_registry_with_auth() {
+    let pki = TestPki::new(&["localhost", "127.0.0.1"]);
+    let source = DockerRegistry::start(RegistryOptions {
+        tls: Some(&pki),
+        htpasswd: Some(("alice", "src-s3cret")),
+        ..Default::default()
+    });
+    let dest = DockerRegistry::start(RegistryOptions::default());
+    // Counts what the destination is asked: the warm path must cost one manifest HEAD.
+    let counter = FaultProxy::start(([127, 0, 0, 1], dest.port()).into());
+    let layout = tempfile::tempdir().unwrap();
+    let image = ImageSpec::new(vec![
+        LayerSpec::random(3 * 1024 * 1024, 31),
+        LayerSpec::text(40 * 1024 * 1024, 32),
+    ]);
+    let expected = write_oci_layout(
+        layout.path(),
+        &[(image, Some("v1"))],
+        LayerCompression::Gzip,
+    )
+    .remove(0);
+    seed(layout.path(), "v1", &source, "upstream/app:v1");
+    let src_auth = source.skopeo_auth();
+    let src_raw = raw(&source.docker_ref("upstream/app:v1"), &src_auth);
+    let ca = source.ca_path().unwrap().display().to_string();
+    let from = format!("docker://{}", source.reference("upstream/app:v1"));
+
+    // By tag, credentials from --src-creds, the CA from --src-ca-file. (The destination is
+    // reached through the counting proxy, plain HTTP only.)
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            "--src-creds",
+            "alice:src-s3cret",
+            "--src-ca-file",
+            &ca,
+            &from,
+            &counter.reference("copy/app:v1"),
+        ],
+        None,
+    );
+    let digest = pushed_digest(&out);
+    assert_eq!(Some(digest.clone()), expected.manifest_digest);
+    assert!(!stderr(&out).contains("src-s3cret"), "{}", stderr(&out));
+    let dest_auth = SkopeoAuth::insecure();
+    assert_eq!(raw(&dest.docker_ref("copy/app:v1"), &dest_auth), src_raw);
+    assert_eq!(
+        diff_ids_via_skopeo(&dest.docker_ref("copy/app:v1"), &dest_auth),
+        expected.diff_ids
+    );
+
+    // Warm: the destination has it all; one manifest HEAD, nothing else.
+    counter.set_plan(FaultPlan::none());
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            "--src-creds",
+            "alice:src-s3cret",
+            "--src-ca-file",
+            &ca,
+            &from,
+            &counter.reference("copy/app:v1"),
+        ],
+        None,
+    );
+    assert_eq!(pushed_digest(&out), digest);
+    let asked: Vec<(RequestKind, u32)> = [
+        RequestKind::ManifestGet,
+        RequestKind::BlobHead,
+        RequestKind::UploadStart,
+        RequestKind::ManifestPut,
+    ]
+    .into_iter()
+    .map(|kind| (kind, counter.requests(kind)))
+    .collect();
+    assert_eq!(
+        asked,
+        [
+            (RequestKind::ManifestGet, 1),
+            (RequestKind::BlobHead, 0),
+            (RequestKind::UploadStart, 0),
+            (RequestKind::ManifestPut, 0)
+        ]
+    );
+
+    // By digest, with the credentials stored in docker's config.json; the destination's
+    // variables (wrong for the source) are not sent to the source.
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            source.host_port(),
+            base64_of("alice:src-s3cret")
+        ),
+    )
+    .unwrap();
+    let by_digest = format!(
+        "docker://{}",
+        source.reference(&format!("upstream/app@{digest}"))
+    );
+    let out = ocipush_env(
+        &[
+            "push",
+            "--src-ca-file",
+            &ca,
+            &by_digest,
+            &dest.reference("copy/bydigest:d1"),
+        ],
+        None,
+        &[
+            ("DOCKER_CONFIG", config.path().as_os_str()),
+            ("OCIPUSH_USERNAME", "bob".as_ref()),
+            ("OCIPUSH_PASSWORD", "dest-only-pw".as_ref()),
+        ],
+    );
+    assert_eq!(pushed_digest(&out), digest);
+    assert_eq!(
+        raw(&dest.docker_ref("copy/bydigest:d1"), &dest_auth),
+        src_raw
+    );
+
+    // No credentials for the source: an authentication failure (exit 2), nothing written.
+    let out = ocipush(
+        &[
+            "push",
+            "--src-ca-file",
+            &ca,
+            &from,
+            &dest.reference("copy/noauth:v1"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("error: "), "{}", stderr(&out));
+    assert!(skopeo::try_inspect_raw(&dest.docker_ref("copy/noauth:v1"), &dest_auth).is_err());
+
+    // The source's certificate is verified: without its CA, a TLS failure.
+    let out = ocipush(
+        &[
+            "push",
+            "--src-creds",
+            "alice:src-s3cret",
+            &from,
+            &dest.reference("copy/untrusted:v1"),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+#[test]
+fn an_index_whole_and_by_platform_and_listed() {
+    let source = DockerRegistry::start(RegistryOptions::default());
+    let dest = DockerRegistry::start(RegistryOptions::default());
+    let layout = tempfile::tempdir().unwrap();
+    let expected = write_oci_layout_multiarch(
+        layout.path(),
+        "multi",
+        &[
+            ImageSpec::sample(41),
+            ImageSpec::sample(42).platform("linux", "arm64", Some("v8")),
+            ImageSpec::sample(43).platform("linux", "arm", Some("v7")),
+        ],
+    );
+    seed(layout.path(), "multi", &source, "upstream/multi:1");
+    let auth = SkopeoAuth::insecure();
+    let from = format!("docker://{}", source.reference("upstream/multi:1"));
+
+    let out = ocipush(&["push", &from, &dest.reference("mirror/multi:1")], None);
+    assert_eq!(pushed_digest(&out), expected.index_digest);
+    assert_eq!(
+        raw(&dest.docker_ref("mirror/multi:1"), &auth),
+        expected.index_bytes
+    );
+    for image in &expected.images {
+        let digest = image.manifest_digest.as_deref().unwrap();
+        let child = dest.docker_ref(&format!("mirror/multi@{digest}"));
+        assert_eq!(Some(raw(&child, &auth)), image.manifest_bytes);
+        assert_eq!(diff_ids_via_skopeo(&child, &auth), image.diff_ids);
+    }
+
+    // --platform: the index keeps the arm64 entry only, and that manifest is complete.
+    let out = ocipush(
+        &[
+            "push",
+            "--platform",
+            "linux/arm64",
+            &from,
+            &dest.reference("mirror/arm64:1"),
+        ],
+        None,
+    );
+    pushed_digest(&out);
+    let index = raw(&dest.docker_ref("mirror/arm64:1"), &auth);
+    let view = ManifestView::parse(&index);
+    let arm64 = expected.images[1].manifest_digest.clone().unwrap();
+    assert_eq!(view.manifest_digests, std::slice::from_ref(&arm64));
+    let child = dest.docker_ref(&format!("mirror/arm64@{arm64}"));
+    assert_eq!(
+        diff_ids_via_skopeo(&child, &auth),
+        expected.images[1].diff_ids
+    );
+
+    // `list` reads the registry: one row, the index, its three platforms.
+    let out = ocipush(&["list", "--json", &from], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["format"], "registry");
+    assert_eq!(rows[0]["digest"], expected.index_digest.as_str());
+    assert_eq!(
+        rows[0]["platforms"],
+        serde_json::json!(["linux/amd64", "linux/arm64/v8", "linux/arm/v7"])
+    );
+}
+
+#[test]
+fn thirty_images_from_a_list() {
+    let source = DockerRegistry::start(RegistryOptions::default());
+    let dest = DockerRegistry::start(RegistryOptions::default());
+    let layout = tempfile::tempdir().unwrap();
+    let names: Vec<String> = (0..30).map(|i| format!("img{i}:1")).collect();
+    let images: Vec<(ImageSpec, Option<&str>)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let spec = ImageSpec::new(vec![LayerSpec::random(8 * 1024, 500 + i as u64)]);
+            (spec, Some(name.as_str()))
+        })
+        .collect();
+    write_oci_layout(layout.path(), &images, LayerCompression::Gzip);
+    // Into the source in one run (what is read back below is judged by skopeo alone).
+    let out = ocipush(
+        &[
+            "push",
+            "-q",
+            "-r",
+            &source.reference("lib"),
+            &layout.path().display().to_string(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let list = tempfile::NamedTempFile::new().unwrap();
+    let mut text = String::from("# images to mirror\n\n");
+    for name in &names {
+        text.push_str(&format!(
+            "docker://{}\n",
+            source.reference(&format!("lib/{name}"))
+        ));
+    }
+    std::fs::write(list.path(), text).unwrap();
+    let out = ocipush(
+        &[
+            "push",
+            "-r",
+            &dest.reference("mirror"),
+            "--from-file",
+            &list.path().display().to_string(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).lines().count(), 30, "{}", stdout(&out));
+    let auth = SkopeoAuth::insecure();
+    for name in &names {
+        let there = raw(&dest.docker_ref(&format!("mirror/{name}")), &auth);
+        let here = raw(&source.docker_ref(&format!("lib/{name}")), &auth);
+        assert_eq!(there, here, "mirror/{name}");
+    }
+
+    // The list on standard input, into one destination, needs exactly one image in it.
+    let line = format!("docker://{}\n", source.reference("lib/img7:1"));
+    let out = ocipush(
+        &["push", "--from-file", "-", &dest.reference("single/img:7")],
+        Some(&line),
+    );
+    pushed_digest(&out);
+    assert_eq!(
+        raw(&dest.docker_ref("single/img:7"), &auth),
+        raw(&source.docker_ref("lib/img7:1"), &auth)
+    );
+}
+
+/// One image of two big-enough layers, in the source behind a fault proxy.
+struct FaultedSource {
+    _layout: tempfile::TempDir,
+    registry: DockerRegistry,
+    proxy: FaultProxy,
+    dest: DockerRegistry,
+    diff_ids: Vec<String>,
+}
+
+impl FaultedSource {
+    fn new() -> Self {
+        let registry = DockerRegistry::start(RegistryOptions::default());
+        let proxy = FaultProxy::start(([127, 0, 0, 1], registry.port()).into());
+        let dest = DockerRegistry::start(RegistryOptions::default());
+        let layout = tempfile::tempdir().unwrap();
+        let image = ImageSpec::new(vec![
+            LayerSpec::random(1024 * 1024, 61),
+            LayerSpec::random(6 * 1024 * 1024, 62),
+        ]);
+        let expected = write_oci_layout(
+            layout.path(),
+            &[(image, Some("v1"))],
+            LayerCompression::Gzip,
+        )
+        .remove(0);
+        seed(layout.path(), "v1", &registry, "upstream/app:v1");
+        FaultedSource {
+            _layout: layout,
+            registry,
+            proxy,
+            dest,
+            diff_ids: expected.diff_ids,
+        }
+    }
+
+    /// Copies through the proxy to `tag` of the destination; `Ok` when the copy is exact,
+    /// `Err` with why when it is not (a failure that left a tag behind is not clean).
+    fn copy(&self, plan: FaultPlan, tag: &str) -> (bool, Result<(), String>) {
+        self.proxy.set_plan(plan.clone());
+        let from = format!("docker://{}", self.proxy.reference("upstream/app:v1"));
+        // A repository of its own: nothing is there yet, every blob is read from the source.
+        let to = self.dest.reference(&format!("copy/{tag}:t"));
+        let out = ocipush_env(
+            // Through the proxy, plain HTTP only: a TLS probe it would pass on as garbage.
+            &["push", "--src-plain-http", &from, &to],
+            None,
+            &[(FAST_RETRIES.0, FAST_RETRIES.1.as_ref())],
+        );
+        let auth = SkopeoAuth::insecure();
+        let there = skopeo::try_inspect_raw(&self.dest.docker_ref(&format!("copy/{tag}:t")), &auth);
+        if !out.status.success() {
+            let clean = there.is_err() && stderr(&out).contains("error: ");
+            return (
+                false,
+                if clean {
+                    Ok(())
+                } else {
+                    Err(format!("{plan}: failed, not cleanly:\n{}", stderr(&out)))
+                },
+            );
+        }
+        let here = raw(&self.registry.docker_ref("upstream/app:v1"), &auth);
+        if there.as_deref() != Ok(here.as_slice()) {
+            return (true, Err(format!("{plan}: the manifest differs")));
+        }
+        let copied = diff_ids_via_skopeo(&self.dest.docker_ref(&format!("copy/{tag}:t")), &auth);
+        if copied != self.diff_ids {
+            return (true, Err(format!("{plan}: the layers differ")));
+        }
+        (true, Ok(()))
+    }
+}
+
+#[test]
+fn source_faults_are_survived_or_fail_cleanly() {
+    let setup = FaultedSource::new();
+    let mut broken = Vec::new();
+    // Each of these is survivable: the copy must succeed, exactly.
+    let survivable = [
+        Rule::nth(RequestKind::BlobGet, 1, Fault::ResetResponse),
+        Rule::nth(RequestKind::BlobGet, 2, Fault::TruncateResponse),
+        Rule::nth(RequestKind::BlobGet, 1, Fault::TruncateResponse),
+        Rule::nth(
+            RequestKind::BlobGet,
+            1,
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+        ),
+        Rule::nth(
+            RequestKind::BlobGet,
+            2,
+            Fault::Status {
+                status: 429,
+                retry_after: Some(0),
+            },
+        ),
+        Rule::nth(RequestKind::ManifestGet, 1, Fault::TruncateResponse),
+        Rule::nth(
+            RequestKind::ManifestGet,
+            1,
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        ),
+        Rule::nth(RequestKind::Ping, 1, Fault::ResetResponse),
+    ];
+    for (n, rule) in survivable.into_iter().enumerate() {
+        let (pushed, verdict) = setup.copy(FaultPlan::rules(vec![rule]), &format!("r{n}"));
+        if setup.proxy.injected().is_empty() {
+            broken.push(format!("{rule}: never fired"));
+        }
+        if !pushed {
+            broken.push(format!("{rule}: the copy failed"));
+        }
+        if let Err(e) = verdict {
+            broken.push(e);
+        }
+    }
+    // Every blob body cut short, every time: no copy can finish; it must fail cleanly.
+    let (pushed, verdict) = setup.copy(
+        FaultPlan::rules(vec![Rule::every(
+            RequestKind::BlobGet,
+            1,
+            Fault::TruncateResponse,
+        )]),
+        "hopeless",
+    );
+    assert!(!pushed, "a copy whose every blob read is cut off succeeded");
+    if let Err(e) = verdict {
+        broken.push(e);
+    }
+    // Seeded schedules among the requests a source gets: exact or cleanly failed.
+    let kinds = [
+        RequestKind::Ping,
+        RequestKind::ManifestGet,
+        RequestKind::BlobGet,
+        RequestKind::BlobGet,
+        RequestKind::BlobGet,
+    ];
+    for seed in 7_000..7_012u64 {
+        let plan = FaultPlan::from_seed_among(seed, &kinds);
+        let (_, verdict) = setup.copy(plan, &format!("s{seed}"));
+        if let Err(e) = verdict {
+            broken.push(e);
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n\n"));
+}
