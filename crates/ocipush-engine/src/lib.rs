@@ -68,6 +68,7 @@ mod producer;
 mod push;
 mod rate;
 mod recorder;
+mod referrers_link;
 pub mod registry_source;
 mod report;
 mod reporter;

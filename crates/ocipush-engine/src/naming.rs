@@ -140,6 +140,7 @@ mod tests {
                 config_digest: ocipush_oci::sha256_of(b""),
                 layers: vec![],
             }),
+            referrers: Vec::new(),
         }
     }
 

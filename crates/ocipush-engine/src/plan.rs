@@ -11,7 +11,7 @@ use bytes::Bytes;
 use ocipush_oci::{Compression, Digest};
 use ocipush_registry::Reference;
 use ocipush_source::daemon::DaemonImage;
-use ocipush_source::{ImageContent, LocalImage, Source};
+use ocipush_source::{ImageContent, LocalImage, Referrer, Source};
 
 use crate::assemble::image_manifest;
 use crate::cache::DigestCache;
@@ -127,6 +127,10 @@ pub struct PlannedImage {
     /// manifest's, or one assembled from layer digests the cache knows. A tag that already
     /// points at it needs nothing sent.
     pub manifest: Option<Digest>,
+    /// For a referrer (signature, SBOM, attestation), the manifest it refers to: it goes by
+    /// digest into the repositories of that manifest's image, and is listed under that
+    /// manifest where the registry has no referrers API.
+    pub subject: Option<Digest>,
 }
 
 impl PlannedImage {
@@ -201,16 +205,69 @@ pub fn plan(
     for source in sources {
         for image in &source.images {
             let blobs = blobs_of(image, settings)?;
+            let references = destinations_for(image, &source.name, destination, extra_tags)?;
             planned.push(PlannedImage {
                 source: source.clone(),
                 image: image.clone(),
-                references: destinations_for(image, &source.name, destination, extra_tags)?,
+                references: references.clone(),
                 manifest: known_manifest(image, &blobs, settings),
                 blobs,
+                subject: None,
             });
+            plan_referrers(
+                source,
+                &image.referrers,
+                &references,
+                settings,
+                &mut planned,
+            )?;
         }
     }
     settle_shared_references(planned)
+}
+
+/// Each referrer of an image (and of its referrers), by digest into every repository the
+/// image goes to, after it in the plan.
+fn plan_referrers(
+    source: &Arc<Source>,
+    referrers: &[Referrer],
+    subject_references: &[Reference],
+    settings: &PlanSettings,
+    planned: &mut Vec<PlannedImage>,
+) -> Result<(), PushError> {
+    for referrer in referrers {
+        let ImageContent::Stored { root, .. } = &referrer.image.content else {
+            continue;
+        };
+        let mut references: Vec<Reference> = Vec::new();
+        for subject in subject_references {
+            let by_digest = Reference {
+                tag: None,
+                digest: Some(root.digest().clone()),
+                ..subject.clone()
+            };
+            if !references.contains(&by_digest) {
+                references.push(by_digest);
+            }
+        }
+        let blobs = blobs_of(&referrer.image, settings)?;
+        planned.push(PlannedImage {
+            source: source.clone(),
+            image: referrer.image.clone(),
+            references: references.clone(),
+            manifest: Some(root.digest().clone()),
+            blobs,
+            subject: Some(referrer.subject.clone()),
+        });
+        plan_referrers(
+            source,
+            &referrer.image.referrers,
+            &references,
+            settings,
+            planned,
+        )?;
+    }
+    Ok(())
 }
 
 /// The digest of the manifest the push will write, when it can be known now.

@@ -163,12 +163,21 @@ fn narrow(image: LocalImage, wanted: &[PlatformSpec]) -> Result<LocalImage, Push
         })
         .cloned()
         .collect();
+    // What referred to the source's index refers to no index that is pushed; what refers to
+    // a kept manifest goes with it.
+    let referrers = image
+        .referrers
+        .iter()
+        .filter(|r| kept_children.iter().any(|c| *c.digest() == r.subject))
+        .cloned()
+        .collect();
     Ok(LocalImage {
         content: ImageContent::Stored {
             root: narrowed,
             children: kept_children,
             blob_paths: kept_paths,
         },
+        referrers,
         ..image
     })
 }
@@ -239,6 +248,7 @@ mod tests {
                 children: Vec::new(),
                 blob_paths: Vec::new(),
             },
+            referrers: Vec::new(),
         };
         let narrowed = narrow(image, &[PlatformSpec::parse("linux/arm64").unwrap()]).unwrap();
         let ImageContent::Stored { root, .. } = &narrowed.content else {

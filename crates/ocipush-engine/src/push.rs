@@ -31,6 +31,7 @@ use crate::ops::{run_ops, BlobOp, Settled};
 use crate::plan::{BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage, Production};
 use crate::probe::{client_for, connect_all, probe, Clients, ConnectCost, Probed};
 use crate::recorder::Recorder;
+use crate::referrers_link::link_referrer;
 use crate::report::{Failure, ImageReport, ImageStatus, PushReport};
 use crate::reporter::{BlobOutcome, Reporter};
 use crate::run_state::RunState;
@@ -179,6 +180,7 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
 
     let run = Run {
         clients,
+        linking: tokio::sync::Mutex::new(()),
         reporter,
         state,
         retries: options.client.retry.retries,
@@ -324,6 +326,8 @@ impl Run {
 /// What every image of a run shares.
 struct Run {
     clients: Clients,
+    /// Held while a referrer is listed under its subject (see `referrers_link`).
+    linking: tokio::sync::Mutex<()>,
     reporter: Arc<dyn Reporter>,
     state: Arc<RunState>,
     retries: u32,
@@ -385,11 +389,18 @@ async fn push_image(
             }
         };
         check_named_digests(&references, &root)?;
+        let mut written = false;
         for reference in references.iter().filter(|r| !run.current.contains(**r)) {
             let target = reference
                 .api_reference()
                 .unwrap_or_else(|| root.digest().to_string());
             put_manifest(&ctx, &root, &target).await?;
+            written = true;
+        }
+        if let (Some(subject), true) = (&planned.subject, written) {
+            // One at a time: two referrers of one manifest extend the same fallback tag.
+            let _linking = run.linking.lock().await;
+            link_referrer(&ctx.repository, subject, &root).await?;
         }
         digest = Some(root.digest().to_string());
     }
@@ -526,5 +537,6 @@ fn image_report(
         retries: tally.retries,
         duration_ms: elapsed.as_millis() as u64,
         error,
+        subject: planned.subject.as_ref().map(|d| d.to_string()),
     }
 }

@@ -66,6 +66,10 @@ pub struct ImageReport {
     /// Why it failed or was skipped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
+    /// For a referrer (a signature, SBOM or attestation pushed with `--referrers` or from a
+    /// layout), the manifest it refers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// Sums over a run.
@@ -129,6 +133,7 @@ impl ImageReport {
             retries: 0,
             duration_ms: 0,
             error: Some(failure),
+            subject: None,
         }
     }
 }

@@ -46,7 +46,7 @@ pub use challenge::Challenge;
 pub use chunked::{FALLBACK_CHUNK, MIN_CHUNK};
 pub use client::{ClientOptions, LoginCheck, RegistryClient};
 pub use error::{ErrorClass, RegistryError};
-pub use pull::{BlobBody, PulledManifest, MANIFEST_LIMIT};
+pub use pull::{referrers_tag, BlobBody, PulledManifest, MANIFEST_LIMIT};
 pub use reference::{lowercased_repository, Reference, ReferenceError, RegistryTarget, DOCKER_HUB};
 pub use repository::Repository;
 pub use retry::RetryPolicy;

@@ -7,7 +7,7 @@
 //! host), so storage services never see the registry's credentials.
 
 use bytes::Bytes;
-use ocipush_oci::Digest;
+use ocipush_oci::{Descriptor, Digest, ImageIndex};
 use reqwest::header::{ACCEPT, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE};
 use reqwest::{Method, Response, StatusCode};
 
@@ -115,6 +115,38 @@ impl Repository {
         }))
     }
 
+    /// What refers to the manifest `digest` (OCI 1.1 referrers API): the descriptors of the
+    /// referrers index, or `None` when the registry does not serve the API (then the fallback
+    /// tag `sha256-HEX` holds them, see [`referrers_tag`]).
+    pub async fn get_referrers(
+        &self,
+        digest: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+        let url = self.url(&format!("referrers/{digest}"));
+        let action = format!("GET referrers of {digest} in {}", self.name);
+        let response = self
+            .client
+            .send(&action, self.scope(), Method::GET, &url, |r| {
+                r.header(ACCEPT, ocipush_oci::media_type::OCI_INDEX)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::OK => {}
+            // No such route: the registry predates the API.
+            StatusCode::NOT_FOUND
+            | StatusCode::BAD_REQUEST
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::NOT_IMPLEMENTED => return Ok(None),
+            _ => return Err(self.client.status_error(&action, response).await),
+        }
+        let bytes = self.read_bounded(&action, response, MANIFEST_LIMIT).await?;
+        let index: ImageIndex = serde_json::from_slice(&bytes).map_err(|e| {
+            self.client
+                .protocol(&action, &format!("the referrers list is not an index: {e}"))
+        })?;
+        Ok(Some(index.manifests().clone()))
+    }
+
     /// GET a blob from byte `offset` on (`Range: bytes=OFFSET-` past 0). A registry that
     /// ignores the range answers the whole blob: [`BlobBody::start`] says which it did.
     pub async fn get_blob(&self, digest: &Digest, offset: u64) -> Result<BlobBody, RegistryError> {
@@ -200,6 +232,12 @@ impl Repository {
             }
         }
     }
+}
+
+/// The tag registries without the referrers API keep a manifest's referrers under, as an index:
+/// `sha256-HEX` (the digest with its `:` made a `-`).
+pub fn referrers_tag(digest: &Digest) -> String {
+    digest.to_string().replace(':', "-")
 }
 
 /// The first byte of a `Content-Range: bytes START-END/TOTAL`.

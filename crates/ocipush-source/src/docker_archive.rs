@@ -149,6 +149,7 @@ fn read_entry(
             config_digest,
             layers,
         }),
+        referrers: Vec::new(),
     })
 }
 

@@ -37,6 +37,7 @@ mod docker_archive;
 mod error;
 mod name;
 mod oci_layout;
+mod referrers;
 mod spec;
 mod store;
 mod tar_guard;
@@ -52,6 +53,7 @@ pub use daemon::DaemonSettings;
 pub use docker_archive::digest_in_name;
 pub use error::SourceError;
 pub use name::ImageName;
+pub use referrers::{artifact_type, subject_of};
 pub use spec::{SourceKind, SourceSpec};
 pub use store::BlobReader;
 pub use tar_index::read_up_to;
@@ -126,6 +128,20 @@ pub struct LocalImage {
     pub label: String,
     /// What pushing it takes.
     pub content: ImageContent,
+    /// Manifests that refer to it or to one of its manifests (`subject`): signatures, SBOMs,
+    /// attestations, pushed by digest into the repositories it goes to.
+    pub referrers: Vec<Referrer>,
+}
+
+/// A manifest whose `subject` is a manifest of an image, with what it needs pushed.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    /// The manifest it refers to.
+    pub subject: Digest,
+    /// Its `artifactType` (or its config's media type), for messages.
+    pub artifact_type: Option<String>,
+    /// The referring manifest as a stored image (its own referrers included).
+    pub image: LocalImage,
 }
 
 /// What must be pushed for an image.

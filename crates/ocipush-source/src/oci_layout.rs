@@ -8,6 +8,7 @@ use ocipush_oci::{media_type, parse_sha256, Descriptor, Digest, Document, Docume
 
 use crate::error::SourceError;
 use crate::name::ImageName;
+use crate::referrers::attach_referrers;
 use crate::store::BlobReader;
 use crate::{ImageContent, LocalImage};
 
@@ -55,8 +56,11 @@ pub fn read_layout(
     }
     let available: Vec<String> = groups.iter().flat_map(|(_, n)| n.clone()).collect();
     if let Some(wanted) = wanted {
-        groups.retain(|(_, names)| names.iter().any(|n| ref_matches(n, wanted)));
-        if groups.is_empty() {
+        // Unnamed entries stay for now: signatures and SBOMs of the wanted image are among
+        // them (attached below; the others are dropped).
+        groups
+            .retain(|(_, names)| names.is_empty() || names.iter().any(|n| ref_matches(n, wanted)));
+        if !groups.iter().any(|(_, names)| !names.is_empty()) {
             return Err(SourceError::UnknownRef {
                 path: origin.to_path_buf(),
                 wanted: wanted.to_string(),
@@ -108,7 +112,13 @@ pub fn read_layout(
                 children,
                 blob_paths,
             },
+            referrers: Vec::new(),
         });
+    }
+    let mut images = attach_referrers(images);
+    if wanted.is_some() {
+        // What is left unnamed refers to nothing that was asked for.
+        images.retain(|image| !image.names.is_empty());
     }
     Ok(images)
 }

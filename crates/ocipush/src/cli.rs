@@ -246,6 +246,12 @@ pub struct PushArgs {
     pub from_file: Option<PathBuf>,
     #[command(flatten)]
     pub source_registry: SourceRegistryArgs,
+    /// With docker:// sources, copy what refers to each image too (signatures, SBOMs,
+    /// attestations), found through the referrers API or the sha256-DIGEST tag, and list them
+    /// at the destination the same way. (What an OCI layout's index.json holds with a
+    /// `subject` always goes up with its image.)
+    #[arg(long)]
+    pub referrers: bool,
     /// Push every source to REGISTRY[/NAMESPACE], named after the images' own names and tags
     /// (`idpbuilder` for idpbuilder's Gitea) [env: OCIPUSH_REGISTRY, when no DEST is given]
     #[arg(short = 'r', long = "registry", value_name = "REGISTRY[/NAMESPACE]")]

@@ -99,6 +99,7 @@ mod tests {
                 config_digest: ocipush_oci::sha256_of(b""),
                 layers: Vec::new(),
             }),
+            referrers: Vec::new(),
         }
     }
 

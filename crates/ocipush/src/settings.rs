@@ -56,6 +56,8 @@ pub struct PushSettings {
     pub daemon: DaemonSettings,
     /// How `docker://` sources are reached.
     pub source_registries: RegistrySourceSettings,
+    /// `--referrers`: what refers to images of registry sources comes along.
+    pub referrers: bool,
     /// Which images of the sources to push.
     pub filter: ImageFilter,
     /// Which platforms of them (`--platform`); empty: all.
@@ -210,6 +212,7 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
             }
             settings
         },
+        referrers: args.referrers,
         filter: ImageFilter::new(&args.filter)?,
         platforms: resolve_platforms(&args.platform)?,
         sources,

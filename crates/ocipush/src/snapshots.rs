@@ -37,6 +37,7 @@ fn report() -> PushReport {
             retries: 1,
             duration_ms: 1250,
             error: None,
+            subject: None,
         },
         ImageReport {
             source: "docker-archive:build/api.tar:api:2".into(),
@@ -54,6 +55,7 @@ fn report() -> PushReport {
             retries: 0,
             duration_ms: 340,
             error: None,
+            subject: None,
         },
         ImageReport {
             source: "docker-archive:build/bad.tar:bad:1".into(),
@@ -74,6 +76,7 @@ fn report() -> PushReport {
                 ),
                 kind: FailureKind::InvalidImage,
             }),
+            subject: None,
         },
     ];
     PushReport::new(images, Duration::from_millis(2500))

@@ -65,13 +65,21 @@ pub struct OpenedSources {
     pub warnings: Vec<String>,
 }
 
-/// Opens every argument. `read_configs`: single-platform registry images have their config
-/// read too (for `--platform` and `list`).
+/// What to read of registry images besides their manifests.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reading {
+    /// Single-platform images' configs (for `--platform` and `list`).
+    pub configs: bool,
+    /// What refers to them (`--referrers`).
+    pub referrers: bool,
+}
+
+/// Opens every argument.
 pub async fn open_all(
     args: &[String],
     daemon: &DaemonSettings,
     registries: &RegistrySourceSettings,
-    read_configs: bool,
+    reading: Reading,
 ) -> Result<OpenedSources, CliError> {
     let clients = Clients::default();
     let warnings = Mutex::new(Vec::new());
@@ -87,8 +95,7 @@ pub async fn open_all(
                         .await
                         .map_err(|e| CliError::from(PushError::from(e)));
                 }
-                let source =
-                    open_registry(&spec, registries, clients, warnings, read_configs).await?;
+                let source = open_registry(&spec, registries, clients, warnings, reading).await?;
                 Ok(ocipush_source::Opened {
                     sources: vec![source],
                     broken: Vec::new(),
@@ -121,7 +128,7 @@ async fn open_registry(
     settings: &RegistrySourceSettings,
     clients: &Clients,
     warnings: &Mutex<Vec<String>>,
-    read_configs: bool,
+    reading: Reading,
 ) -> Result<Source, CliError> {
     let text = spec.reference.as_deref().unwrap_or_default();
     let reference = Reference::parse(text).map_err(|e| {
@@ -166,7 +173,9 @@ async fn open_registry(
     registry_source::open(
         client,
         &reference,
-        &OpenOptions::default().with_configs(read_configs),
+        &OpenOptions::default()
+            .with_configs(reading.configs)
+            .with_referrers(reading.referrers),
     )
     .await
     .map_err(|e| CliError::from(PushError::from(e)))

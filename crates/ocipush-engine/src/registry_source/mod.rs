@@ -9,6 +9,7 @@
 //! verifying reader as a file's.
 
 mod reader;
+mod referrers;
 
 use std::sync::Arc;
 
@@ -85,12 +86,21 @@ pub struct OpenOptions {
     /// Read each single-platform image's config when opening (one GET each), for `--platform`
     /// and `list` to learn its platform; a plain copy does without.
     pub read_configs: bool,
+    /// Find what refers to the image's manifests (`--referrers`): through the referrers API,
+    /// else the `sha256-HEX` fallback tag.
+    pub referrers: bool,
 }
 
 impl OpenOptions {
     /// Reads configs as well ([`OpenOptions::read_configs`]).
     pub fn with_configs(mut self, read: bool) -> Self {
         self.read_configs = read;
+        self
+    }
+
+    /// Finds referrers as well ([`OpenOptions::referrers`]).
+    pub fn with_referrers(mut self, find: bool) -> Self {
+        self.referrers = find;
         self
     }
 }
@@ -161,25 +171,22 @@ pub async fn open(
     .await?;
 
     let blobs = RegistryBlobs::new(repository.clone());
-    let mut blob_paths: Vec<(Digest, String)> = Vec::new();
-    for doc in std::iter::once(&root).chain(&children) {
-        for blob in doc.blobs() {
-            // A foreign layer lives where its `urls` say, not in the registry: left out, as
-            // registries take manifests naming it without having it.
-            if media_type::is_non_distributable(blob.media_type().as_ref()) {
-                continue;
-            }
-            if !blob_paths.iter().any(|(d, _)| d == blob.digest()) {
-                blobs.know(blob.digest(), blob.size());
-                blob_paths.push((blob.digest().clone(), blob.digest().to_string()));
-            }
-        }
-    }
+    let blob_paths = known_blobs(&blobs, std::iter::once(&root).chain(&children));
     if options.read_configs {
         if let DocumentKind::Manifest(manifest) = root.kind() {
             blobs.prefetch(manifest.config()).await?;
         }
     }
+    let label = format!("docker://{shown}");
+    let referrers = if options.referrers {
+        let subjects = std::iter::once(&root)
+            .chain(&children)
+            .map(|doc| doc.digest().clone())
+            .collect();
+        referrers::discover(&repository, &shown, &label, subjects, &blobs).await?
+    } else {
+        Vec::new()
+    };
 
     let name = ImageName {
         repository: format!("{}/{}", reference.registry, reference.repository),
@@ -187,12 +194,13 @@ pub async fn open(
     };
     let image = LocalImage {
         names: vec![name.clone()],
-        label: format!("docker://{shown}"),
+        label,
         content: ImageContent::Stored {
             root,
             children,
             blob_paths,
         },
+        referrers,
     };
     Ok(Source {
         spec: SourceSpec {
@@ -210,6 +218,28 @@ pub async fn open(
             repository: reference.repository.clone(),
         }),
     })
+}
+
+/// The blobs `documents` name, as `(digest, path)` for the plan, made known to `blobs`. A
+/// foreign layer lives where its `urls` say, not in the registry: left out, as registries take
+/// manifests naming it without having it.
+fn known_blobs<'a>(
+    blobs: &RegistryBlobs,
+    documents: impl Iterator<Item = &'a Document>,
+) -> Vec<(Digest, String)> {
+    let mut paths: Vec<(Digest, String)> = Vec::new();
+    for doc in documents {
+        for blob in doc.blobs() {
+            if media_type::is_non_distributable(blob.media_type().as_ref()) {
+                continue;
+            }
+            if !paths.iter().any(|(d, _)| d == blob.digest()) {
+                blobs.know(blob.digest(), blob.size());
+                paths.push((blob.digest().clone(), blob.digest().to_string()));
+            }
+        }
+    }
+    paths
 }
 
 /// GETs one manifest and checks it: by `expected` digest when it was asked for by one, else

@@ -210,6 +210,7 @@ fn local_image(image: DaemonImage, names: &[String]) -> LocalImage {
         names: names.iter().filter_map(|n| ImageName::parse(n)).collect(),
         label,
         content: ImageContent::Daemon(image),
+        referrers: Vec::new(),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::failure::{CliError, EXIT_GENERAL, EXIT_OK};
 use crate::filter::ImageFilter;
 use crate::printer::human_bytes;
 use crate::settings::{daemon_settings, resolve_platforms, retry_policy};
-use crate::sources::{open_all, RegistrySourceSettings};
+use crate::sources::{open_all, Reading, RegistrySourceSettings};
 
 /// One image as `list` shows it.
 #[derive(Debug, Serialize)]
@@ -128,7 +128,11 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     let mut opened = Vec::new();
     let mut broken = Vec::new();
     let registries = RegistrySourceSettings::new(args.source_registry, retry_policy(3));
-    let found = open_all(&sources, &daemon, &registries, true).await?;
+    let reading = Reading {
+        configs: true,
+        referrers: false,
+    };
+    let found = open_all(&sources, &daemon, &registries, reading).await?;
     for warning in &found.warnings {
         eprintln!("warning: {warning}");
     }

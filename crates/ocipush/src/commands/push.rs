@@ -18,7 +18,7 @@ use crate::local::{default_addr, default_root, LocalRegistry};
 use crate::printer;
 use crate::progress::{BarReporter, LineReporter};
 use crate::settings::{PushSettings, Target};
-use crate::sources::open_all;
+use crate::sources::{open_all, Reading};
 
 pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     if !quiet {
@@ -30,7 +30,10 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         &settings.sources,
         &settings.daemon,
         &settings.source_registries,
-        !settings.platforms.is_empty(),
+        Reading {
+            configs: !settings.platforms.is_empty(),
+            referrers: settings.referrers,
+        },
     )
     .await?;
     if !quiet {

@@ -1,0 +1,175 @@
+//! What refers to a registry image's manifests (`--referrers`): signatures, SBOMs and
+//! attestations, found through the referrers API or, where the registry has none, the
+//! `sha256-HEX` fallback tag, each read by digest (and checked against it) with what refers to
+//! it in turn, a few levels deep.
+
+use std::collections::HashSet;
+
+use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
+use ocipush_oci::{Descriptor, Digest, Document, DocumentKind};
+use ocipush_registry::{referrers_tag, Repository};
+use ocipush_source::{artifact_type, ImageContent, LocalImage, Referrer};
+
+use super::reader::RegistryBlobs;
+use super::{fetch_document, RegistrySourceError};
+use crate::plan::short_hex;
+
+/// Referrers of referrers are followed this deep (a signature of an SBOM of an image is 2).
+const DEPTH: usize = 4;
+/// Requests for referrers in flight at once.
+const AT_ONCE: usize = 8;
+
+/// The referrers of `subjects` (manifest digests of one image) in `repository`, each with its
+/// own referrers. Their blobs are made known to `blobs`.
+pub(super) async fn discover(
+    repository: &Repository,
+    shown: &str,
+    label: &str,
+    subjects: Vec<Digest>,
+    blobs: &RegistryBlobs,
+) -> Result<Vec<Referrer>, RegistrySourceError> {
+    let mut seen: HashSet<Digest> = subjects.iter().cloned().collect();
+    discover_level(repository, shown, label, subjects, blobs, &mut seen, DEPTH).await
+}
+
+fn discover_level<'a>(
+    repository: &'a Repository,
+    shown: &'a str,
+    label: &'a str,
+    subjects: Vec<Digest>,
+    blobs: &'a RegistryBlobs,
+    seen: &'a mut HashSet<Digest>,
+    depth: usize,
+) -> futures_util::future::BoxFuture<'a, Result<Vec<Referrer>, RegistrySourceError>> {
+    Box::pin(async move {
+        if depth == 0 || subjects.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Each subject's referrer descriptors, asked for all at once.
+        let listed: Vec<(Digest, Vec<Descriptor>)> =
+            stream::iter(subjects.into_iter().map(|subject| async move {
+                let found = list(repository, &subject).await?;
+                Ok::<_, RegistrySourceError>((subject, found))
+            }))
+            .buffered(AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut wanted: Vec<(Digest, Descriptor)> = Vec::new();
+        for (subject, descriptors) in listed {
+            for descriptor in descriptors {
+                if seen.insert(descriptor.digest().clone()) {
+                    wanted.push((subject.clone(), descriptor));
+                }
+            }
+        }
+        let fetched: Vec<(Digest, Document, Vec<Document>)> =
+            stream::iter(wanted.into_iter().map(|(subject, descriptor)| async move {
+                let (root, children) = fetch_tree(repository, shown, &descriptor).await?;
+                Ok::<_, RegistrySourceError>((subject, root, children))
+            }))
+            .buffered(AT_ONCE)
+            .try_collect()
+            .await?;
+        let mut referrers = Vec::with_capacity(fetched.len());
+        let next_subjects = fetched
+            .iter()
+            .map(|(_, root, _)| root.digest().clone())
+            .collect();
+        let mut deeper = discover_level(
+            repository,
+            shown,
+            label,
+            next_subjects,
+            blobs,
+            seen,
+            depth - 1,
+        )
+        .await?;
+        for (subject, root, children) in fetched {
+            let blob_paths = super::known_blobs(blobs, std::iter::once(&root).chain(&children));
+            let own: Vec<Referrer> = {
+                let (mine, others): (Vec<Referrer>, Vec<Referrer>) = std::mem::take(&mut deeper)
+                    .into_iter()
+                    .partition(|r| r.subject == *root.digest());
+                deeper = others;
+                mine
+            };
+            let label = format!("{label} referrer {}", short_hex(root.digest()));
+            referrers.push(Referrer {
+                subject,
+                artifact_type: artifact_type(&root),
+                image: LocalImage {
+                    names: Vec::new(),
+                    label,
+                    content: ImageContent::Stored {
+                        root,
+                        children,
+                        blob_paths,
+                    },
+                    referrers: own,
+                },
+            });
+        }
+        Ok(referrers)
+    })
+}
+
+/// The referrer descriptors of `subject`: from the API, else from the fallback tag.
+async fn list(
+    repository: &Repository,
+    subject: &Digest,
+) -> Result<Vec<Descriptor>, RegistrySourceError> {
+    if let Some(found) = repository.get_referrers(subject).await? {
+        return Ok(found);
+    }
+    let Some(pulled) = repository.get_manifest(&referrers_tag(subject)).await? else {
+        return Ok(Vec::new());
+    };
+    match Document::parse(
+        pulled.bytes.to_vec(),
+        pulled.media_type.as_deref(),
+        "referrers",
+    ) {
+        Ok(doc) if matches!(doc.kind(), DocumentKind::Index(_)) => Ok(doc.children().to_vec()),
+        // Something else under that tag is not a referrers list.
+        _ => Ok(Vec::new()),
+    }
+}
+
+/// A referrer's manifest by digest, and an index's manifests.
+async fn fetch_tree(
+    repository: &Repository,
+    shown: &str,
+    descriptor: &Descriptor,
+) -> Result<(Document, Vec<Document>), RegistrySourceError> {
+    let digest = descriptor.digest();
+    let root = fetch_document(
+        repository,
+        shown,
+        digest.as_ref(),
+        Some(digest),
+        Some(descriptor.media_type().as_ref()),
+    )
+    .await?
+    .ok_or_else(|| RegistrySourceError::NotFound {
+        reference: shown.to_string(),
+        wanted: digest.to_string(),
+    })?;
+    let mut children = Vec::new();
+    for child in root.children().to_vec() {
+        let doc = fetch_document(
+            repository,
+            shown,
+            child.digest().as_ref(),
+            Some(child.digest()),
+            Some(child.media_type().as_ref()),
+        )
+        .await?
+        .ok_or_else(|| RegistrySourceError::NotFound {
+            reference: shown.to_string(),
+            wanted: child.digest().to_string(),
+        })?;
+        children.push(doc);
+    }
+    Ok((root, children))
+}
