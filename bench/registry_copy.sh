@@ -12,6 +12,7 @@
 #   BENCH_RUNS=5 BENCH_SETS=small bash bench/registry_copy.sh
 #   OCIPUSH_BIN=/path/to/ocipush bash bench/registry_copy.sh
 set -euo pipefail
+shopt -s inherit_errexit
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=${BENCH_DIR:-/tmp/ocipush-bench}
@@ -35,10 +36,10 @@ if [ ! -d "$FIXTURES/random-oci" ] || [ ! -d "$FIXTURES/independent" ]; then
 fi
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PIDS=() DIRS=()
+PIDS=() DIRS=() SCRATCH=""
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
-    for dir in "${DIRS[@]}"; do rm -rf "$dir"; done
+    for dir in "${DIRS[@]}" $SCRATCH; do rm -rf "$dir"; done
 }
 trap cleanup EXIT
 
@@ -69,11 +70,11 @@ stop_last() {
     unset "PIDS[$last]" "DIRS[$last]"
     PIDS=("${PIDS[@]}") DIRS=("${DIRS[@]}")
 }
-# timed CMD...: wall seconds of CMD.
+# timed CMD...: wall seconds of CMD (a failing CMD stops the bench).
 timed() {
     local s e
     s=$(date +%s%N)
-    "$@" >/dev/null
+    "$@" >/dev/null || { echo "error: $* failed" >&2; return 1; }
     e=$(date +%s%N)
     awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
 }
@@ -81,7 +82,6 @@ median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print
 
 registry; SRC=$ADDR
 SCRATCH=$(mktemp -d "$WORK/copy-home.XXXXXX")
-DIRS+=("$SCRATCH")
 echo "==> seeding $SRC" >&2
 "$OCIPUSH_BIN" push -q --plain-http "$FIXTURES/random-oci" "$SRC/big/random:1" >/dev/null
 "$OCIPUSH_BIN" push -q --plain-http -r "$SRC/lib" "$FIXTURES/independent" >/dev/null
@@ -106,11 +106,11 @@ fresh_env() {
 ocipush_big() { "$OCIPUSH_BIN" push -q --plain-http --src-plain-http "docker://$SRC/big/random:1" "$1/big/random:1"; }
 ocipush_small() { "$OCIPUSH_BIN" push -q --plain-http --src-plain-http -r "$1/mirror" --from-file "$LIST"; }
 skopeo_copy_big() { skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://$SRC/big/random:1" "docker://$1/big/random:1"; }
-skopeo_sync_big() { skopeo sync -q --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/big/random" "$1/sync"; }
+skopeo_sync_big() { skopeo sync --src docker --dest docker --src-tls-verify=false --dest-tls-verify=false "$SRC/big/random" "$1/sync"; }
 skopeo_copy_small() {
     sed 's|^docker://||' "$LIST" | xargs -P 4 -I{} sh -c 'skopeo copy -q --src-tls-verify=false --dest-tls-verify=false "docker://{}" "docker://'"$1"'/skopeo/$(basename {})"'
 }
-skopeo_sync_small() { skopeo sync -q --src yaml --dest docker --dest-tls-verify=false "$YAML" "$1/sync"; }
+skopeo_sync_small() { skopeo sync --src yaml --dest docker --dest-tls-verify=false "$YAML" "$1/sync"; }
 
 echo "| set | ocipush cold (s) | ocipush warm (s) | warm per image (ms) | skopeo copy (s) | skopeo sync (s) | skopeo copy / ocipush | skopeo sync / ocipush |"
 echo "|---|---|---|---|---|---|---|---|"
