@@ -511,6 +511,18 @@ async fn put_manifest(ctx: &BlobContext, doc: &Document, reference: &str) -> Res
         .map_err(PushError::from)
 }
 
+/// What was fetched from a source registry for the image's blobs.
+fn bytes_read(planned: &PlannedImage) -> u64 {
+    planned
+        .blobs
+        .iter()
+        .filter_map(|blob| match &blob.production {
+            Production::File(job) => Some(planned.source.blobs.fetched(&job.path)),
+            _ => None,
+        })
+        .sum()
+}
+
 fn image_report(
     planned: &PlannedImage,
     result: Result<String, Arc<PushError>>,
@@ -533,6 +545,7 @@ fn image_report(
         status,
         bytes_uploaded: tally.bytes_uploaded,
         bytes_skipped: tally.bytes_skipped,
+        bytes_read: bytes_read(planned),
         blobs: tally.blobs,
         retries: tally.retries,
         duration_ms: elapsed.as_millis() as u64,

@@ -57,6 +57,9 @@ pub struct ImageReport {
     pub bytes_uploaded: u64,
     /// Bytes not sent because the registry had them or mounted them.
     pub bytes_skipped: u64,
+    /// Bytes read from a source registry for it (a `docker://` source; 0 for files and
+    /// daemons), every read counted.
+    pub bytes_read: u64,
     /// Its blobs by outcome.
     pub blobs: BlobCounts,
     /// Requests sent again, uploads started over or resumed.
@@ -87,6 +90,8 @@ pub struct Summary {
     pub bytes_uploaded: u64,
     /// Bytes found in the registry or mounted.
     pub bytes_skipped: u64,
+    /// Bytes read from source registries.
+    pub bytes_read: u64,
     /// Blobs by outcome.
     pub blobs: BlobCounts,
     /// Retries in all.
@@ -129,6 +134,7 @@ impl ImageReport {
             status: ImageStatus::Skipped,
             bytes_uploaded: 0,
             bytes_skipped: 0,
+            bytes_read: 0,
             blobs: BlobCounts::default(),
             retries: 0,
             duration_ms: 0,
@@ -154,6 +160,7 @@ impl PushReport {
             }
             summary.bytes_uploaded += image.bytes_uploaded;
             summary.bytes_skipped += image.bytes_skipped;
+            summary.bytes_read += image.bytes_read;
             summary.blobs.uploaded += image.blobs.uploaded;
             summary.blobs.existing += image.blobs.existing;
             summary.blobs.mounted += image.blobs.mounted;

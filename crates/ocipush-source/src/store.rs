@@ -21,6 +21,11 @@ pub trait BlobReader: Send + Sync {
     fn size(&self, path: &str) -> Option<u64>;
     /// The first bytes of the file (up to 4, zero-padded), to sniff its compression.
     fn head(&self, path: &str) -> Result<[u8; 4], SourceError>;
+    /// Bytes of the file fetched over the network so far (a registry source's), counting
+    /// every read of it; 0 for files on this machine.
+    fn fetched(&self, _path: &str) -> u64 {
+        0
+    }
 }
 
 /// Files of a directory tree.

@@ -23,11 +23,16 @@ struct JsonImage<'a> {
     status: ImageStatus,
     bytes_uploaded: u64,
     bytes_skipped: u64,
+    /// Read from a source registry (`docker://` sources).
+    bytes_read: u64,
     blobs: &'a ocipush_engine::BlobCounts,
     retries: u64,
     duration_ms: u64,
     error: Option<&'a str>,
     hint: Option<&'a str>,
+    /// A referrer's subject: the manifest it refers to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
 }
 
 /// The `--json` document of a push that stopped before any image was tried (a source that
@@ -55,11 +60,13 @@ pub fn json(report: &PushReport) -> String {
                 status: i.status,
                 bytes_uploaded: i.bytes_uploaded,
                 bytes_skipped: i.bytes_skipped,
+                bytes_read: i.bytes_read,
                 blobs: &i.blobs,
                 retries: i.retries,
                 duration_ms: i.duration_ms,
                 error: i.error.as_ref().map(|e| e.message.as_str()),
                 hint: i.error.as_ref().and_then(|e| e.hint.as_deref()),
+                subject: i.subject.as_deref(),
             })
             .collect(),
         summary: &report.summary,
@@ -84,13 +91,17 @@ pub fn references(report: &PushReport, out: &mut dyn Write) -> std::io::Result<(
 pub fn image_line(report: &ImageReport) -> String {
     match report.status {
         ImageStatus::Pushed => format!(
-            "pushed {} -> {} ({}): {} uploaded, {} existing, {} mounted; {} sent, {} skipped in {}",
+            "pushed {} -> {} ({}): {} uploaded, {} existing, {} mounted; {}{} sent, {} skipped in {}",
             report.source,
             report.references.join(", "),
             short_digest(report.digest.as_deref().unwrap_or("")),
             report.blobs.uploaded,
             report.blobs.existing,
             report.blobs.mounted,
+            match report.bytes_read {
+                0 => String::new(),
+                n => format!("{} read, ", human_bytes(n)),
+            },
             human_bytes(report.bytes_uploaded),
             human_bytes(report.bytes_skipped),
             human_ms(report.duration_ms),
@@ -160,7 +171,7 @@ pub fn summary(report: &PushReport) -> String {
     let s = &report.summary;
     let secs = (s.duration_ms as f64 / 1000.0).max(0.001);
     format!(
-        "{} of {} image(s) pushed{}{}; {} blob(s) uploaded, {} already present, {} mounted; {} sent ({}/s), {} skipped{}; {} {}; {}",
+        "{} of {} image(s) pushed{}{}; {} blob(s) uploaded, {} already present, {} mounted; {}{} sent ({}/s), {} skipped{}; {} {}; {}",
         s.pushed,
         s.images,
         if s.failed > 0 { format!(", {} failed", s.failed) } else { String::new() },
@@ -168,6 +179,11 @@ pub fn summary(report: &PushReport) -> String {
         s.blobs.uploaded,
         s.blobs.existing,
         s.blobs.mounted,
+        // A copy from a registry: what crossed the network on the way in.
+        match s.bytes_read {
+            0 => String::new(),
+            n => format!("{} read from source registries, ", human_bytes(n)),
+        },
         human_bytes(s.bytes_uploaded),
         human_bytes((s.bytes_uploaded as f64 / secs) as u64),
         human_bytes(s.bytes_skipped),

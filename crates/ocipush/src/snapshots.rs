@@ -29,6 +29,7 @@ fn report() -> PushReport {
             status: ImageStatus::Pushed,
             bytes_uploaded: 3_355_443,
             bytes_skipped: 1_048_576,
+            bytes_read: 0,
             blobs: BlobCounts {
                 uploaded: 2,
                 existing: 1,
@@ -47,6 +48,7 @@ fn report() -> PushReport {
             status: ImageStatus::Pushed,
             bytes_uploaded: 512,
             bytes_skipped: 20_971_520,
+            bytes_read: 0,
             blobs: BlobCounts {
                 uploaded: 1,
                 existing: 0,
@@ -65,6 +67,7 @@ fn report() -> PushReport {
             status: ImageStatus::Failed,
             bytes_uploaded: 0,
             bytes_skipped: 0,
+            bytes_read: 0,
             blobs: BlobCounts::default(),
             retries: 0,
             duration_ms: 80,
@@ -143,6 +146,7 @@ fn push_json_document() {
       "status": "pushed",
       "bytes_uploaded": 3355443,
       "bytes_skipped": 1048576,
+      "bytes_read": 0,
       "blobs": {
         "uploaded": 2,
         "existing": 1,
@@ -163,6 +167,7 @@ fn push_json_document() {
       "status": "pushed",
       "bytes_uploaded": 512,
       "bytes_skipped": 20971520,
+      "bytes_read": 0,
       "blobs": {
         "uploaded": 1,
         "existing": 0,
@@ -183,6 +188,7 @@ fn push_json_document() {
       "status": "failed",
       "bytes_uploaded": 0,
       "bytes_skipped": 0,
+      "bytes_read": 0,
       "blobs": {
         "uploaded": 0,
         "existing": 0,
@@ -201,6 +207,7 @@ fn push_json_document() {
     "skipped": 0,
     "bytes_uploaded": 3355955,
     "bytes_skipped": 22020096,
+    "bytes_read": 0,
     "blobs": {
       "uploaded": 3,
       "existing": 1,

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use ocipush_oci::{parse_sha256, Descriptor, Digest};
@@ -26,6 +27,8 @@ pub struct RegistryBlobs {
     sizes: Mutex<HashMap<Digest, u64>>,
     /// Small blobs already read (configs fetched when the source was opened).
     small: Mutex<HashMap<Digest, Bytes>>,
+    /// Bytes fetched per blob, every read counted (what the report says was read).
+    fetched: Mutex<HashMap<Digest, Arc<AtomicU64>>>,
 }
 
 impl std::fmt::Debug for RegistryBlobs {
@@ -44,6 +47,7 @@ impl RegistryBlobs {
             runtime: Handle::current(),
             sizes: Mutex::default(),
             small: Mutex::default(),
+            fetched: Mutex::default(),
         }
     }
 
@@ -66,6 +70,8 @@ impl RegistryBlobs {
             bytes.extend_from_slice(&chunk);
         }
         // A config that does not match is simply not kept: the push reads it again, verified.
+        self.counter(blob.digest())
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         if ocipush_oci::sha256_of(&bytes) == *blob.digest() {
             lock(&self.small).insert(blob.digest().clone(), Bytes::from(bytes));
         }
@@ -76,6 +82,13 @@ impl RegistryBlobs {
         parse_sha256(path).map_err(|e| SourceError::Unsupported {
             what: format!("reading `{path}` from {}: {e}", self.repository.name()),
         })
+    }
+
+    fn counter(&self, digest: &Digest) -> Arc<AtomicU64> {
+        lock(&self.fetched)
+            .entry(digest.clone())
+            .or_default()
+            .clone()
     }
 
     fn reader(&self, digest: Digest) -> Result<BlobRead, SourceError> {
@@ -89,6 +102,7 @@ impl RegistryBlobs {
             });
         };
         Ok(BlobRead {
+            fetched: self.counter(&digest),
             repository: self.repository.clone(),
             runtime: self.runtime.clone(),
             digest,
@@ -152,6 +166,15 @@ impl BlobReader for RegistryBlobs {
         lock(&self.sizes).get(&digest).copied()
     }
 
+    fn fetched(&self, path: &str) -> u64 {
+        match parse_sha256(path) {
+            Ok(digest) => lock(&self.fetched)
+                .get(&digest)
+                .map_or(0, |n| n.load(Ordering::Relaxed)),
+            Err(_) => 0,
+        }
+    }
+
     fn head(&self, path: &str) -> Result<[u8; 4], SourceError> {
         let mut head = [0u8; 4];
         let small = self.read_small(path, SMALL_LIMIT).ok();
@@ -172,6 +195,7 @@ impl BlobReader for RegistryBlobs {
 
 /// One blob's bytes, read from a blocking thread.
 struct BlobRead {
+    fetched: Arc<AtomicU64>,
     repository: Repository,
     runtime: Handle,
     digest: Digest,
@@ -210,6 +234,8 @@ impl BlobRead {
             };
             match self.runtime.block_on(body.chunk()) {
                 Ok(Some(mut chunk)) => {
+                    self.fetched
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     if self.skip > 0 {
                         let dropped = self.skip.min(chunk.len() as u64);
                         let _ = chunk.split_to(dropped as usize);

@@ -314,13 +314,26 @@ fn thirty_images_from_a_list() {
         assert_eq!(there, here, "mirror/{name}");
     }
 
-    // The list on standard input, into one destination, needs exactly one image in it.
+    // The list on standard input, into one destination, needs exactly one image in it. The
+    // JSON report says what was read from the source: here all that was sent.
     let line = format!("docker://{}\n", source.reference("lib/img7:1"));
     let out = ocipush(
-        &["push", "--from-file", "-", &dest.reference("single/img:7")],
+        &[
+            "push",
+            "--json",
+            "--from-file",
+            "-",
+            &dest.reference("single/img:7"),
+        ],
         Some(&line),
     );
-    pushed_digest(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let image = &report["images"][0];
+    assert_eq!(image["status"], "pushed");
+    assert!(image["bytes_read"].as_u64().unwrap() > 8 * 1024, "{image}");
+    assert_eq!(image["bytes_read"], image["bytes_uploaded"], "{image}");
+    assert_eq!(report["summary"]["bytes_read"], image["bytes_read"]);
     assert_eq!(
         raw(&dest.docker_ref("single/img:7"), &auth),
         raw(&source.docker_ref("lib/img7:1"), &auth)
