@@ -252,6 +252,11 @@ pub struct PushArgs {
     /// `subject` always goes up with its image.)
     #[arg(long)]
     pub referrers: bool,
+    /// With docker:// sources, copy foreign (non-distributable) layers too, where the source
+    /// registry serves them; by default the copy names them and leaves them where their URLs
+    /// point, as docker push does.
+    #[arg(long)]
+    pub foreign_layers: bool,
     /// Push every source to REGISTRY[/NAMESPACE], named after the images' own names and tags
     /// (`idpbuilder` for idpbuilder's Gitea) [env: OCIPUSH_REGISTRY, when no DEST is given]
     #[arg(short = 'r', long = "registry", value_name = "REGISTRY[/NAMESPACE]")]

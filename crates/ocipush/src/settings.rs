@@ -58,6 +58,8 @@ pub struct PushSettings {
     pub source_registries: RegistrySourceSettings,
     /// `--referrers`: what refers to images of registry sources comes along.
     pub referrers: bool,
+    /// `--foreign-layers`: registry sources' foreign layers are copied too.
+    pub foreign_layers: bool,
     /// Which images of the sources to push.
     pub filter: ImageFilter,
     /// Which platforms of them (`--platform`); empty: all.
@@ -213,6 +215,7 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
             settings
         },
         referrers: args.referrers,
+        foreign_layers: args.foreign_layers,
         filter: ImageFilter::new(&args.filter)?,
         platforms: resolve_platforms(&args.platform)?,
         sources,

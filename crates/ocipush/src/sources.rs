@@ -72,6 +72,8 @@ pub struct Reading {
     pub configs: bool,
     /// What refers to them (`--referrers`).
     pub referrers: bool,
+    /// Their foreign layers (`--foreign-layers`).
+    pub foreign_layers: bool,
 }
 
 /// Opens every argument.
@@ -175,7 +177,8 @@ async fn open_registry(
         &reference,
         &OpenOptions::default()
             .with_configs(reading.configs)
-            .with_referrers(reading.referrers),
+            .with_referrers(reading.referrers)
+            .with_foreign_layers(reading.foreign_layers),
     )
     .await
     .map_err(|e| CliError::from(PushError::from(e)))

@@ -89,12 +89,21 @@ pub struct OpenOptions {
     /// Find what refers to the image's manifests (`--referrers`): through the referrers API,
     /// else the `sha256-HEX` fallback tag.
     pub referrers: bool,
+    /// Copy foreign (non-distributable) layers too, where the source registry serves them
+    /// (`--foreign-layers`); by default they stay where their URLs point.
+    pub foreign_layers: bool,
 }
 
 impl OpenOptions {
     /// Reads configs as well ([`OpenOptions::read_configs`]).
     pub fn with_configs(mut self, read: bool) -> Self {
         self.read_configs = read;
+        self
+    }
+
+    /// Copies foreign layers as well ([`OpenOptions::foreign_layers`]).
+    pub fn with_foreign_layers(mut self, copy: bool) -> Self {
+        self.foreign_layers = copy;
         self
     }
 
@@ -171,7 +180,11 @@ pub async fn open(
     .await?;
 
     let blobs = RegistryBlobs::new(repository.clone());
-    let blob_paths = known_blobs(&blobs, std::iter::once(&root).chain(&children));
+    let blob_paths = known_blobs(
+        &blobs,
+        std::iter::once(&root).chain(&children),
+        options.foreign_layers,
+    );
     if options.read_configs {
         if let DocumentKind::Manifest(manifest) = root.kind() {
             blobs.prefetch(manifest.config()).await?;
@@ -183,7 +196,7 @@ pub async fn open(
             .chain(&children)
             .map(|doc| doc.digest().clone())
             .collect();
-        referrers::discover(&repository, &shown, &label, subjects, &blobs).await?
+        referrers::discover(&repository, &shown, &label, subjects, &blobs, options).await?
     } else {
         Vec::new()
     };
@@ -221,16 +234,17 @@ pub async fn open(
 }
 
 /// The blobs `documents` name, as `(digest, path)` for the plan, made known to `blobs`. A
-/// foreign layer lives where its `urls` say, not in the registry: left out, as registries take
-/// manifests naming it without having it.
+/// foreign layer lives where its `urls` say, not in the registry: left out unless `foreign`,
+/// as registries take manifests naming it without having it.
 fn known_blobs<'a>(
     blobs: &RegistryBlobs,
     documents: impl Iterator<Item = &'a Document>,
+    foreign: bool,
 ) -> Vec<(Digest, String)> {
     let mut paths: Vec<(Digest, String)> = Vec::new();
     for doc in documents {
         for blob in doc.blobs() {
-            if media_type::is_non_distributable(blob.media_type().as_ref()) {
+            if !foreign && media_type::is_non_distributable(blob.media_type().as_ref()) {
                 continue;
             }
             if !paths.iter().any(|(d, _)| d == blob.digest()) {

@@ -11,7 +11,7 @@ use ocipush_registry::{referrers_tag, Repository};
 use ocipush_source::{artifact_type, ImageContent, LocalImage, Referrer};
 
 use super::reader::RegistryBlobs;
-use super::{fetch_document, RegistrySourceError};
+use super::{fetch_document, OpenOptions, RegistrySourceError};
 use crate::plan::short_hex;
 
 /// Referrers of referrers are followed this deep (a signature of an SBOM of an image is 2).
@@ -27,20 +27,41 @@ pub(super) async fn discover(
     label: &str,
     subjects: Vec<Digest>,
     blobs: &RegistryBlobs,
+    options: &OpenOptions,
 ) -> Result<Vec<Referrer>, RegistrySourceError> {
     let mut seen: HashSet<Digest> = subjects.iter().cloned().collect();
-    discover_level(repository, shown, label, subjects, blobs, &mut seen, DEPTH).await
+    let found = Found {
+        repository,
+        shown,
+        label,
+        blobs,
+        foreign: options.foreign_layers,
+    };
+    discover_level(&found, subjects, &mut seen, DEPTH).await
 }
 
-fn discover_level<'a>(
+/// What every level of the search shares.
+struct Found<'a> {
     repository: &'a Repository,
     shown: &'a str,
     label: &'a str,
-    subjects: Vec<Digest>,
     blobs: &'a RegistryBlobs,
+    foreign: bool,
+}
+
+fn discover_level<'a>(
+    found: &'a Found<'a>,
+    subjects: Vec<Digest>,
     seen: &'a mut HashSet<Digest>,
     depth: usize,
 ) -> futures_util::future::BoxFuture<'a, Result<Vec<Referrer>, RegistrySourceError>> {
+    let Found {
+        repository,
+        shown,
+        label,
+        blobs,
+        foreign,
+    } = *found;
     Box::pin(async move {
         if depth == 0 || subjects.is_empty() {
             return Ok(Vec::new());
@@ -75,18 +96,10 @@ fn discover_level<'a>(
             .iter()
             .map(|(_, root, _)| root.digest().clone())
             .collect();
-        let mut deeper = discover_level(
-            repository,
-            shown,
-            label,
-            next_subjects,
-            blobs,
-            seen,
-            depth - 1,
-        )
-        .await?;
+        let mut deeper = discover_level(found, next_subjects, seen, depth - 1).await?;
         for (subject, root, children) in fetched {
-            let blob_paths = super::known_blobs(blobs, std::iter::once(&root).chain(&children));
+            let blob_paths =
+                super::known_blobs(blobs, std::iter::once(&root).chain(&children), foreign);
             let own: Vec<Referrer> = {
                 let (mine, others): (Vec<Referrer>, Vec<Referrer>) = std::mem::take(&mut deeper)
                     .into_iter()

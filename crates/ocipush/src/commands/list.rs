@@ -130,7 +130,7 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     let registries = RegistrySourceSettings::new(args.source_registry, retry_policy(3));
     let reading = Reading {
         configs: true,
-        referrers: false,
+        ..Reading::default()
     };
     let found = open_all(&sources, &daemon, &registries, reading).await?;
     for warning in &found.warnings {

@@ -33,6 +33,7 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         Reading {
             configs: !settings.platforms.is_empty(),
             referrers: settings.referrers,
+            foreign_layers: settings.foreign_layers,
         },
     )
     .await?;

@@ -636,3 +636,159 @@ fn referrers_api(addr: &str, repository: &str, subject: &str) -> Vec<String> {
     );
     ManifestView::parse(&out.stdout).manifest_digests
 }
+
+/// Rewrites the layout's one image so that its last layer is non-distributable (with a URL),
+/// as Windows base images are; returns the new manifest's digest and that layer's digest.
+fn make_last_layer_foreign(layout: &Path) -> (String, String) {
+    use ocipush_testkit::fixtures::oci_blob_path;
+    let index_path = layout.join("index.json");
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let old = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci_blob_path(layout, &old)).unwrap()).unwrap();
+    let layer = manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .last_mut()
+        .unwrap();
+    layer["mediaType"] = "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip".into();
+    layer["urls"] = serde_json::json!(["https://example.com/foreign/layer.tar.gz"]);
+    let foreign = layer["digest"].as_str().unwrap().to_string();
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = sha256_hex(&bytes);
+    std::fs::write(oci_blob_path(layout, &digest), &bytes).unwrap();
+    index["manifests"][0]["digest"] = digest.clone().into();
+    index["manifests"][0]["size"] = bytes.len().into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    (digest, foreign)
+}
+
+/// Does `repository` of the registry at `host_port` serve the blob? Asked with curl.
+fn serves_blob(host_port: &str, repository: &str, digest: &str) -> bool {
+    let out = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-I",
+            &format!("http://{host_port}/v2/{repository}/blobs/{digest}"),
+        ])
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&out.stdout) == "200"
+}
+
+/// `--dry-run`, `--include`/`--exclude`, mounts within one registry, and foreign layers, for
+/// registry sources.
+#[test]
+fn copies_are_planned_filtered_mounted_and_leave_foreign_layers() {
+    let source = DockerRegistry::start(RegistryOptions::default());
+    let dest = DockerRegistry::start(RegistryOptions::default());
+    let layout = tempfile::tempdir().unwrap();
+    write_oci_layout(
+        layout.path(),
+        &[(ImageSpec::sample(81), Some("v1"))],
+        LayerCompression::Gzip,
+    );
+    let (digest, foreign) = make_last_layer_foreign(layout.path());
+    // Into the source with the foreign layer's bytes (the layout has them).
+    let out = ocipush(
+        &[
+            "push",
+            &layout.path().display().to_string(),
+            &source.reference("win/app:v1"),
+        ],
+        None,
+    );
+    assert_eq!(pushed_digest(&out), digest);
+    assert!(serves_blob(&source.host_port(), "win/app", &foreign));
+    let from = format!("docker://{}", source.reference("win/app:v1"));
+    let other = format!("docker://{}", source.reference("other/tool:2"));
+    let out = ocipush(
+        &[
+            "push",
+            &layout.path().display().to_string(),
+            &source.reference("other/tool:2"),
+        ],
+        None,
+    );
+    pushed_digest(&out);
+
+    // A dry run plans the copy (every blob but the foreign layer goes up) and writes nothing.
+    let out = ocipush(
+        &[
+            "push",
+            "--dry-run",
+            "--json",
+            &from,
+            &dest.reference("win/app:v1"),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blobs = plan["images"][0]["blobs"].as_array().unwrap();
+    assert!(blobs.iter().all(|b| b["action"] == "upload"), "{plan}");
+    assert!(
+        blobs.iter().all(|b| b["digest"] != foreign.as_str()),
+        "the foreign layer is not planned: {plan}"
+    );
+    assert!(
+        skopeo::try_inspect_raw(&dest.docker_ref("win/app:v1"), &SkopeoAuth::insecure()).is_err()
+    );
+
+    // --include/--exclude pick registry sources by their names.
+    let out = ocipush(
+        &[
+            "push",
+            "-r",
+            &dest.reference("mirror"),
+            "--exclude",
+            "tool*",
+            &from,
+            &other,
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pushed = stdout(&out);
+    assert!(pushed.contains("/mirror/app:v1@"), "{pushed}");
+    assert!(!pushed.contains("tool"), "{pushed}");
+    // The copy names the foreign layer without copying it.
+    let auth = SkopeoAuth::insecure();
+    assert_eq!(
+        sha256_hex(&raw(&dest.docker_ref("mirror/app:v1"), &auth)),
+        digest
+    );
+    assert!(!serves_blob(&dest.host_port(), "mirror/app", &foreign));
+
+    // --foreign-layers copies it.
+    let out = ocipush(
+        &[
+            "push",
+            "--foreign-layers",
+            &from,
+            &dest.reference("withforeign/app:v1"),
+        ],
+        None,
+    );
+    assert_eq!(pushed_digest(&out), digest);
+    assert!(serves_blob(&dest.host_port(), "withforeign/app", &foreign));
+
+    // Within one registry every blob is mounted from the source repository, none sent.
+    let out = ocipush(&["push", &from, &source.reference("copies/app:v1")], None);
+    assert_eq!(pushed_digest(&out), digest);
+    let summary = stderr(&out);
+    assert!(summary.contains("0 blob(s) uploaded"), "{summary}");
+    assert!(summary.contains("already present, 2 mounted"), "{summary}");
+    assert!(
+        !summary.contains("read from source registries"),
+        "{summary}"
+    );
+}
