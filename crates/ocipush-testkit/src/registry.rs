@@ -387,16 +387,17 @@ fn probe_http(addr: SocketAddr) -> bool {
     status_ok && response.contains("docker-distribution-api-version")
 }
 
-/// The registry's configuration. Manifests may name foreign layers by `http(s)` URL (unset,
-/// distribution refuses every manifest with URLs), as registries serving Windows images allow.
+/// The registry's configuration, `http:` last (TLS and auth settings are appended to it).
+/// Manifests may name foreign layers by `http(s)` URL (unset, distribution refuses every
+/// manifest with URLs), as registries serving Windows images allow.
 fn config_yaml(root: &Path, port: u16) -> String {
     format!(
         "version: 0.1\n\
          log:\n  level: warn\n  formatter: text\n  accesslog:\n    disabled: true\n\
          storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  \
          maintenance:\n    uploadpurging:\n      enabled: false\n\
-         http:\n  addr: 127.0.0.1:{port}\n  secret: ocipush-testkit\n\
-         validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n",
+         validation:\n  manifests:\n    urls:\n      allow:\n        - ^https?://\n\
+         http:\n  addr: 127.0.0.1:{port}\n  secret: ocipush-testkit\n",
         yaml_str(&root.join("storage"))
     )
 }

@@ -103,6 +103,12 @@ fn copies_by_tag_and_by_digest_from_a_tls_registry_with_auth() {
         None,
     );
     assert_eq!(pushed_digest(&out), digest);
+    // Nothing but the manifest was read from the source.
+    assert!(
+        !stderr(&out).contains("read from source registries"),
+        "{}",
+        stderr(&out)
+    );
     let asked: Vec<(RequestKind, u32)> = [
         RequestKind::ManifestGet,
         RequestKind::BlobHead,
