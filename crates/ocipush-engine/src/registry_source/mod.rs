@@ -153,23 +153,11 @@ pub async fn open(
         let repository = &repository;
         let shown = &shown;
         async move {
-            let digest = child.digest();
-            let doc = fetch_document(
-                repository,
-                shown,
-                digest.as_ref(),
-                Some(digest),
-                Some(child.media_type().as_ref()),
-            )
-            .await?
-            .ok_or_else(|| RegistrySourceError::NotFound {
-                reference: shown.clone(),
-                wanted: digest.to_string(),
-            })?;
+            let doc = fetch_by_digest(repository, shown, child).await?;
             if matches!(doc.kind(), DocumentKind::Index(_)) {
                 return Err(RegistrySourceError::NestedIndex {
                     reference: shown.clone(),
-                    digest: digest.clone(),
+                    digest: child.digest().clone(),
                 });
             }
             Ok(doc)
@@ -254,6 +242,27 @@ fn known_blobs<'a>(
         }
     }
     paths
+}
+
+/// GETs the manifest a descriptor names, by its digest; its absence is an error.
+async fn fetch_by_digest(
+    repository: &Repository,
+    shown: &str,
+    descriptor: &ocipush_oci::Descriptor,
+) -> Result<Document, RegistrySourceError> {
+    let digest = descriptor.digest();
+    fetch_document(
+        repository,
+        shown,
+        digest.as_ref(),
+        Some(digest),
+        Some(descriptor.media_type().as_ref()),
+    )
+    .await?
+    .ok_or_else(|| RegistrySourceError::NotFound {
+        reference: shown.to_string(),
+        wanted: digest.to_string(),
+    })
 }
 
 /// GETs one manifest and checks it: by `expected` digest when it was asked for by one, else

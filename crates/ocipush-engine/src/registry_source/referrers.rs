@@ -11,7 +11,7 @@ use ocipush_registry::{referrers_tag, Repository};
 use ocipush_source::{artifact_type, ImageContent, LocalImage, Referrer};
 
 use super::reader::RegistryBlobs;
-use super::{fetch_document, OpenOptions, RegistrySourceError};
+use super::{fetch_by_digest, OpenOptions, RegistrySourceError};
 use crate::plan::short_hex;
 
 /// Referrers of referrers are followed this deep (a signature of an SBOM of an image is 2).
@@ -155,34 +155,10 @@ async fn fetch_tree(
     shown: &str,
     descriptor: &Descriptor,
 ) -> Result<(Document, Vec<Document>), RegistrySourceError> {
-    let digest = descriptor.digest();
-    let root = fetch_document(
-        repository,
-        shown,
-        digest.as_ref(),
-        Some(digest),
-        Some(descriptor.media_type().as_ref()),
-    )
-    .await?
-    .ok_or_else(|| RegistrySourceError::NotFound {
-        reference: shown.to_string(),
-        wanted: digest.to_string(),
-    })?;
+    let root = fetch_by_digest(repository, shown, descriptor).await?;
     let mut children = Vec::new();
-    for child in root.children().to_vec() {
-        let doc = fetch_document(
-            repository,
-            shown,
-            child.digest().as_ref(),
-            Some(child.digest()),
-            Some(child.media_type().as_ref()),
-        )
-        .await?
-        .ok_or_else(|| RegistrySourceError::NotFound {
-            reference: shown.to_string(),
-            wanted: child.digest().to_string(),
-        })?;
-        children.push(doc);
+    for child in root.children() {
+        children.push(fetch_by_digest(repository, shown, child).await?);
     }
     Ok((root, children))
 }

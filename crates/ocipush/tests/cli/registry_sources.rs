@@ -64,19 +64,22 @@ fn copies_by_tag_and_by_digest_from_a_tls_registry_with_auth() {
 
     // By tag, credentials from --src-creds, the CA from --src-ca-file. (The destination is
     // reached through the counting proxy, plain HTTP only.)
-    let out = ocipush(
-        &[
-            "push",
-            "--plain-http",
-            "--src-creds",
-            "alice:src-s3cret",
-            "--src-ca-file",
-            &ca,
-            &from,
-            &counter.reference("copy/app:v1"),
-        ],
-        None,
-    );
+    let copy = || {
+        ocipush(
+            &[
+                "push",
+                "--plain-http",
+                "--src-creds",
+                "alice:src-s3cret",
+                "--src-ca-file",
+                &ca,
+                &from,
+                &counter.reference("copy/app:v1"),
+            ],
+            None,
+        )
+    };
+    let out = copy();
     let digest = pushed_digest(&out);
     assert_eq!(Some(digest.clone()), expected.manifest_digest);
     assert!(!stderr(&out).contains("src-s3cret"), "{}", stderr(&out));
@@ -89,19 +92,7 @@ fn copies_by_tag_and_by_digest_from_a_tls_registry_with_auth() {
 
     // Warm: the destination has it all; one manifest HEAD, nothing else.
     counter.set_plan(FaultPlan::none());
-    let out = ocipush(
-        &[
-            "push",
-            "--plain-http",
-            "--src-creds",
-            "alice:src-s3cret",
-            "--src-ca-file",
-            &ca,
-            &from,
-            &counter.reference("copy/app:v1"),
-        ],
-        None,
-    );
+    let out = copy();
     assert_eq!(pushed_digest(&out), digest);
     // Nothing but the manifest was read from the source.
     assert!(
