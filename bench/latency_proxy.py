@@ -6,7 +6,8 @@ one round trip as it would across a WAN. Loopback only; stops on SIGTERM.
 
     latency_proxy.py LISTEN_PORT UPSTREAM_PORT RTT_MS [RATE_MBIT]
 
-RATE_MBIT, when given, caps each direction of each connection (a link's bandwidth).
+RATE_MBIT, when given, is the link's bandwidth in each direction, shared by all connections
+(as one WAN link is): a chunk leaves only when the link has sent what was queued before it.
 """
 import asyncio
 import signal
@@ -14,8 +15,24 @@ import sys
 import time
 
 
-async def pipe(reader, writer, delay, rate_bytes):
-    """Copies reader to writer, each chunk released `delay` seconds after it arrived, in order."""
+class Link:
+    """One direction of the link: chunks of every connection take turns at its rate."""
+
+    def __init__(self, rate_bytes):
+        self.rate = rate_bytes
+        self.free_at = 0.0
+
+    async def transmit(self, size):
+        if not self.rate:
+            return
+        now = time.monotonic()
+        self.free_at = max(now, self.free_at) + size / self.rate
+        await asyncio.sleep(self.free_at - now)
+
+
+async def pipe(reader, writer, delay, link):
+    """Copies reader to writer, each chunk released `delay` seconds after it arrived, in order,
+    once the link has carried it."""
     queue = asyncio.Queue()
 
     async def receive():
@@ -26,8 +43,6 @@ async def pipe(reader, writer, delay, rate_bytes):
                 return
 
     async def send():
-        budget_start = time.monotonic()
-        sent = 0
         while True:
             due, data = await queue.get()
             wait = due - time.monotonic()
@@ -39,11 +54,7 @@ async def pipe(reader, writer, delay, rate_bytes):
                 except (OSError, RuntimeError):
                     pass
                 return
-            if rate_bytes:
-                sent += len(data)
-                ahead = budget_start + sent / rate_bytes - time.monotonic()
-                if ahead > 0:
-                    await asyncio.sleep(ahead)
+            await link.transmit(len(data))
             writer.write(data)
             await writer.drain()
 
@@ -58,6 +69,7 @@ async def pipe(reader, writer, delay, rate_bytes):
 async def main(listen_port, upstream_port, rtt_ms, rate_mbit):
     delay = rtt_ms / 2000.0
     rate_bytes = rate_mbit * 1_000_000 / 8 if rate_mbit else 0
+    to_registry, to_client = Link(rate_bytes), Link(rate_bytes)
 
     async def handle(client_reader, client_writer):
         # The client's SYN would take RTT/2 to arrive: the upstream side opens that late.
@@ -68,8 +80,8 @@ async def main(listen_port, upstream_port, rtt_ms, rate_mbit):
             client_writer.close()
             return
         await asyncio.gather(
-            pipe(client_reader, up_writer, delay, rate_bytes),
-            pipe(up_reader, client_writer, delay, rate_bytes),
+            pipe(client_reader, up_writer, delay, to_registry),
+            pipe(up_reader, client_writer, delay, to_client),
         )
 
     server = await asyncio.start_server(handle, "127.0.0.1", listen_port)

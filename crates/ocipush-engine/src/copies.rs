@@ -1,7 +1,7 @@
 //! Copies of one image (one tarball twice in a build directory, a layout and its archive) are
 //! the same image only if their content says so. Before a push, every copy of a repeated image
 //! is read and verified; the first intact copy goes up, and a damaged one is reported as such,
-//! whichever comes first.
+//! whichever comes first. (Copies in registries are taken at their manifest digest's word.)
 
 use std::io::{self, Read};
 
@@ -34,6 +34,12 @@ pub(crate) async fn settle_copies(
         let Some(index) = planned_labels.iter().position(|l| *l == repeat.same_as) else {
             continue;
         };
+        // Two registry images with one manifest digest are one image: the registries checked
+        // every blob against its digest, and the push checks the one it reads again. Reading
+        // both whole first would only double what crosses the network.
+        if images[index].source.origin.is_some() && repeat.copy.source.origin.is_some() {
+            continue;
+        }
         let first = match checked.iter().find(|(i, _)| *i == index) {
             Some((_, result)) => result.clone(),
             None => {

@@ -291,10 +291,16 @@ fn thirty_images_from_a_list() {
             source.reference(&format!("lib/{name}"))
         ));
     }
+    // A line given twice is one image, copied (and read) once.
+    text.push_str(&format!(
+        "docker://{}\n",
+        source.reference(&format!("lib/{}", names[3]))
+    ));
     std::fs::write(list.path(), text).unwrap();
     let out = ocipush(
         &[
             "push",
+            "--json",
             "-r",
             &dest.reference("mirror"),
             "--from-file",
@@ -303,7 +309,12 @@ fn thirty_images_from_a_list() {
         None,
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(stdout(&out).lines().count(), 30, "{}", stdout(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["summary"]["pushed"], 30, "{report}");
+    assert_eq!(
+        report["summary"]["bytes_read"], report["summary"]["bytes_uploaded"],
+        "{report}"
+    );
     let auth = SkopeoAuth::insecure();
     for name in &names {
         let there = raw(&dest.docker_ref(&format!("mirror/{name}")), &auth);

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# A big image over a slow, far link: the 1 GiB random OCI layout (four 256 MiB layers, gzip as
+# stored) pushed into docker-registry behind bench/latency_proxy.py with BENCH_RTT ms of round
+# trip and a BENCH_RATE_MBIT link shared by every connection, each way. The link limit is the
+# blobs' bytes at that rate; the ratio says how close ocipush comes to it. Cold pushes (fresh
+# registry, empty digest cache), medians of BENCH_RUNS. skopeo copies the same layout once per
+# run over the same link (BENCH_SKOPEO=0 leaves it out).
+#
+#   bash bench/wan_big.sh                             # 50 ms, 400 Mbit/s, 3 runs
+#   BENCH_RTT=100 BENCH_RATE_MBIT=200 bash bench/wan_big.sh
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+WORK=${BENCH_DIR:-/tmp/ocipush-bench}
+RUNS=${BENCH_RUNS:-3}
+RTT=${BENCH_RTT:-50}
+RATE=${BENCH_RATE_MBIT:-400}
+SKOPEO=${BENCH_SKOPEO:-1}
+mkdir -p "$WORK"
+
+for tool in docker-registry curl python3 skopeo; do
+    command -v "$tool" >/dev/null || { echo "error: $tool is missing (bash .ci/run installs the test tools)" >&2; exit 1; }
+done
+if [ -z "${OCIPUSH_BIN:-}" ]; then
+    echo "==> building (release)" >&2
+    (cd "$ROOT" && cargo build -q --release -p ocipush --bin ocipush)
+    OCIPUSH_BIN=$ROOT/target/release/ocipush
+fi
+FIXTURES=$WORK/fixtures
+if [ ! -d "$FIXTURES/random-oci" ]; then
+    echo "==> writing fixtures to $FIXTURES" >&2
+    (cd "$ROOT" && cargo build -q --release -p ocipush-testkit --bin bench-fixtures)
+    "$ROOT/target/release/bench-fixtures" "$FIXTURES"
+fi
+LAYOUT=$FIXTURES/random-oci
+BYTES=$(find "$LAYOUT/blobs" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+REG_PID="" PROXY_PID="" REG_DIR=""
+stop_all() {
+    [ -n "$PROXY_PID" ] && { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
+    [ -n "$REG_PID" ] && { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
+    [ -n "$REG_DIR" ] && rm -rf "$REG_DIR"
+    REG_PID="" PROXY_PID="" REG_DIR=""
+}
+trap stop_all EXIT
+
+# start: a fresh registry behind the proxy; sets PORT (the proxy's).
+start() {
+    stop_all
+    sync
+    REG_DIR=$(mktemp -d "$WORK/wan.XXXXXX")
+    local reg_port; reg_port=$(free_port)
+    cat >"$REG_DIR/config.yml" <<CFG
+version: 0.1
+log: {level: error}
+storage:
+  filesystem: {rootdirectory: $REG_DIR/data}
+http: {addr: 127.0.0.1:$reg_port}
+CFG
+    env -u REGISTRY_AUTH_FILE docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+    REG_PID=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$reg_port/v2/" >/dev/null && break; sleep 0.1; done
+    PORT=$(free_port)
+    python3 "$ROOT/bench/latency_proxy.py" "$PORT" "$reg_port" "$RTT" "$RATE" 2>"$REG_DIR/proxy.log" &
+    PROXY_PID=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
+}
+timed() {
+    local s e
+    s=$(date +%s%N)
+    "$@" >/dev/null || { echo "error: $* failed" >&2; return 1; }
+    e=$(date +%s%N)
+    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
+}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+ocipush_push() { OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http "$LAYOUT" "127.0.0.1:$PORT/wan/random:1"; }
+skopeo_push() { HOME=$REG_DIR skopeo copy -q --dest-tls-verify=false "oci:$LAYOUT:bench-random:1" "docker://127.0.0.1:$PORT/wan/skopeo:1"; }
+
+limit=$(awk -v b="$BYTES" -v r="$RATE" 'BEGIN { printf "%.3f", b * 8 / (r * 1e6) }')
+ocipush_runs="" skopeo_runs=""
+for _ in $(seq "$RUNS"); do
+    start; ocipush_runs="$ocipush_runs $(timed ocipush_push)"
+    if [ "$SKOPEO" = 1 ]; then start; skopeo_runs="$skopeo_runs $(timed skopeo_push)"; fi
+done
+ocipush=$(echo "$ocipush_runs" | median)
+skopeo="-"
+[ "$SKOPEO" = 1 ] && skopeo=$(echo "$skopeo_runs" | median)
+echo "| RTT (ms) | link (Mbit/s) | bytes | link limit (s) | ocipush (s) | ocipush / limit | skopeo (s) |"
+echo "|---|---|---|---|---|---|---|"
+echo "| $RTT | $RATE | $BYTES | $limit | $ocipush | $(awk -v a="$ocipush" -v b="$limit" 'BEGIN { printf "%.3fx", a / b }') | $skopeo |"
+echo "rounds: ocipush$ocipush_runs; skopeo$skopeo_runs" >&2
