@@ -26,8 +26,12 @@ class Link:
         if not self.rate:
             return
         now = time.monotonic()
-        self.free_at = max(now, self.free_at) + size / self.rate
-        await asyncio.sleep(self.free_at - now)
+        # A link that was busy a moment ago goes on from where its schedule stood: the event
+        # loop wakes late from every sleep, and those late wakes must not add up to a slower
+        # link than asked for.
+        start = self.free_at if self.free_at > now - 0.02 else now
+        self.free_at = start + size / self.rate
+        await asyncio.sleep(max(0.0, self.free_at - now))
 
 
 async def pipe(reader, writer, delay, link):

@@ -3,8 +3,10 @@
 # stored) pushed into docker-registry behind bench/latency_proxy.py with BENCH_RTT ms of round
 # trip and a BENCH_RATE_MBIT link shared by every connection, each way. The link limit is the
 # blobs' bytes at that rate; the ratio says how close ocipush comes to it. Cold pushes (fresh
-# registry, empty digest cache), medians of BENCH_RUNS. skopeo copies the same layout once per
-# run over the same link (BENCH_SKOPEO=0 leaves it out).
+# registry, empty digest cache), medians of BENCH_RUNS. In the same rounds: curl sends the same
+# blobs over the same link (POST, then one monolithic PUT per blob, all at once: the protocol's
+# floor, nothing read or hashed on the way), and skopeo copies the layout (BENCH_SKOPEO=0
+# leaves it out).
 #
 #   bash bench/wan_big.sh                             # 50 ms, 400 Mbit/s, 3 runs
 #   BENCH_RTT=100 BENCH_RATE_MBIT=200 bash bench/wan_big.sh
@@ -75,19 +77,33 @@ timed() {
     awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
 }
 median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-ocipush_push() { OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http "$LAYOUT" "127.0.0.1:$PORT/wan/random:1"; }
+ocipush_push() { OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http ${BENCH_OCIPUSH_FLAGS:-} "$LAYOUT" "127.0.0.1:$PORT/wan/random:1"; }
+curl_push() {
+    for f in "$LAYOUT"/blobs/sha256/*; do
+        (
+            loc=$(curl -sf -X POST -D - -o /dev/null "http://127.0.0.1:$PORT/v2/wan/curl/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
+            case "$loc" in http*) ;; *) loc="http://127.0.0.1:$PORT$loc" ;; esac
+            sep='?'; case "$loc" in *\?*) sep='&' ;; esac
+            curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "$f" -o /dev/null "$loc${sep}digest=sha256:$(basename "$f")"
+        ) &
+    done
+    wait
+}
 skopeo_push() { HOME=$REG_DIR skopeo copy -q --dest-tls-verify=false "oci:$LAYOUT:bench-random:1" "docker://127.0.0.1:$PORT/wan/skopeo:1"; }
 
 limit=$(awk -v b="$BYTES" -v r="$RATE" 'BEGIN { printf "%.3f", b * 8 / (r * 1e6) }')
-ocipush_runs="" skopeo_runs=""
+ocipush_runs="" skopeo_runs="" curl_runs=""
 for _ in $(seq "$RUNS"); do
     start; ocipush_runs="$ocipush_runs $(timed ocipush_push)"
+    start; curl_runs="$curl_runs $(timed curl_push)"
     if [ "$SKOPEO" = 1 ]; then start; skopeo_runs="$skopeo_runs $(timed skopeo_push)"; fi
 done
 ocipush=$(echo "$ocipush_runs" | median)
+curl=$(echo "$curl_runs" | median)
 skopeo="-"
 [ "$SKOPEO" = 1 ] && skopeo=$(echo "$skopeo_runs" | median)
-echo "| RTT (ms) | link (Mbit/s) | bytes | link limit (s) | ocipush (s) | ocipush / limit | skopeo (s) |"
-echo "|---|---|---|---|---|---|---|"
-echo "| $RTT | $RATE | $BYTES | $limit | $ocipush | $(awk -v a="$ocipush" -v b="$limit" 'BEGIN { printf "%.3fx", a / b }') | $skopeo |"
-echo "rounds: ocipush$ocipush_runs; skopeo$skopeo_runs" >&2
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3fx", a / b }'; }
+echo "| RTT (ms) | link (Mbit/s) | bytes | link limit (s) | curl (s) | ocipush (s) | ocipush / limit | ocipush / curl | skopeo (s) |"
+echo "|---|---|---|---|---|---|---|---|---|"
+echo "| $RTT | $RATE | $BYTES | $limit | $curl | $ocipush | $(ratio "$ocipush" "$limit") | $(ratio "$ocipush" "$curl") | $skopeo |"
+echo "rounds: ocipush$ocipush_runs; curl$curl_runs; skopeo$skopeo_runs" >&2
