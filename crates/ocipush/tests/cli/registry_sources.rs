@@ -800,3 +800,69 @@ fn copies_are_planned_filtered_mounted_and_leave_foreign_layers() {
         "{summary}"
     );
 }
+
+/// A public repository behind a token server (Docker Hub's and GHCR's way): read anonymously
+/// with a pull-only token — never asking for push on the source — while the destination's
+/// credentials, given on the command line, are not offered to the source's token server.
+#[test]
+fn an_anonymous_source_behind_a_token_server_is_read_with_pull_tokens() {
+    use ocipush_testkit::registry::TokenAuthOptions;
+    let source = DockerRegistry::start(RegistryOptions {
+        token_auth: Some(TokenAuthOptions::users(&[("seeder", "seed-pw")])),
+        ..Default::default()
+    });
+    let dest = DockerRegistry::start(RegistryOptions {
+        htpasswd: Some(("dana", "dest-pw")),
+        ..Default::default()
+    });
+    let layout = tempfile::tempdir().unwrap();
+    let expected = write_oci_layout(
+        layout.path(),
+        &[(ImageSpec::sample(91), Some("v1"))],
+        LayerCompression::Gzip,
+    )
+    .remove(0);
+    let out = ocipush(
+        &[
+            "push",
+            "-u",
+            "seeder",
+            "--password-stdin",
+            &layout.path().display().to_string(),
+            &source.reference("public/app:v1"),
+        ],
+        Some("seed-pw\n"),
+    );
+    pushed_digest(&out);
+    let tokens = source.token_server().unwrap();
+    tokens.clear_requests();
+
+    let out = ocipush(
+        &[
+            "push",
+            "-u",
+            "dana",
+            "--password-stdin",
+            &format!("docker://{}", source.reference("public/app:v1")),
+            &dest.reference("mirror/app:v1"),
+        ],
+        Some("dest-pw\n"),
+    );
+    assert_eq!(pushed_digest(&out), expected.manifest_digest.unwrap());
+    let requests = tokens.requests();
+    assert!(!requests.is_empty(), "no token was asked for");
+    for request in &requests {
+        assert!(
+            !request.basic_auth,
+            "credentials went to the source: {request:#?}"
+        );
+        assert!(
+            request.scopes.iter().all(|s| !s.contains("push")),
+            "{request:#?}"
+        );
+    }
+    assert_eq!(
+        raw(&dest.docker_ref("mirror/app:v1"), &dest.skopeo_auth()),
+        raw(&source.docker_ref("public/app:v1"), &SkopeoAuth::insecure())
+    );
+}
