@@ -23,5 +23,7 @@ mod push_reuse;
 mod push_sources;
 mod push_tls_auth;
 mod push_token_auth;
+mod registry_referrers;
+mod registry_source_faults;
 mod registry_sources;
 mod secrets_redacted;

@@ -2,12 +2,13 @@
 //! copied by ocipush into another, and every result is read back with skopeo and compared byte
 //! for byte with what skopeo reads from the source — by tag, by digest, an index whole and by
 //! `--platform`, thirty images from a `--from-file` list, through TLS and basic auth on the
-//! source side, and through faults injected between ocipush and the source.
+//! source side, behind a token server, with foreign layers and mounts. (Faults on the source
+//! side: `registry_source_faults`; referrers: `registry_referrers`.)
 
 use std::path::Path;
 
 use crate::common::*;
-use ocipush_testkit::fault_proxy::{Fault, FaultPlan, FaultProxy, RequestKind, Rule};
+use ocipush_testkit::fault_proxy::{FaultPlan, FaultProxy, RequestKind};
 use ocipush_testkit::fixtures::{
     write_oci_layout, write_oci_layout_multiarch, ImageSpec, LayerCompression, LayerSpec,
 };
@@ -16,7 +17,7 @@ use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
 use ocipush_testkit::skopeo::{self, ManifestView, SkopeoAuth};
 
 /// Puts the layout's image `reference` into `registry` as `repo_and_tag`, with skopeo.
-fn seed(layout: &Path, reference: &str, registry: &DockerRegistry, repo_and_tag: &str) {
+pub(crate) fn seed(layout: &Path, reference: &str, registry: &DockerRegistry, repo_and_tag: &str) {
     skopeo::copy(
         &format!("oci:{}:{reference}", layout.display()),
         &registry.docker_ref(repo_and_tag),
@@ -27,12 +28,9 @@ fn seed(layout: &Path, reference: &str, registry: &DockerRegistry, repo_and_tag:
 }
 
 /// The manifest (or index) at `reference`, as skopeo reads it.
-fn raw(reference: &str, auth: &SkopeoAuth) -> Vec<u8> {
+pub(crate) fn raw(reference: &str, auth: &SkopeoAuth) -> Vec<u8> {
     skopeo::inspect_raw(reference, auth)
 }
-
-/// Retries a few milliseconds apart: the fault schedules below retry many times.
-const FAST_RETRIES: (&str, &str) = ("OCIPUSH_RETRY_BASE_MS", "5");
 
 #[test]
 fn copies_by_tag_and_by_digest_from_a_tls_registry_with_auth() {
@@ -346,303 +344,6 @@ fn thirty_images_from_a_list() {
         raw(&dest.docker_ref("single/img:7"), &auth),
         raw(&source.docker_ref("lib/img7:1"), &auth)
     );
-}
-
-/// One image of two big-enough layers, in the source behind a fault proxy.
-struct FaultedSource {
-    _layout: tempfile::TempDir,
-    registry: DockerRegistry,
-    proxy: FaultProxy,
-    dest: DockerRegistry,
-    diff_ids: Vec<String>,
-}
-
-impl FaultedSource {
-    fn new() -> Self {
-        let registry = DockerRegistry::start(RegistryOptions::default());
-        let proxy = FaultProxy::start(([127, 0, 0, 1], registry.port()).into());
-        let dest = DockerRegistry::start(RegistryOptions::default());
-        let layout = tempfile::tempdir().unwrap();
-        let image = ImageSpec::new(vec![
-            LayerSpec::random(1024 * 1024, 61),
-            LayerSpec::random(6 * 1024 * 1024, 62),
-        ]);
-        let expected = write_oci_layout(
-            layout.path(),
-            &[(image, Some("v1"))],
-            LayerCompression::Gzip,
-        )
-        .remove(0);
-        seed(layout.path(), "v1", &registry, "upstream/app:v1");
-        FaultedSource {
-            _layout: layout,
-            registry,
-            proxy,
-            dest,
-            diff_ids: expected.diff_ids,
-        }
-    }
-
-    /// Copies through the proxy to `tag` of the destination; `Ok` when the copy is exact,
-    /// `Err` with why when it is not (a failure that left a tag behind is not clean).
-    fn copy(&self, plan: FaultPlan, tag: &str) -> (bool, Result<(), String>) {
-        self.proxy.set_plan(plan.clone());
-        let from = format!("docker://{}", self.proxy.reference("upstream/app:v1"));
-        // A repository of its own: nothing is there yet, every blob is read from the source.
-        let to = self.dest.reference(&format!("copy/{tag}:t"));
-        let out = ocipush_env(
-            // Through the proxy, plain HTTP only: a TLS probe it would pass on as garbage.
-            &["push", "--src-plain-http", &from, &to],
-            None,
-            &[(FAST_RETRIES.0, FAST_RETRIES.1.as_ref())],
-        );
-        let auth = SkopeoAuth::insecure();
-        let there = skopeo::try_inspect_raw(&self.dest.docker_ref(&format!("copy/{tag}:t")), &auth);
-        if !out.status.success() {
-            let clean = there.is_err() && stderr(&out).contains("error: ");
-            return (
-                false,
-                if clean {
-                    Ok(())
-                } else {
-                    Err(format!("{plan}: failed, not cleanly:\n{}", stderr(&out)))
-                },
-            );
-        }
-        let here = raw(&self.registry.docker_ref("upstream/app:v1"), &auth);
-        if there.as_deref() != Ok(here.as_slice()) {
-            return (true, Err(format!("{plan}: the manifest differs")));
-        }
-        let copied = diff_ids_via_skopeo(&self.dest.docker_ref(&format!("copy/{tag}:t")), &auth);
-        if copied != self.diff_ids {
-            return (true, Err(format!("{plan}: the layers differ")));
-        }
-        (true, Ok(()))
-    }
-}
-
-#[test]
-fn source_faults_are_survived_or_fail_cleanly() {
-    let setup = FaultedSource::new();
-    let mut broken = Vec::new();
-    // Each of these is survivable: the copy must succeed, exactly.
-    let survivable = [
-        Rule::nth(RequestKind::BlobGet, 1, Fault::ResetResponse),
-        Rule::nth(RequestKind::BlobGet, 2, Fault::TruncateResponse),
-        Rule::nth(RequestKind::BlobGet, 1, Fault::TruncateResponse),
-        Rule::nth(
-            RequestKind::BlobGet,
-            1,
-            Fault::Status {
-                status: 500,
-                retry_after: None,
-            },
-        ),
-        Rule::nth(
-            RequestKind::BlobGet,
-            2,
-            Fault::Status {
-                status: 429,
-                retry_after: Some(0),
-            },
-        ),
-        Rule::nth(RequestKind::ManifestGet, 1, Fault::TruncateResponse),
-        Rule::nth(
-            RequestKind::ManifestGet,
-            1,
-            Fault::Status {
-                status: 503,
-                retry_after: None,
-            },
-        ),
-        Rule::nth(RequestKind::Ping, 1, Fault::ResetResponse),
-    ];
-    for (n, rule) in survivable.into_iter().enumerate() {
-        let (pushed, verdict) = setup.copy(FaultPlan::rules(vec![rule]), &format!("r{n}"));
-        if setup.proxy.injected().is_empty() {
-            broken.push(format!("{rule}: never fired"));
-        }
-        if !pushed {
-            broken.push(format!("{rule}: the copy failed"));
-        }
-        if let Err(e) = verdict {
-            broken.push(e);
-        }
-    }
-    // Every blob body cut short, every time: no copy can finish; it must fail cleanly.
-    let (pushed, verdict) = setup.copy(
-        FaultPlan::rules(vec![Rule::every(
-            RequestKind::BlobGet,
-            1,
-            Fault::TruncateResponse,
-        )]),
-        "hopeless",
-    );
-    assert!(!pushed, "a copy whose every blob read is cut off succeeded");
-    if let Err(e) = verdict {
-        broken.push(e);
-    }
-    // Seeded schedules among the requests a source gets: exact or cleanly failed.
-    let kinds = [
-        RequestKind::Ping,
-        RequestKind::ManifestGet,
-        RequestKind::BlobGet,
-        RequestKind::BlobGet,
-        RequestKind::BlobGet,
-    ];
-    for seed in 7_000..7_012u64 {
-        let plan = FaultPlan::from_seed_among(seed, &kinds);
-        let (_, verdict) = setup.copy(plan, &format!("s{seed}"));
-        if let Err(e) = verdict {
-            broken.push(e);
-        }
-    }
-    assert!(broken.is_empty(), "{}", broken.join("\n\n"));
-}
-
-/// What refers to an image travels with it: from an OCI layout (its `index.json` lists an SBOM
-/// of the image and a signature of the SBOM) into docker-registry, which has no referrers API
-/// (so they are listed under the `sha256-HEX` tag); from there with `--referrers` into
-/// `ocipush serve`, which has the API; and back out of it into another docker-registry.
-#[test]
-fn referrers_travel_with_their_image_both_ways() {
-    use crate::common::serve::Serve;
-    use ocipush_testkit::fixtures::attach_referrer;
-
-    let layout = tempfile::tempdir().unwrap();
-    let image = write_oci_layout(
-        layout.path(),
-        &[(ImageSpec::sample(71), Some("v1"))],
-        LayerCompression::Gzip,
-    )
-    .remove(0);
-    let image_digest = image.manifest_digest.clone().unwrap();
-    let image_size = image.manifest_bytes.as_ref().unwrap().len() as u64;
-    let oci_manifest = "application/vnd.oci.image.manifest.v1+json";
-    let sbom = attach_referrer(
-        layout.path(),
-        (oci_manifest, &image_digest, image_size),
-        "application/spdx+json",
-        "application/spdx+json",
-        br#"{"spdxVersion":"SPDX-2.3","name":"sample"}"#,
-    );
-    let signature = attach_referrer(
-        layout.path(),
-        (oci_manifest, &sbom.digest, sbom.bytes.len() as u64),
-        "application/vnd.dev.cosign.artifact.sig.v1+json",
-        "application/vnd.dev.sigstore.bundle.v0.3+json",
-        br#"{"signature":"not a real one"}"#,
-    );
-    let auth = SkopeoAuth::insecure();
-    let fallback_tag = |digest: &str| digest.replace(':', "-");
-
-    // 1. Layout -> docker-registry: the image by tag, the referrers by digest, listed under
-    //    the fallback tags of their subjects.
-    let first = DockerRegistry::start(RegistryOptions::default());
-    let out = ocipush(
-        &[
-            "push",
-            &layout.path().display().to_string(),
-            &first.reference("team/app:v1"),
-        ],
-        None,
-    );
-    assert_eq!(pushed_digest(&out), image_digest);
-    for (referrer, subject) in [(&sbom, &image_digest), (&signature, &sbom.digest)] {
-        let by_digest = first.docker_ref(&format!("team/app@{}", referrer.digest));
-        assert_eq!(raw(&by_digest, &auth), referrer.bytes);
-        let listed = raw(
-            &first.docker_ref(&format!("team/app:{}", fallback_tag(subject))),
-            &auth,
-        );
-        let listed = ManifestView::parse(&listed);
-        assert_eq!(
-            listed.manifest_digests,
-            std::slice::from_ref(&referrer.digest)
-        );
-    }
-
-    // 2. docker-registry -> ocipush serve with --referrers: found through the fallback tags,
-    //    written where the referrers API lists them.
-    let root = tempfile::tempdir().unwrap();
-    let serve = Serve::start(root.path(), &[]);
-    let out = ocipush(
-        &[
-            "push",
-            "--referrers",
-            &format!("docker://{}", first.reference("team/app:v1")),
-            &format!("{}/mirror/app:v1", serve.addr),
-        ],
-        None,
-    );
-    assert_eq!(pushed_digest(&out), image_digest, "{}", stderr(&out));
-    for referrer in [&sbom, &signature] {
-        let by_digest = format!("docker://{}/mirror/app@{}", serve.addr, referrer.digest);
-        assert_eq!(raw(&by_digest, &auth), referrer.bytes);
-    }
-    let listed = referrers_api(&serve.addr, "mirror/app", &image_digest);
-    assert_eq!(listed, std::slice::from_ref(&sbom.digest));
-    let listed = referrers_api(&serve.addr, "mirror/app", &sbom.digest);
-    assert_eq!(listed, std::slice::from_ref(&signature.digest));
-
-    // 3. ocipush serve -> another docker-registry with --referrers: found through the API.
-    let second = DockerRegistry::start(RegistryOptions::default());
-    let out = ocipush(
-        &[
-            "push",
-            "--referrers",
-            &format!("docker://{}/mirror/app:v1", serve.addr),
-            &second.reference("again/app:v1"),
-        ],
-        None,
-    );
-    assert_eq!(pushed_digest(&out), image_digest, "{}", stderr(&out));
-    for (referrer, subject) in [(&sbom, &image_digest), (&signature, &sbom.digest)] {
-        let by_digest = second.docker_ref(&format!("again/app@{}", referrer.digest));
-        assert_eq!(raw(&by_digest, &auth), referrer.bytes);
-        let listed = raw(
-            &second.docker_ref(&format!("again/app:{}", fallback_tag(subject))),
-            &auth,
-        );
-        assert_eq!(
-            ManifestView::parse(&listed).manifest_digests,
-            std::slice::from_ref(&referrer.digest)
-        );
-    }
-
-    // Without --referrers, a registry source's referrers stay behind.
-    let third = DockerRegistry::start(RegistryOptions::default());
-    let out = ocipush(
-        &[
-            "push",
-            &format!("docker://{}/mirror/app:v1", serve.addr),
-            &third.reference("plain/app:v1"),
-        ],
-        None,
-    );
-    pushed_digest(&out);
-    assert!(skopeo::try_inspect_raw(
-        &third.docker_ref(&format!("plain/app@{}", sbom.digest)),
-        &auth
-    )
-    .is_err());
-}
-
-/// The digests the referrers API of `ocipush serve` lists for `subject`, read with curl.
-fn referrers_api(addr: &str, repository: &str, subject: &str) -> Vec<String> {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            &format!("http://{addr}/v2/{repository}/referrers/{subject}"),
-        ])
-        .output()
-        .expect("curl runs");
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ManifestView::parse(&out.stdout).manifest_digests
 }
 
 /// Rewrites the layout's one image so that its last layer is non-distributable (with a URL),
