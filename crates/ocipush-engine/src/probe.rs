@@ -184,7 +184,10 @@ pub(crate) async fn probe(
     }
 
     // An image read from a registry: its own repository there holds every blob its manifests
-    // name, so a destination on the same registry mounts them rather than copying.
+    // name, so a destination on the same registry mounts them rather than copying — without a
+    // HEAD first: the mount's answer says the same (201 whether it mounted or the blob was
+    // there), one round trip sooner.
+    let mut mountable: HashSet<(String, Digest)> = HashSet::new();
     for image in images {
         if let Some(origin) = &image.source.origin {
             let home = RepoKey {
@@ -194,6 +197,7 @@ pub(crate) async fn probe(
             for blob in &image.blobs {
                 if let Some(digest) = blob.digest() {
                     holdings.insert(home.clone(), digest.clone(), blob.size);
+                    mountable.insert((home.registry.clone(), digest.clone()));
                 }
             }
         }
@@ -209,6 +213,7 @@ pub(crate) async fn probe(
         for (repository, _) in image.repositories() {
             for digest in image.blobs.iter().filter_map(|b| b.digest()) {
                 if holdings.holds(&repository, digest)
+                    || mountable.contains(&(repository.registry.clone(), digest.clone()))
                     || !seen.insert((repository.clone(), digest.clone()))
                 {
                     continue;

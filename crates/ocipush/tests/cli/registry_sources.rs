@@ -490,8 +490,20 @@ fn copies_are_planned_filtered_mounted_and_leave_foreign_layers() {
     assert_eq!(pushed_digest(&out), digest);
     assert!(serves_blob(&dest.host_port(), "withforeign/app", &foreign));
 
-    // Within one registry every blob is mounted from the source repository, none sent.
-    let out = ocipush(&["push", &from, &source.reference("copies/app:v1")], None);
+    // Within one registry every blob is mounted from the source repository, none sent, and no
+    // HEAD asked first (the mount answers it). Through a counting proxy, so that source and
+    // destination have one registry name.
+    let counter = FaultProxy::start(([127, 0, 0, 1], source.port()).into());
+    let out = ocipush(
+        &[
+            "push",
+            "--plain-http",
+            "--src-plain-http",
+            &format!("docker://{}", counter.reference("win/app:v1")),
+            &counter.reference("copies/app:v1"),
+        ],
+        None,
+    );
     assert_eq!(pushed_digest(&out), digest);
     let summary = stderr(&out);
     assert!(summary.contains("0 blob(s) uploaded"), "{summary}");
@@ -500,6 +512,9 @@ fn copies_are_planned_filtered_mounted_and_leave_foreign_layers() {
         !summary.contains("read from source registries"),
         "{summary}"
     );
+    assert_eq!(counter.requests(RequestKind::BlobHead), 0, "{summary}");
+    assert_eq!(counter.requests(RequestKind::BlobGet), 0, "{summary}");
+    assert_eq!(counter.requests(RequestKind::UploadStart), 2, "{summary}");
 }
 
 /// A public repository behind a token server (Docker Hub's and GHCR's way): read anonymously
