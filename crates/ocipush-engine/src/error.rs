@@ -122,12 +122,11 @@ impl PushError {
                 FailureKind::Usage
             }
             PushError::Source(SourceError::Interrupted) => FailureKind::Interrupted,
-            PushError::Read { source, .. } if registry_cause(source).is_some() => {
-                registry_kind(registry_cause(source).expect("checked"))
+            // A blob read from a source registry fails as that registry did.
+            PushError::Read { source, .. } => {
+                registry_cause(source).map_or(FailureKind::InvalidImage, registry_kind)
             }
-            PushError::Source(_) | PushError::Verify { .. } | PushError::Read { .. } => {
-                FailureKind::InvalidImage
-            }
+            PushError::Source(_) | PushError::Verify { .. } => FailureKind::InvalidImage,
             PushError::Registry(e) => registry_kind(e),
             PushError::RegistrySource(e) => match e.registry() {
                 Some(e) => registry_kind(e),
@@ -149,9 +148,7 @@ impl PushError {
         match self {
             PushError::Source(e) => e.hint(),
             PushError::Registry(e) => e.hint(),
-            PushError::Read { source, .. } if registry_cause(source).is_some() => {
-                registry_cause(source).and_then(RegistryError::hint)
-            }
+
             PushError::RegistrySource(e) => match e {
                 crate::registry_source::RegistrySourceError::Registry(e) => e.hint(),
                 crate::registry_source::RegistrySourceError::NotFound { .. } => Some(
@@ -164,9 +161,11 @@ impl PushError {
                 "references look like HOST[:PORT]/NAMESPACE/NAME[:TAG], lowercase, e.g. localhost:5000/team/app:1.0"
                     .into(),
             ),
-            PushError::Verify { .. } | PushError::Read { .. } => {
-                Some("the image file is damaged or was changed while pushing; export it again".into())
-            }
+            PushError::Read { source, .. } => match registry_cause(source) {
+                Some(e) => e.hint(),
+                None => Some(DAMAGED_HINT.into()),
+            },
+            PushError::Verify { .. } => Some(DAMAGED_HINT.into()),
             PushError::Naming(_) => Some(
                 "give a full destination (HOST/REPO:TAG) or tags with -t".into(),
             ),
@@ -193,6 +192,10 @@ impl PushError {
         }
     }
 }
+
+/// What to do about a source file that does not read back as it should.
+const DAMAGED_HINT: &str =
+    "the image file is damaged or was changed while pushing; export it again";
 
 /// The exit-code kind of a registry failure.
 fn registry_kind(error: &RegistryError) -> FailureKind {

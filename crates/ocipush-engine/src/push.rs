@@ -31,7 +31,7 @@ use crate::ops::{run_ops, BlobOp, Settled};
 use crate::plan::{BlobRole, Plan, PlanSettings, PlannedBlob, PlannedImage, Production};
 use crate::probe::{client_for, connect_all, probe, Clients, ConnectCost, Probed};
 use crate::recorder::Recorder;
-use crate::referrers_link::link_referrer;
+use crate::referrers_link::{link_referrer, ReferrersApi};
 use crate::report::{Failure, ImageReport, ImageStatus, PushReport};
 use crate::reporter::{BlobOutcome, Reporter};
 use crate::run_state::RunState;
@@ -180,7 +180,7 @@ pub async fn push(plan: Plan, options: &PushOptions, reporter: Arc<dyn Reporter>
 
     let run = Run {
         clients,
-        linking: tokio::sync::Mutex::new(()),
+        referrers_api: tokio::sync::Mutex::default(),
         reporter,
         state,
         retries: options.client.retry.retries,
@@ -326,8 +326,9 @@ impl Run {
 /// What every image of a run shares.
 struct Run {
     clients: Clients,
-    /// Held while a referrer is listed under its subject (see `referrers_link`).
-    linking: tokio::sync::Mutex<()>,
+    /// Held while a referrer is listed under its subject (see `referrers_link`), with what
+    /// the run learnt of the registries' referrers API.
+    referrers_api: tokio::sync::Mutex<ReferrersApi>,
     reporter: Arc<dyn Reporter>,
     state: Arc<RunState>,
     retries: u32,
@@ -399,8 +400,8 @@ async fn push_image(
         }
         if let (Some(subject), true) = (&planned.subject, written) {
             // One at a time: two referrers of one manifest extend the same fallback tag.
-            let _linking = run.linking.lock().await;
-            link_referrer(&ctx.repository, subject, &root).await?;
+            let mut api = run.referrers_api.lock().await;
+            link_referrer(&ctx.repository, subject, &root, &mut api).await?;
         }
         digest = Some(root.digest().to_string());
     }

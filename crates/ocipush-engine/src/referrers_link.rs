@@ -2,21 +2,37 @@
 //! referrers API: the OCI 1.1 fallback, an index under the tag `sha256-HEX` of the subject,
 //! read, extended and written back. A registry with the API lists referrers by itself.
 
+use std::collections::HashMap;
+
 use bytes::Bytes;
 use ocipush_oci::{media_type, Digest, Document};
 use ocipush_registry::{referrers_tag, Repository};
+use ocipush_source::artifact_type;
 use serde_json::{json, Map, Value};
 
 use crate::error::PushError;
 
-/// Makes `referrer` findable from `subject` in `repository`. Callers serialise calls for one
-/// repository: the tag is read, changed and written back.
+/// Which registries of the run serve the referrers API, learnt by asking once each.
+pub(crate) type ReferrersApi = HashMap<String, bool>;
+
+/// Makes `referrer` findable from `subject` in `repository`. Callers serialise calls (they
+/// hold `api`): the tag is read, changed and written back.
 pub(crate) async fn link_referrer(
     repository: &Repository,
     subject: &Digest,
     referrer: &Document,
+    api: &mut ReferrersApi,
 ) -> Result<(), PushError> {
-    if repository.get_referrers(subject).await?.is_some() {
+    let registry = repository.client().registry();
+    let has_api = match api.get(registry) {
+        Some(known) => *known,
+        None => {
+            let known = repository.get_referrers(subject).await?.is_some();
+            api.insert(registry.to_owned(), known);
+            known
+        }
+    };
+    if has_api {
         return Ok(());
     }
     let tag = referrers_tag(subject);
@@ -56,18 +72,15 @@ pub(crate) async fn link_referrer(
 /// The referrer as a referrers list names it: media type, digest, size, `artifactType` (else
 /// its config's media type) and its annotations.
 fn descriptor(referrer: &Document) -> Value {
-    let own: Map<String, Value> = serde_json::from_slice(referrer.bytes()).unwrap_or_default();
     let mut entry = Map::new();
     entry.insert("mediaType".into(), referrer.media_type().into());
     entry.insert("digest".into(), referrer.digest().to_string().into());
     entry.insert("size".into(), referrer.size().into());
-    let artifact_type = own
-        .get("artifactType")
-        .cloned()
-        .or_else(|| own.get("config").and_then(|c| c.get("mediaType")).cloned());
-    if let Some(artifact_type) = artifact_type {
-        entry.insert("artifactType".into(), artifact_type);
+    if let Some(artifact_type) = artifact_type(referrer) {
+        entry.insert("artifactType".into(), artifact_type.into());
     }
+    // The annotations as the manifest's JSON has them, whatever their values.
+    let own: Map<String, Value> = serde_json::from_slice(referrer.bytes()).unwrap_or_default();
     if let Some(annotations) = own.get("annotations") {
         entry.insert("annotations".into(), annotations.clone());
     }

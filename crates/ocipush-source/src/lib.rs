@@ -138,8 +138,6 @@ pub struct LocalImage {
 pub struct Referrer {
     /// The manifest it refers to.
     pub subject: Digest,
-    /// Its `artifactType` (or its config's media type), for messages.
-    pub artifact_type: Option<String>,
     /// The referring manifest as a stored image (its own referrers included).
     pub image: LocalImage,
 }

@@ -45,30 +45,23 @@ pub(crate) fn attach_referrers(mut images: Vec<LocalImage>) -> Vec<LocalImage> {
         };
         let image = images.remove(i);
         let home = if home > i { home - 1 } else { home };
-        let artifact_type = root_of(&image).and_then(artifact_type);
-        attach(&mut images[home], subject, artifact_type, image);
+        attach(&mut images[home], subject, image);
     }
 }
 
 /// Puts a referrer under the image (or the referrer of it) that holds its subject.
-fn attach(
-    image: &mut LocalImage,
-    subject: Digest,
-    artifact_type: Option<String>,
-    referrer: LocalImage,
-) {
+fn attach(image: &mut LocalImage, subject: Digest, referrer: LocalImage) {
     if !owns(image, &subject) {
         if let Some(inner) = image
             .referrers
             .iter_mut()
             .find(|r| holds(&r.image, &subject))
         {
-            return attach(&mut inner.image, subject, artifact_type, referrer);
+            return attach(&mut inner.image, subject, referrer);
         }
     }
     image.referrers.push(Referrer {
         subject,
-        artifact_type,
         image: referrer,
     });
 }

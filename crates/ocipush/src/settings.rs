@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::ValueEnum as _;
 
+use ocipush_engine::registry_source::OpenOptions;
 use ocipush_engine::{Algorithm, CompressionSettings, Destination, DigestCache};
 use ocipush_registry::{
     lowercased_repository, ClientOptions, Reference, RegistryTarget, RetryPolicy,
@@ -56,10 +57,9 @@ pub struct PushSettings {
     pub daemon: DaemonSettings,
     /// How `docker://` sources are reached.
     pub source_registries: RegistrySourceSettings,
-    /// `--referrers`: what refers to images of registry sources comes along.
-    pub referrers: bool,
-    /// `--foreign-layers`: registry sources' foreign layers are copied too.
-    pub foreign_layers: bool,
+    /// What is read of registry sources' images besides their manifests: configs for
+    /// `--platform`, `--referrers`, `--foreign-layers`.
+    pub source_reading: OpenOptions,
     /// Which images of the sources to push.
     pub filter: ImageFilter,
     /// Which platforms of them (`--platform`); empty: all.
@@ -214,8 +214,10 @@ pub fn resolve_push(mut args: PushArgs, stdin: &mut dyn Read) -> Result<PushSett
             }
             settings
         },
-        referrers: args.referrers,
-        foreign_layers: args.foreign_layers,
+        source_reading: OpenOptions::default()
+            .with_configs(!args.platform.platforms.is_empty())
+            .with_referrers(args.referrers)
+            .with_foreign_layers(args.foreign_layers),
         filter: ImageFilter::new(&args.filter)?,
         platforms: resolve_platforms(&args.platform)?,
         sources,

@@ -65,23 +65,12 @@ pub struct OpenedSources {
     pub warnings: Vec<String>,
 }
 
-/// What to read of registry images besides their manifests.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Reading {
-    /// Single-platform images' configs (for `--platform` and `list`).
-    pub configs: bool,
-    /// What refers to them (`--referrers`).
-    pub referrers: bool,
-    /// Their foreign layers (`--foreign-layers`).
-    pub foreign_layers: bool,
-}
-
-/// Opens every argument.
+/// Opens every argument; registry images are read as `reading` says.
 pub async fn open_all(
     args: &[String],
     daemon: &DaemonSettings,
     registries: &RegistrySourceSettings,
-    reading: Reading,
+    reading: &OpenOptions,
 ) -> Result<OpenedSources, CliError> {
     let clients = Clients::default();
     let warnings = Mutex::new(Vec::new());
@@ -130,7 +119,7 @@ async fn open_registry(
     settings: &RegistrySourceSettings,
     clients: &Clients,
     warnings: &Mutex<Vec<String>>,
-    reading: Reading,
+    reading: &OpenOptions,
 ) -> Result<Source, CliError> {
     let text = spec.reference.as_deref().unwrap_or_default();
     let reference = Reference::parse(text).map_err(|e| {
@@ -172,16 +161,9 @@ async fn open_registry(
         })
         .await?
         .clone();
-    registry_source::open(
-        client,
-        &reference,
-        &OpenOptions::default()
-            .with_configs(reading.configs)
-            .with_referrers(reading.referrers)
-            .with_foreign_layers(reading.foreign_layers),
-    )
-    .await
-    .map_err(|e| CliError::from(PushError::from(e)))
+    registry_source::open(client, &reference, reading)
+        .await
+        .map_err(|e| CliError::from(PushError::from(e)))
 }
 
 /// `--from-file`: the sources a file lists, one per line; `-` reads standard input.

@@ -149,23 +149,7 @@ pub async fn open(
         reference: shown.clone(),
         wanted: wanted.clone(),
     })?;
-    let children: Vec<Document> = stream::iter(root.children().iter().map(|child| {
-        let repository = &repository;
-        let shown = &shown;
-        async move {
-            let doc = fetch_by_digest(repository, shown, child).await?;
-            if matches!(doc.kind(), DocumentKind::Index(_)) {
-                return Err(RegistrySourceError::NestedIndex {
-                    reference: shown.clone(),
-                    digest: child.digest().clone(),
-                });
-            }
-            Ok(doc)
-        }
-    }))
-    .buffered(CHILD_FETCHES)
-    .try_collect()
-    .await?;
+    let children = fetch_children(&repository, &shown, &root).await?;
 
     let blobs = RegistryBlobs::new(repository.clone());
     let blob_paths = known_blobs(
@@ -242,6 +226,35 @@ fn known_blobs<'a>(
         }
     }
     paths
+}
+
+/// The manifests an index names, fetched a few at once, in index order; none may be an index
+/// itself. Empty for a manifest.
+async fn fetch_children(
+    repository: &Repository,
+    shown: &str,
+    root: &Document,
+) -> Result<Vec<Document>, RegistrySourceError> {
+    // Owned descriptors: a future that borrows the stream's items cannot be boxed as `Send`
+    // where referrers are searched.
+    stream::iter(
+        root.children()
+            .to_vec()
+            .into_iter()
+            .map(|child| async move {
+                let doc = fetch_by_digest(repository, shown, &child).await?;
+                if matches!(doc.kind(), DocumentKind::Index(_)) {
+                    return Err(RegistrySourceError::NestedIndex {
+                        reference: shown.to_string(),
+                        digest: child.digest().clone(),
+                    });
+                }
+                Ok(doc)
+            }),
+    )
+    .buffered(CHILD_FETCHES)
+    .try_collect()
+    .await
 }
 
 /// GETs the manifest a descriptor names, by its digest; its absence is an error.

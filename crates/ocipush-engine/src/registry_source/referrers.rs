@@ -3,15 +3,15 @@
 //! `sha256-HEX` fallback tag, each read by digest (and checked against it) with what refers to
 //! it in turn, a few levels deep.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
 use ocipush_oci::{Descriptor, Digest, Document, DocumentKind};
 use ocipush_registry::{referrers_tag, Repository};
-use ocipush_source::{artifact_type, ImageContent, LocalImage, Referrer};
+use ocipush_source::{ImageContent, LocalImage, Referrer};
 
 use super::reader::RegistryBlobs;
-use super::{fetch_by_digest, OpenOptions, RegistrySourceError};
+use super::{fetch_by_digest, fetch_children, OpenOptions, RegistrySourceError};
 use crate::plan::short_hex;
 
 /// Referrers of referrers are followed this deep (a signature of an SBOM of an image is 2).
@@ -96,21 +96,21 @@ fn discover_level<'a>(
             .iter()
             .map(|(_, root, _)| root.digest().clone())
             .collect();
-        let mut deeper = discover_level(found, next_subjects, seen, depth - 1).await?;
+        // What refers to these referrers, by the one it refers to.
+        let mut deeper: HashMap<Digest, Vec<Referrer>> = HashMap::new();
+        for referrer in discover_level(found, next_subjects, seen, depth - 1).await? {
+            deeper
+                .entry(referrer.subject.clone())
+                .or_default()
+                .push(referrer);
+        }
         for (subject, root, children) in fetched {
             let blob_paths =
                 super::known_blobs(blobs, std::iter::once(&root).chain(&children), foreign);
-            let own: Vec<Referrer> = {
-                let (mine, others): (Vec<Referrer>, Vec<Referrer>) = std::mem::take(&mut deeper)
-                    .into_iter()
-                    .partition(|r| r.subject == *root.digest());
-                deeper = others;
-                mine
-            };
+            let own = deeper.remove(root.digest()).unwrap_or_default();
             let label = format!("{label} referrer {}", short_hex(root.digest()));
             referrers.push(Referrer {
                 subject,
-                artifact_type: artifact_type(&root),
                 image: LocalImage {
                     names: Vec::new(),
                     label,
@@ -156,9 +156,6 @@ async fn fetch_tree(
     descriptor: &Descriptor,
 ) -> Result<(Document, Vec<Document>), RegistrySourceError> {
     let root = fetch_by_digest(repository, shown, descriptor).await?;
-    let mut children = Vec::new();
-    for child in root.children() {
-        children.push(fetch_by_digest(repository, shown, child).await?);
-    }
+    let children = fetch_children(repository, shown, &root).await?;
     Ok((root, children))
 }

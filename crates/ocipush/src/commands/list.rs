@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::io::Write as _;
 
+use ocipush_engine::registry_source::OpenOptions;
 use ocipush_engine::{image_platforms, select_platforms};
 use ocipush_source::{ImageContent, LocalImage, Source};
 use serde::Serialize;
@@ -13,7 +14,7 @@ use crate::failure::{CliError, EXIT_GENERAL, EXIT_OK};
 use crate::filter::ImageFilter;
 use crate::printer::human_bytes;
 use crate::settings::{daemon_settings, resolve_platforms, retry_policy};
-use crate::sources::{open_all, Reading, RegistrySourceSettings};
+use crate::sources::{open_all, RegistrySourceSettings};
 
 /// One image as `list` shows it.
 #[derive(Debug, Serialize)]
@@ -128,11 +129,9 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     let mut opened = Vec::new();
     let mut broken = Vec::new();
     let registries = RegistrySourceSettings::new(args.source_registry, retry_policy(3));
-    let reading = Reading {
-        configs: true,
-        ..Reading::default()
-    };
-    let found = open_all(&sources, &daemon, &registries, reading).await?;
+    // A row names the platforms: single-platform images' configs are read.
+    let reading = OpenOptions::default().with_configs(true);
+    let found = open_all(&sources, &daemon, &registries, &reading).await?;
     for warning in &found.warnings {
         eprintln!("warning: {warning}");
     }

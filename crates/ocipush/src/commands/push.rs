@@ -18,7 +18,7 @@ use crate::local::{default_addr, default_root, LocalRegistry};
 use crate::printer;
 use crate::progress::{BarReporter, LineReporter};
 use crate::settings::{PushSettings, Target};
-use crate::sources::{open_all, Reading};
+use crate::sources::open_all;
 
 pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
     if !quiet {
@@ -30,11 +30,7 @@ pub async fn run(settings: PushSettings, quiet: bool) -> Result<u8, CliError> {
         &settings.sources,
         &settings.daemon,
         &settings.source_registries,
-        Reading {
-            configs: !settings.platforms.is_empty(),
-            referrers: settings.referrers,
-            foreign_layers: settings.foreign_layers,
-        },
+        &settings.source_reading,
     )
     .await?;
     if !quiet {
