@@ -1,5 +1,6 @@
 //! Asking the registries what they hold, before anything is written: each registry of the plan
-//! is connected once (`GET /v2/`); then each tag of an image whose manifest digest is known is
+//! is connected once (`GET /v2/`, and where it has a token server one token for every
+//! repository the run reads or writes there); then each tag of an image whose manifest digest is known is
 //! asked what it points at (`HEAD manifests/TAG`), and a repository where one already points
 //! at that manifest is known to hold all its blobs; then every other blob whose digest the
 //! plan knows is asked about (`HEAD blobs/DIGEST`) in each repository the plan puts it into —
@@ -14,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use ocipush_oci::Digest;
 use ocipush_registry::retry_count::counting_retries;
-use ocipush_registry::{ClientOptions, Reference, RegistryClient, Repository};
+use ocipush_registry::{Access, ClientOptions, Reference, RegistryClient, Repository};
 use tokio_util::sync::CancellationToken;
 
 use crate::decide::Holdings;
@@ -56,6 +57,8 @@ pub(crate) async fn connect_all(
     // unchanged image needs nothing more), else a HEAD per blob. That many connections are
     // opened while the registry answers its first `GET /v2/`.
     let mut requests: Vec<(String, usize)> = Vec::new();
+    // And every repository the run pushes into or mounts from there, for one token for all.
+    let mut access: HashMap<String, HashSet<(String, Access)>> = HashMap::new();
     for image in images {
         for reference in &image.references {
             let wanted = if image.manifest.is_some() {
@@ -67,30 +70,46 @@ pub(crate) async fn connect_all(
                 Some((_, count)) => *count += wanted,
                 None => requests.push((reference.registry.clone(), wanted)),
             }
+            let repositories = access.entry(reference.registry.clone()).or_default();
+            repositories.insert((reference.repository.clone(), Access::PullPush));
+            if let Some(origin) = image
+                .source
+                .origin
+                .as_ref()
+                .filter(|o| o.registry == reference.registry)
+            {
+                repositories.insert((origin.repository.clone(), Access::Pull));
+            }
         }
     }
     // Registries are connected to all at once; each answers in its own time.
-    let connects = requests.into_iter().map(|(registry, wanted)| async move {
-        let options = ClientOptions {
-            connections: wanted.min(PROBES_IN_FLIGHT),
-            ..options.clone()
-        };
-        let started = Instant::now();
-        let retries = Arc::new(AtomicU64::new(0));
-        let connect = counting_retries(
-            retries.clone(),
-            RegistryClient::connect(&registry, &options),
-        );
-        // Ctrl-C while a registry keeps not answering: stop now, not after the retries.
-        let client = tokio::select! {
-            client = connect => client.map_err(|e| Arc::new(PushError::Registry(e))),
-            _ = cancel.cancelled() => Err(Arc::new(PushError::Interrupted)),
-        };
-        let cost = ConnectCost {
-            retries: retries.load(Ordering::Relaxed),
-            took: started.elapsed(),
-        };
-        (registry, client, cost)
+    let connects = requests.into_iter().map(|(registry, wanted)| {
+        let repositories = access.remove(&registry).unwrap_or_default();
+        async move {
+            let options = ClientOptions {
+                connections: wanted.min(PROBES_IN_FLIGHT),
+                ..options.clone()
+            };
+            let started = Instant::now();
+            let retries = Arc::new(AtomicU64::new(0));
+            let connect = counting_retries(retries.clone(), async {
+                let client = RegistryClient::connect(&registry, &options).await?;
+                client
+                    .authorize_ahead(repositories.iter().map(|(name, a)| (name.as_str(), *a)))
+                    .await;
+                Ok(client)
+            });
+            // Ctrl-C while a registry keeps not answering: stop now, not after the retries.
+            let client = tokio::select! {
+                client = connect => client.map_err(|e| Arc::new(PushError::Registry(e))),
+                _ = cancel.cancelled() => Err(Arc::new(PushError::Interrupted)),
+            };
+            let cost = ConnectCost {
+                retries: retries.load(Ordering::Relaxed),
+                took: started.elapsed(),
+            };
+            (registry, client, cost)
+        }
     });
     let mut clients = Clients::new();
     let mut costs = HashMap::new();

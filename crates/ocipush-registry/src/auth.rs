@@ -1,6 +1,8 @@
 //! Registry authentication: what the registry asked for (learnt from `/v2/` or a 401), the
-//! credentials we have, and bearer tokens cached per set of scopes — so per repository, and
-//! per repository pair for a cross-repository mount.
+//! credentials we have, and bearer tokens cached per set of scopes. A request uses any fresh
+//! token whose scopes cover the ones it needs: one token asked for all repositories of a run
+//! ([`Auth::authorize_ahead`]) serves every request, a mount's pair included; without one, a
+//! token is fetched per repository (and per repository pair for a mount).
 //!
 //! The flow is the distribution token protocol: a 401 carries a `WWW-Authenticate` challenge;
 //! for `Basic` we send the credentials; for `Bearer` we fetch a token from the realm (see
@@ -30,7 +32,7 @@ pub(crate) struct Auth {
     registry: String,
     credentials: Option<Credentials>,
     challenge: Mutex<Option<Challenge>>,
-    /// Keyed by the sorted, space-joined scopes the token was issued for.
+    /// Keyed by the sorted, space-joined scopes the token was asked for.
     tokens: Mutex<HashMap<String, CachedToken>>,
     /// The token server does not take OAuth2 POSTs.
     post_refused: AtomicBool,
@@ -47,6 +49,36 @@ fn scope_set(needed: Option<&str>, asked: Option<&str>) -> BTreeSet<String> {
         .flat_map(str::split_whitespace)
         .map(str::to_string)
         .collect()
+}
+
+/// Whether the scopes of `held` (space-separated, as a token was asked for) cover every one of
+/// `needed`: the same resource type and name with at least the actions needed (`*` is all).
+/// A scope that is not `type:name:actions` is covered only by itself.
+fn covers(held: &str, needed: &BTreeSet<String>) -> bool {
+    let held: Vec<&str> = held.split(' ').collect();
+    needed.iter().all(|want| {
+        held.iter().any(|have| {
+            if have == want {
+                return true;
+            }
+            match (split_scope(have), split_scope(want)) {
+                (Some((have_resource, have_actions)), Some((want_resource, want_actions))) => {
+                    have_resource == want_resource
+                        && (have_actions.contains(&"*")
+                            || want_actions.iter().all(|a| have_actions.contains(a)))
+                }
+                _ => false,
+            }
+        })
+    })
+}
+
+/// `repository:team/app:pull,push` as (`repository:team/app`, [`pull`, `push`]).
+fn split_scope(scope: &str) -> Option<(&str, Vec<&str>)> {
+    let (resource, actions) = scope.rsplit_once(':')?;
+    resource
+        .contains(':')
+        .then(|| (resource, actions.split(',').collect()))
 }
 
 /// Refresh a little before the server's deadline: a tenth of the lifetime, at most 30 s.
@@ -81,15 +113,13 @@ impl Auth {
         else {
             return false;
         };
-        // The tokens we sent for these scopes were not good enough for this request.
+        // The tokens we sent for these scopes were not good enough for this request: a token
+        // asked for many repositories may not have been granted all it asked for.
         let needed = scope_set(scope, None);
         self.tokens
             .lock()
             .expect("token cache lock")
-            .retain(|key, _| {
-                let held: BTreeSet<&str> = key.split(' ').collect();
-                !needed.iter().all(|s| held.contains(s.as_str()))
-            });
+            .retain(|key, _| !covers(key, &needed));
         *self.challenge.lock().expect("challenge lock") = Some(challenge);
         true
     }
@@ -102,6 +132,20 @@ impl Auth {
         scope: Option<&str>,
     ) -> Result<Option<HeaderValue>, RegistryError> {
         Ok(self.authorize(http, scope, false).await?.0)
+    }
+
+    /// Fetches one token for all `scopes` (space-separated) ahead of the requests that will
+    /// need them, where the registry answers with a token server; best effort: when the token
+    /// server refuses, each request fetches its own as before.
+    pub(crate) async fn authorize_ahead(&self, http: &reqwest::Client, scopes: String) {
+        if !matches!(self.challenge(), Some(Challenge::Bearer { .. }))
+            || matches!(self.credentials, Some(Credentials::RegistryToken(_)))
+        {
+            return;
+        }
+        if let Err(e) = self.authorize(http, Some(&scopes), false).await {
+            tracing::debug!(registry = %self.registry, error = %e, "no token for the run's repositories at once");
+        }
     }
 
     /// As [`Auth::header`] for `login`: asks a token server for a refresh token as well, and
@@ -135,7 +179,7 @@ impl Auth {
                 let scopes = scope_set(scope, asked.as_deref());
                 let key = scopes.iter().cloned().collect::<Vec<_>>().join(" ");
                 if !login {
-                    if let Some(header) = self.cached_bearer(&key)? {
+                    if let Some(header) = self.cached_bearer(&scopes)? {
                         return Ok((Some(header), None));
                     }
                 }
@@ -149,7 +193,7 @@ impl Auth {
                 let _turn = gate.lock().await;
                 // Whoever held the gate before may have fetched the token meanwhile.
                 if !login {
-                    if let Some(header) = self.cached_bearer(&key)? {
+                    if let Some(header) = self.cached_bearer(&scopes)? {
                         return Ok((Some(header), None));
                     }
                 }
@@ -188,15 +232,23 @@ impl Auth {
         Ok((header, None))
     }
 
-    /// The cached token for `key` as a header, while it is fresh.
-    fn cached_bearer(&self, key: &str) -> Result<Option<HeaderValue>, RegistryError> {
+    /// A fresh cached token for `scopes` as a header: the one asked for exactly these, else
+    /// any whose scopes cover them.
+    fn cached_bearer(
+        &self,
+        scopes: &BTreeSet<String>,
+    ) -> Result<Option<HeaderValue>, RegistryError> {
         let cache = self.tokens.lock().expect("token cache lock");
-        match cache.get(key) {
-            Some(cached) if cached.fresh_until > Instant::now() => {
-                self.valid_bearer(&cached.token).map(Some)
-            }
-            _ => Ok(None),
-        }
+        let now = Instant::now();
+        let key = scopes.iter().cloned().collect::<Vec<_>>().join(" ");
+        let exact = cache.get(&key).filter(|c| c.fresh_until > now);
+        let found = exact.or_else(|| {
+            cache
+                .iter()
+                .find(|(held, c)| c.fresh_until > now && covers(held, scopes))
+                .map(|(_, c)| c)
+        });
+        found.map(|c| self.valid_bearer(&c.token)).transpose()
     }
 
     fn valid_bearer(&self, token: &Secret) -> Result<HeaderValue, RegistryError> {
@@ -233,6 +285,26 @@ mod tests {
             ["repository:a:pull", "repository:b:pull,push"]
         );
         assert!(scope_set(None, None).is_empty());
+    }
+
+    #[test]
+    fn a_token_covers_the_scopes_it_holds_with_at_least_their_actions() {
+        let set = |s: &str| scope_set(Some(s), None);
+        let run = "repository:a:pull,push repository:b:pull,push repository:src:pull";
+        assert!(covers(run, &set("repository:a:pull,push")));
+        // A mount's pair: push here, pull there.
+        assert!(covers(
+            run,
+            &set("repository:a:pull,push repository:b:pull")
+        ));
+        assert!(covers(run, &set("repository:src:pull")));
+        assert!(!covers(run, &set("repository:src:pull,push")));
+        assert!(!covers(run, &set("repository:c:pull")));
+        // Names are compared whole, not as prefixes.
+        assert!(!covers("repository:a/b:pull", &set("repository:a:pull")));
+        assert!(covers("repository:a:*", &set("repository:a:pull,push")));
+        assert!(covers("odd", &set("odd")));
+        assert!(!covers("odd", &set("other")));
     }
 
     #[test]

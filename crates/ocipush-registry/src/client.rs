@@ -11,9 +11,14 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use crate::auth::Auth;
 use crate::error::{describe, is_transient_status, parse_error_body, RegistryError};
 use crate::reference::{DOCKER_HUB, DOCKER_HUB_API};
+use crate::repository::Access;
 use crate::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
 use crate::tls::{build_http_client, TlsOptions};
+
+/// At most this many repositories are asked for in one token request by
+/// [`RegistryClient::authorize_ahead`] (about 40 bytes of query each).
+const SCOPES_PER_TOKEN: usize = 64;
 
 /// Everything that decides how ocipush talks to a registry, resolved before the client exists.
 #[derive(Debug, Clone)]
@@ -276,6 +281,28 @@ impl RegistryClient {
                 status,
             }),
         }
+    }
+
+    /// Asks the registry's token server, where it has one, for a token covering all of
+    /// `repositories` at once, ahead of the requests that need it: a run pushing into many
+    /// repositories then fetches one token, not one per repository. Best effort — where the
+    /// token server refuses, or grants less than asked, each request gets its own token as
+    /// without this call. Asks for at most 64 repositories per token, so the request stays of a
+    /// size every server takes.
+    pub async fn authorize_ahead<'a>(
+        &self,
+        repositories: impl IntoIterator<Item = (&'a str, Access)>,
+    ) {
+        let mut scopes: Vec<String> = repositories
+            .into_iter()
+            .map(|(name, access)| access.scope(name))
+            .collect();
+        scopes.sort();
+        scopes.dedup();
+        let asks = scopes
+            .chunks(SCOPES_PER_TOKEN)
+            .map(|chunk| self.auth.authorize_ahead(&self.http, chunk.join(" ")));
+        futures_util::future::join_all(asks).await;
     }
 
     /// The registry as the user named it (`docker.io`, `localhost:5000`).

@@ -48,7 +48,7 @@ pub use client::{ClientOptions, LoginCheck, RegistryClient};
 pub use error::{ErrorClass, RegistryError};
 pub use pull::{referrers_tag, BlobBody, PulledManifest, MANIFEST_LIMIT};
 pub use reference::{lowercased_repository, Reference, ReferenceError, RegistryTarget, DOCKER_HUB};
-pub use repository::Repository;
+pub use repository::{Access, Repository};
 pub use retry::RetryPolicy;
 pub use secret::{Credentials, Secret};
 pub use tls::{host_certificates, HostCertificates, TlsOptions};

@@ -8,6 +8,25 @@ use reqwest::Url;
 
 use crate::client::RegistryClient;
 
+/// What a run does in a repository, so the rights its requests ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Read only (a source repository, or the `from` of a mount).
+    Pull,
+    /// Read and write (a destination).
+    PullPush,
+}
+
+impl Access {
+    /// The token scope for these rights on the repository `name`, as token servers take it.
+    pub(crate) fn scope(self, name: &str) -> String {
+        match self {
+            Access::Pull => format!("repository:{name}:pull"),
+            Access::PullPush => format!("repository:{name}:pull,push"),
+        }
+    }
+}
+
 /// A repository of a connected registry.
 #[derive(Debug, Clone)]
 pub struct Repository {
@@ -23,7 +42,7 @@ impl Repository {
         Repository {
             client,
             name: name.to_string(),
-            scope: format!("repository:{name}:pull,push"),
+            scope: Access::PullPush.scope(name),
         }
     }
 
@@ -33,7 +52,7 @@ impl Repository {
         Repository {
             client,
             name: name.to_string(),
-            scope: format!("repository:{name}:pull"),
+            scope: Access::Pull.scope(name),
         }
     }
 
@@ -54,7 +73,7 @@ impl Repository {
     /// The scopes a cross-repository mount from `from` needs, space-separated as token servers
     /// take them: push here, pull there. The token is cached for that pair.
     pub fn mount_scope(&self, from: &str) -> String {
-        format!("{} repository:{from}:pull", self.scope)
+        format!("{} {}", self.scope, Access::Pull.scope(from))
     }
 
     pub(crate) fn url(&self, tail: &str) -> Url {

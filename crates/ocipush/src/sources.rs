@@ -3,7 +3,7 @@
 //! that registry's own credentials and TLS settings (never the destination's). Sources open
 //! several at a time, in the order given; one connection per source registry.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use futures_util::stream::{self, StreamExt as _};
 use ocipush_engine::registry_source::{self, OpenOptions};
 use ocipush_engine::PushError;
-use ocipush_registry::{ClientOptions, Reference, RegistryClient, RetryPolicy, TlsOptions};
+use ocipush_registry::{Access, ClientOptions, Reference, RegistryClient, RetryPolicy, TlsOptions};
 use ocipush_source::discover::Broken;
 use ocipush_source::{open_source, DaemonSettings, Source, SourceKind, SourceSpec};
 use tokio::sync::OnceCell;
@@ -72,15 +72,21 @@ pub async fn open_all(
     registries: &RegistrySourceSettings,
     reading: &OpenOptions,
 ) -> Result<OpenedSources, CliError> {
-    let clients = Clients::default();
+    let specs: Vec<_> = args
+        .iter()
+        .map(|arg| (arg, SourceSpec::parse(arg)))
+        .collect();
+    let clients = Clients {
+        repositories: repositories_read(specs.iter().filter_map(|(_, s)| s.as_ref().ok())),
+        ..Clients::default()
+    };
     let warnings = Mutex::new(Vec::new());
     let results: Vec<Result<ocipush_source::Opened, CliError>> =
-        stream::iter(args.iter().map(|arg| {
+        stream::iter(specs.into_iter().map(|(arg, spec)| {
             let clients = &clients;
             let warnings = &warnings;
             async move {
-                let spec =
-                    SourceSpec::parse(arg).map_err(|e| CliError::from(PushError::from(e)))?;
+                let spec = spec.map_err(|e| CliError::from(PushError::from(e)))?;
                 if spec.transport != Some(SourceKind::Registry) {
                     return open_source(arg, daemon)
                         .await
@@ -112,6 +118,23 @@ pub async fn open_all(
 #[derive(Default)]
 struct Clients {
     by_registry: Mutex<HashMap<String, Arc<OnceCell<Arc<RegistryClient>>>>>,
+    /// The repositories read from each registry: one token is asked for all of them.
+    repositories: HashMap<String, BTreeSet<String>>,
+}
+
+/// The repositories of every registry source, by registry.
+fn repositories_read<'a>(
+    specs: impl Iterator<Item = &'a SourceSpec>,
+) -> HashMap<String, BTreeSet<String>> {
+    let mut read: HashMap<String, BTreeSet<String>> = HashMap::new();
+    for spec in specs.filter(|s| s.transport == Some(SourceKind::Registry)) {
+        if let Ok(reference) = Reference::parse(spec.reference.as_deref().unwrap_or_default()) {
+            read.entry(reference.registry)
+                .or_default()
+                .insert(reference.repository);
+        }
+    }
+    read
 }
 
 async fn open_registry(
@@ -155,9 +178,15 @@ async fn open_registry(
                 retry: settings.retry.clone(),
                 ..ClientOptions::default()
             };
-            RegistryClient::connect(&reference.registry, &options)
+            let client = RegistryClient::connect(&reference.registry, &options)
                 .await
-                .map_err(|e| CliError::from(PushError::from(e)))
+                .map_err(|e| CliError::from(PushError::from(e)))?;
+            if let Some(names) = clients.repositories.get(&reference.registry) {
+                client
+                    .authorize_ahead(names.iter().map(|n| (n.as_str(), Access::Pull)))
+                    .await;
+            }
+            Ok::<_, CliError>(client)
         })
         .await?
         .clone();

@@ -5,7 +5,10 @@
 //! carry pull only, so the registry refuses the push).
 
 use crate::common::*;
-use ocipush_testkit::fixtures::{write_oci_layout, ExpectedImage, ImageSpec, LayerCompression};
+use ocipush_testkit::fixtures::{
+    write_docker_archive, write_oci_layout, DockerArchiveOptions, ExpectedImage, ImageSpec,
+    LayerCompression, LayerSpec,
+};
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions, TokenAuthOptions};
 use ocipush_testkit::skopeo::{self, SkopeoAuth};
 
@@ -166,4 +169,61 @@ fn wrong_password_and_anonymous_push_fail_with_exit_2() {
     // Nothing was written.
     let auth = SkopeoAuth::insecure().with_creds("alice", "t0ken-pw");
     assert!(skopeo::try_inspect_raw(&registry.docker_ref("team/app:1"), &auth).is_err());
+}
+
+#[test]
+fn one_token_serves_every_repository_of_a_run() {
+    // Three images on one base layer into three repositories: the run asks the token server
+    // once, for all three, and that token also carries the mounts of the base between them.
+    let registry = token_registry();
+    let tokens = registry
+        .token_server()
+        .expect("token auth runs a token server");
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("three.tar");
+    let base = LayerSpec::text(256 * 1024, 41);
+    let images: Vec<(ImageSpec, Vec<&str>)> = ["one:1", "two:1", "three:1"]
+        .into_iter()
+        .zip(42..)
+        .map(|(tag, seed)| {
+            let own = LayerSpec::random(64 * 1024, seed);
+            (ImageSpec::new(vec![base.clone(), own]), vec![tag])
+        })
+        .collect();
+    write_docker_archive(&archive, &images, DockerArchiveOptions::default());
+    let target = format!("{}/team", registry.host_port());
+    let out = ocipush_env(
+        &[
+            "push",
+            "--plain-http",
+            "--json",
+            "-u",
+            "alice",
+            "--password-stdin",
+            "-r",
+            &target,
+            &archive.display().to_string(),
+        ],
+        Some("t0ken-pw\n"),
+        &[("OCIPUSH_CACHE_DIR", dir.path().join("cache").as_os_str())],
+    );
+    assert!(out.status.success(), "{}", context(&registry, &out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["summary"]["pushed"], 3, "{doc}");
+    assert_eq!(doc["summary"]["blobs"]["mounted"], 2, "{doc}");
+
+    let requests = tokens.requests();
+    assert_eq!(tokens.tokens_issued(), 1, "{}", context(&registry, &out));
+    let scopes: Vec<String> = ["one", "three", "two"]
+        .iter()
+        .map(|n| format!("repository:team/{n}:pull,push"))
+        .collect();
+    assert_eq!(requests[0].scopes, scopes, "{}", context(&registry, &out));
+    assert_eq!(requests[0].granted, scopes);
+
+    let auth = SkopeoAuth::insecure().with_creds("alice", "t0ken-pw");
+    for name in ["one", "two", "three"] {
+        let raw = skopeo::inspect_raw(&registry.docker_ref(&format!("team/{name}:1")), &auth);
+        assert!(!raw.is_empty(), "{name}");
+    }
 }
