@@ -1,6 +1,7 @@
 //! Blob operations of the distribution API, one protocol step per function: check existence
 //! (HEAD), start an upload (POST), send the content in one streamed PATCH, commit it (PUT with
-//! the digest), cancel it (DELETE), and the monolithic POST+PUT for small blobs.
+//! the digest), cancel it (DELETE), and for small blobs held in memory the single POST with the
+//! body where the registry stores it (see `single_post.rs`), else POST + one PUT with the body.
 //!
 //! One streamed PATCH, rather than chunks, is what every registry accepts — Gitea takes only
 //! one PATCH per upload — and it lets the digest be learnt while streaming, before the commit.
@@ -14,6 +15,7 @@ use reqwest::{Method, StatusCode, Url};
 
 use crate::error::RegistryError;
 use crate::repository::Repository;
+use crate::single_post::Way;
 
 /// An upload session opened by POST; its URL moves with every step.
 #[derive(Debug, Clone)]
@@ -248,9 +250,83 @@ impl Repository {
         }
     }
 
-    /// Uploads a small blob held in memory (a config) with POST + a single PUT.
+    /// Uploads a small blob held in memory: one POST with the body where the registry stores
+    /// such (asked once per registry), else POST + one PUT with the body.
     pub async fn upload_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), RegistryError> {
+        let single_post = &self.client.single_post;
+        let way = single_post.way(bytes.len());
+        if way != Way::TwoRequests {
+            let session = match self.post_whole(digest, bytes.clone()).await {
+                Ok(PostedWhole::Stored) if way == Way::SinglePost => return Ok(()),
+                // The first 201 is believed once the blob is there, as long as it was sent.
+                Ok(PostedWhole::Stored) => {
+                    let stored = self.blob_exists(digest).await;
+                    let held = matches!(stored, Ok(Some(size)) if size == bytes.len() as u64);
+                    single_post.learn(held);
+                    if held {
+                        return Ok(());
+                    }
+                    None
+                }
+                Ok(PostedWhole::Opened(session)) => {
+                    single_post.learn(false);
+                    Some(session)
+                }
+                Ok(PostedWhole::Refused) => {
+                    single_post.learn(false);
+                    None
+                }
+                Err(e) => {
+                    single_post.unlearnt();
+                    return Err(e);
+                }
+            };
+            if let Some(session) = session {
+                return self.put_with_digest(session, digest, bytes).await;
+            }
+        }
         let session = self.start_upload().await?;
         self.put_with_digest(session, digest, bytes).await
     }
+
+    /// `POST …/blobs/uploads/?digest=D` with the whole blob as its body.
+    async fn post_whole(
+        &self,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<PostedWhole, RegistryError> {
+        let mut url = self.url("blobs/uploads/");
+        url.query_pairs_mut().append_pair("digest", digest.as_ref());
+        let action = format!("POST blob {digest}");
+        let response = self
+            .client
+            .send(&action, self.scope(), Method::POST, &url, |r| {
+                r.header(CONTENT_TYPE, "application/octet-stream")
+                    .header(CONTENT_LENGTH, bytes.len())
+                    .body(bytes.clone())
+            })
+            .await?;
+        match response.status() {
+            StatusCode::CREATED => Ok(PostedWhole::Stored),
+            StatusCode::ACCEPTED => Ok(PostedWhole::Opened(UploadSession {
+                location: self.client.resolve_location(&action, &response)?,
+            })),
+            // Whatever the reason (no single POST, a body refused), the two requests say.
+            s if s.is_client_error() => {
+                tracing::debug!(registry = self.client.registry(), status = %s, "single POST refused");
+                Ok(PostedWhole::Refused)
+            }
+            _ => Err(self.client.status_error(&action, response).await),
+        }
+    }
+}
+
+/// What the registry did with a blob sent whole in its upload POST.
+enum PostedWhole {
+    /// Stored it (201).
+    Stored,
+    /// Opened an upload session instead, the body ignored (202).
+    Opened(UploadSession),
+    /// Refused the request (4xx).
+    Refused,
 }

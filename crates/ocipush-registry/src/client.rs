@@ -14,6 +14,7 @@ use crate::reference::{DOCKER_HUB, DOCKER_HUB_API};
 use crate::repository::Access;
 use crate::retry::RetryPolicy;
 use crate::secret::{Credentials, Secret};
+use crate::single_post::SinglePost;
 use crate::tls::{build_http_client, TlsOptions};
 
 /// At most this many repositories are asked for in one token request by
@@ -81,6 +82,8 @@ pub struct RegistryClient {
     chunk_size: AtomicU64,
     /// The registry runs on this machine (see [`RegistryClient::runs_on_this_machine`]).
     on_this_machine: bool,
+    /// Whether the registry stores a blob sent whole with the POST of its upload.
+    pub(crate) single_post: SinglePost,
 }
 
 impl std::fmt::Debug for RegistryClient {
@@ -134,6 +137,7 @@ impl RegistryClient {
                 retry: options.retry.clone(),
                 chunk_size: AtomicU64::new(options.chunk_size.unwrap_or(0)),
                 on_this_machine: false,
+                single_post: SinglePost::default(),
             };
             // The scheme is settled once no other is left to try: open the other connections
             // alongside the ping.

@@ -38,6 +38,7 @@ mod repository;
 mod retry;
 pub mod retry_count;
 mod secret;
+mod single_post;
 mod tls;
 mod token;
 

@@ -1,0 +1,81 @@
+//! Small blobs in one request: the client asks a registry once whether it stores a blob sent
+//! whole with its upload POST, with a small upload, and remembers the answer. Distribution
+//! (docker-registry 2.8) opens a session and ignores the body: every upload then goes as a
+//! POST and a PUT. The embedded registry stores it: later uploads, big ones too, go as one
+//! POST. Both behind the test kit's proxy, which says what each request carried.
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use ocipush_oci::parse_sha256;
+use ocipush_registry::{ClientOptions, RegistryClient, Repository};
+use ocipush_testkit::fault_proxy::{FaultProxy, RequestKind};
+use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
+use ocipush_testkit::sha256_digest;
+
+/// Uploads a 100 KiB blob (too big to ask with), a 1 KiB one (asks), another 100 KiB one, and
+/// checks each is in the repository, whole.
+async fn three_uploads(proxy: &FaultProxy) {
+    let options = ClientOptions {
+        plain_http: true,
+        ..ClientOptions::default()
+    };
+    let client = RegistryClient::connect(&proxy.host_port(), &options)
+        .await
+        .unwrap();
+    let repository = Repository::new(client, "small/blobs");
+    for (size, fill) in [(100 * 1024, b'a'), (1024, b'b'), (100 * 1024, b'c')] {
+        let content = Bytes::from(vec![fill; size]);
+        let digest = parse_sha256(&sha256_digest(&content)).unwrap();
+        repository.upload_bytes(&digest, content).await.unwrap();
+        assert_eq!(
+            repository.blob_exists(&digest).await.unwrap(),
+            Some(size as u64)
+        );
+    }
+}
+
+/// The POSTs that carried bytes.
+fn posts_with_body(proxy: &FaultProxy) -> Vec<u64> {
+    proxy
+        .bodies()
+        .iter()
+        .filter(|b| b.kind == RequestKind::UploadStart)
+        .filter_map(|b| b.length.filter(|n| *n > 0))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn distribution_ignores_the_body_so_it_is_asked_once_then_post_and_put() {
+    let registry = DockerRegistry::start(RegistryOptions::default());
+    let proxy = FaultProxy::start(([127, 0, 0, 1], registry.port()).into());
+    three_uploads(&proxy).await;
+    // Only the small one asked; the answer (202) sent every upload through a PUT.
+    assert_eq!(posts_with_body(&proxy), [1024]);
+    assert_eq!(proxy.requests(RequestKind::UploadStart), 3);
+    assert_eq!(proxy.requests(RequestKind::UploadCommit), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_that_stores_it_gets_one_post_per_blob_once_asked() {
+    let root = tempfile::tempdir().unwrap();
+    let config =
+        ocipush_server::ServerConfig::new(root.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
+    let server = ocipush_server::Server::bind(config).await.unwrap();
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let proxy = FaultProxy::start(addr);
+    three_uploads(&proxy).await;
+    // The first went as POST + PUT (too big to ask); the second asked, and its 201 was
+    // checked with a HEAD; the third went as one POST.
+    assert_eq!(posts_with_body(&proxy), [1024, 100 * 1024]);
+    assert_eq!(proxy.requests(RequestKind::UploadStart), 3);
+    assert_eq!(proxy.requests(RequestKind::UploadCommit), 1);
+    // Three checks by the test, one by the client.
+    assert_eq!(proxy.requests(RequestKind::BlobHead), 4);
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
