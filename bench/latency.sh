@@ -8,7 +8,8 @@
 # are counted in the registry's access log, and the round trips the RTT added are derived from
 # the first RTT's cold and warm times. skopeo copies the same 30 images cold, four at a time
 # (`skopeo copy docker-archive:…`, its fastest way here), once per set and RTT (BENCH_SKOPEO=0
-# leaves it out).
+# leaves it out). BENCH_REGISTRY=ocipush puts the embedded registry (`ocipush serve`, which
+# stores a small blob sent whole in its upload POST) behind the proxy instead.
 #
 #   bash bench/latency.sh                              # RTT 0 and 50 ms, 3 runs each
 #   BENCH_RTTS="0 20 100" BENCH_RUNS=5 bash bench/latency.sh
@@ -20,6 +21,7 @@ WORK=${BENCH_DIR:-/tmp/ocipush-bench}
 RUNS=${BENCH_RUNS:-3}
 RTTS=${BENCH_RTTS:-"0 50"}
 SKOPEO=${BENCH_SKOPEO:-1}
+REGISTRY=${BENCH_REGISTRY:-distribution}
 mkdir -p "$WORK"
 
 for tool in docker-registry curl python3 skopeo; do
@@ -58,14 +60,18 @@ start() {
     stop_all
     REG_DIR=$(mktemp -d "$WORK/latency.XXXXXX")
     local reg_port; reg_port=$(free_port)
-    cat >"$REG_DIR/config.yml" <<CFG
+    if [ "$REGISTRY" = ocipush ]; then
+        "$OCIPUSH_BIN" serve -v --addr "127.0.0.1:$reg_port" --root "$REG_DIR/data" >"$REG_DIR/log" 2>&1 &
+    else
+        cat >"$REG_DIR/config.yml" <<CFG
 version: 0.1
 log: {level: info}
 storage:
   filesystem: {rootdirectory: $REG_DIR/data}
 http: {addr: 127.0.0.1:$reg_port}
 CFG
-    env -u REGISTRY_AUTH_FILE docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+        env -u REGISTRY_AUTH_FILE docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+    fi
     REG_PID=$!
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$reg_port/v2/" >/dev/null && break; sleep 0.1; done
     PORT=$(free_port)
@@ -74,7 +80,8 @@ CFG
     for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
 }
 
-requests() { grep -c '"\(GET\|HEAD\|POST\|PUT\|PATCH\|DELETE\) /v2/' "$REG_DIR/log" || true; }
+# Requests the registry logged: distribution's access log, or `ocipush serve -v`'s events.
+requests() { grep -c '"\(GET\|HEAD\|POST\|PUT\|PATCH\|DELETE\) /v2/\|request method=' "$REG_DIR/log" || true; }
 
 # push: wall seconds of one `-r` push of the set's 30 images.
 push() {

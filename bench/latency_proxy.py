@@ -8,11 +8,22 @@ one round trip as it would across a WAN. Loopback only; stops on SIGTERM.
 
 RATE_MBIT, when given, is the link's bandwidth in each direction, shared by all connections
 (as one WAN link is): a chunk leaves only when the link has sent what was queued before it.
+
+Each connection holds at most a window of bytes on its way (two round trips' worth at the
+link's rate, at least 4 MiB; 64 MiB without a rate): beyond that the proxy stops reading from the sender, whose own socket
+then fills, as TCP's window stops a sender on a real link. Without it the proxy read everything
+a fast sender had at once, and spent its time buffering instead of keeping the link's clock.
 """
 import asyncio
 import signal
 import sys
 import time
+
+
+# Bytes the proxy holds for a receiver before it waits for it to read.
+WRITE_BUFFER = 16 << 20
+# Bytes read from a sender at a time.
+CHUNK = 256 * 1024
 
 
 class Link:
@@ -34,15 +45,19 @@ class Link:
         await asyncio.sleep(max(0.0, self.free_at - now))
 
 
-async def pipe(reader, writer, delay, link):
+async def pipe(reader, writer, delay, link, window):
     """Copies reader to writer, each chunk released `delay` seconds after it arrived, in order,
-    once the link has carried it."""
-    queue = asyncio.Queue()
+    once the link has carried it; at most `window` bytes between the two."""
+    queue = asyncio.Queue(maxsize=max(2, window // CHUNK))
+    # What the link delivered is buffered for the receiver rather than waited on: a receiver
+    # that reads in bursts (a registry between two disk writes) must not stop the link's clock
+    # the way a full 64 KiB write buffer would.
+    writer.transport.set_write_buffer_limits(high=WRITE_BUFFER)
 
     async def receive():
         while True:
-            data = await reader.read(256 * 1024)
-            queue.put_nowait((time.monotonic() + delay, data))
+            data = await reader.read(CHUNK)
+            await queue.put((time.monotonic() + delay, data))
             if not data:
                 return
 
@@ -74,6 +89,7 @@ async def main(listen_port, upstream_port, rtt_ms, rate_mbit):
     delay = rtt_ms / 2000.0
     rate_bytes = rate_mbit * 1_000_000 / 8 if rate_mbit else 0
     to_registry, to_client = Link(rate_bytes), Link(rate_bytes)
+    window = max(4 << 20, int(rate_bytes * 4 * delay)) if rate_bytes else 64 << 20
 
     async def handle(client_reader, client_writer):
         # The client's SYN would take RTT/2 to arrive: the upstream side opens that late.
@@ -84,8 +100,8 @@ async def main(listen_port, upstream_port, rtt_ms, rate_mbit):
             client_writer.close()
             return
         await asyncio.gather(
-            pipe(client_reader, up_writer, delay, to_registry),
-            pipe(up_reader, client_writer, delay, to_client),
+            pipe(client_reader, up_writer, delay, to_registry, window),
+            pipe(up_reader, client_writer, delay, to_client, window),
         )
 
     server = await asyncio.start_server(handle, "127.0.0.1", listen_port)
