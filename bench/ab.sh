@@ -12,23 +12,19 @@ SOURCE=${3:-/tmp/ocipush-bench/fixtures-256/random-oci}
 ROUNDS=${4:-7}
 WORK=$(mktemp -d /tmp/ocipush-ab.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_tools docker-registry curl python3
 
 # once BIN NAME: one timed cold push; prints "NAME SECONDS".
 once() {
-    local bin=$1 name=$2 dir port pid start end
+    local bin=$1 name=$2 dir port pid
     dir=$(mktemp -d "$WORK/reg.XXXX")
     port=$(free_port)
-    printf 'version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: {rootdirectory: %s/data}\nhttp: {addr: 127.0.0.1:%s}\n' "$dir" "$port" >"$dir/config.yml"
-    env -u REGISTRY_AUTH_FILE docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-    pid=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+    start_distribution "$dir" "$port"
+    pid=$STARTED_PID
     find -L "$SOURCE" -type f -exec cat {} + >/dev/null
-    start=$(date +%s%N)
-    OCIPUSH_CACHE_DIR=$dir/cache "$bin" push -q --plain-http "$SOURCE" "127.0.0.1:$port/bench/ab:1" >/dev/null
-    end=$(date +%s%N)
-    echo "$name $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", (e - s) / 1e9 }')"
+    echo "$name $(OCIPUSH_CACHE_DIR=$dir/cache timed "$bin" push -q --plain-http "$SOURCE" "127.0.0.1:$port/bench/ab:1")"
     kill "$pid"
     wait "$pid" 2>/dev/null || true
     rm -rf "$dir"

@@ -23,10 +23,10 @@ RTTS=${BENCH_RTTS:-"0 50"}
 SKOPEO=${BENCH_SKOPEO:-1}
 REGISTRY=${BENCH_REGISTRY:-distribution}
 mkdir -p "$WORK"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-for tool in docker-registry curl python3 skopeo; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is missing (bash .ci/run installs the test tools)" >&2; exit 1; }
-done
+require_tools docker-registry curl python3 skopeo
 if [ -z "${OCIPUSH_BIN:-}" ]; then
     echo "==> building (release)" >&2
     (cd "$ROOT" && cargo build -q --release -p ocipush -p ocipush-testkit --bin ocipush --bin bench-fixtures)
@@ -45,7 +45,6 @@ set_source() {
     esac
 }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 REG_PID="" PROXY_PID="" REG_DIR=""
 stop_all() {
     [ -n "$PROXY_PID" ] && { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
@@ -62,50 +61,31 @@ start() {
     local reg_port; reg_port=$(free_port)
     if [ "$REGISTRY" = ocipush ]; then
         "$OCIPUSH_BIN" serve -v --addr "127.0.0.1:$reg_port" --root "$REG_DIR/data" >"$REG_DIR/log" 2>&1 &
+        REG_PID=$!
+        wait_for_v2 "$reg_port" "$REG_DIR/log"
     else
-        cat >"$REG_DIR/config.yml" <<CFG
-version: 0.1
-log: {level: info}
-storage:
-  filesystem: {rootdirectory: $REG_DIR/data}
-http: {addr: 127.0.0.1:$reg_port}
-CFG
-        env -u REGISTRY_AUTH_FILE docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
+        start_distribution "$REG_DIR" "$reg_port" info
+        REG_PID=$STARTED_PID
     fi
-    REG_PID=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$reg_port/v2/" >/dev/null && break; sleep 0.1; done
     PORT=$(free_port)
-    python3 "$ROOT/bench/latency_proxy.py" "$PORT" "$reg_port" "$1" 2>"$REG_DIR/proxy.log" &
-    PROXY_PID=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
+    start_latency_proxy "$PORT" "$reg_port" "$1" "" "$REG_DIR/proxy.log"
+    PROXY_PID=$STARTED_PID
 }
 
 # Requests the registry logged: distribution's access log, or `ocipush serve -v`'s events.
 requests() { grep -c '"\(GET\|HEAD\|POST\|PUT\|PATCH\|DELETE\) /v2/\|request method=' "$REG_DIR/log" || true; }
 
-# push: wall seconds of one `-r` push of the set's 30 images.
-push() {
-    local s e
-    s=$(date +%s%N)
-    OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http -r "127.0.0.1:$PORT/far" "$SOURCE" >/dev/null
-    e=$(date +%s%N)
-    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
-}
+# push: one `-r` push of the set's 30 images.
+push() { OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http -r "127.0.0.1:$PORT/far" "$SOURCE"; }
 
-# skopeo_push: wall seconds of skopeo copying the set's 30 images, four at a time.
+# skopeo_push: skopeo copying the set's 30 images, four at a time.
 skopeo_push() {
-    local s e
-    s=$(date +%s%N)
     if [ -d "$SOURCE" ]; then
         for f in "$SOURCE"/*.tar; do echo "docker-archive:$f"; done
     else
         for i in $(seq 0 29); do printf 'docker-archive:%s:small-%02d:1\n' "$SOURCE" "$i"; done
     fi | xargs -P 4 -I{} sh -c 'name=$(echo "{}" | md5sum | cut -c1-8); skopeo copy -q --dest-tls-verify=false "{}" "docker://127.0.0.1:'"$PORT"'/skopeo/$name:1" >/dev/null'
-    e=$(date +%s%N)
-    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
 }
-
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
 echo "| set | RTT (ms) | cold (s) | warm (s) | warm requests | round trips added, cold | round trips added, warm | skopeo cold, 4 at a time (s) |"
 echo "|---|---|---|---|---|---|---|---|"
@@ -116,9 +96,9 @@ for set in shared independent; do
         colds="" warms="" reqs=""
         for _ in $(seq "$RUNS"); do
             start "$rtt"
-            colds="$colds $(push)"
+            colds="$colds $(timed push)"
             before=$(requests)
-            warms="$warms $(push)"
+            warms="$warms $(timed push)"
             reqs=$(( $(requests) - before ))
         done
         cold=$(echo "$colds" | median) warm=$(echo "$warms" | median)
@@ -132,7 +112,7 @@ for set in shared independent; do
         skopeo_cold="-"
         if [ "$SKOPEO" = 1 ]; then
             start "$rtt"
-            skopeo_cold=$(skopeo_push)
+            skopeo_cold=$(timed skopeo_push)
         fi
         echo "| $set | $rtt | $cold | $warm | $reqs | $added_cold | $added_warm | $skopeo_cold |"
         echo "$set rtt $rtt rounds: cold$colds; warm$warms" >&2

@@ -19,10 +19,10 @@ WORK=${BENCH_DIR:-/tmp/ocipush-bench}
 RUNS=${BENCH_RUNS:-3}
 SETS=${BENCH_SETS:-"big small"}
 mkdir -p "$WORK"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-for tool in docker-registry curl python3 skopeo; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is missing (bash .ci/run installs the test tools)" >&2; exit 1; }
-done
+require_tools docker-registry curl python3 skopeo
 if [ -z "${OCIPUSH_BIN:-}" ]; then
     echo "==> building (release)" >&2
     (cd "$ROOT" && cargo build -q --release -p ocipush --bin ocipush)
@@ -35,7 +35,6 @@ if [ ! -d "$FIXTURES/random-oci" ] || [ ! -d "$FIXTURES/independent" ]; then
     "$ROOT/target/release/bench-fixtures" "$FIXTURES"
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PIDS=() DIRS=() SCRATCH=""
 cleanup() {
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
@@ -49,16 +48,9 @@ registry() {
     local dir port
     dir=$(mktemp -d "$WORK/copy.XXXXXX")
     port=$(free_port)
-    cat >"$dir/config.yml" <<CFG
-version: 0.1
-log: {level: error}
-storage:
-  filesystem: {rootdirectory: $dir/data}
-http: {addr: 127.0.0.1:$port}
-CFG
-    env -u REGISTRY_AUTH_FILE docker-registry serve "$dir/config.yml" >"$dir/log" 2>&1 &
-    PIDS+=($!) DIRS+=("$dir")
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
+    DIRS+=("$dir")
+    start_distribution "$dir" "$port"
+    PIDS+=("$STARTED_PID")
     ADDR=127.0.0.1:$port
 }
 # stop_last: stops the most recent registry (a destination done with).
@@ -70,16 +62,6 @@ stop_last() {
     unset "PIDS[$last]" "DIRS[$last]"
     PIDS=("${PIDS[@]}") DIRS=("${DIRS[@]}")
 }
-# timed CMD...: wall seconds of CMD (a failing CMD stops the bench).
-timed() {
-    local s e
-    s=$(date +%s%N)
-    "$@" >/dev/null || { echo "error: $* failed" >&2; return 1; }
-    e=$(date +%s%N)
-    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
-}
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
-
 registry; SRC=$ADDR
 SCRATCH=$(mktemp -d "$WORK/copy-home.XXXXXX")
 echo "==> seeding $SRC" >&2

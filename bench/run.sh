@@ -21,9 +21,9 @@ RUNS=${BENCH_RUNS:-5}
 LAYER_MIB=${BENCH_LAYER_MIB:-256}
 export BENCH_LAYER_MIB=$LAYER_MIB
 
-for tool in docker-registry skopeo curl /usr/bin/time; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is missing (bash .ci/run installs the test tools; time: apt-get install time)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+require_tools docker-registry skopeo curl python3 /usr/bin/time
 
 echo "==> building (release)" >&2
 (cd "$ROOT" && cargo build -q --release -p ocipush -p ocipush-testkit --bin ocipush --bin bench-fixtures)
@@ -42,24 +42,9 @@ PORT=""
 start_registry() {
     stop_registry
     REG_DIR=$(mktemp -d "$WORK/registry.XXXXXX")
-    PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    cat >"$REG_DIR/config.yml" <<EOF
-version: 0.1
-log: {level: error}
-storage:
-  filesystem: {rootdirectory: $REG_DIR/data}
-  delete: {enabled: true}
-http: {addr: 127.0.0.1:$PORT}
-EOF
-    env -u REGISTRY_AUTH_FILE docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
-    REG_PID=$!
-    for _ in $(seq 100); do
-        curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && return 0
-        sleep 0.1
-    done
-    echo "error: docker-registry did not start" >&2
-    cat "$REG_DIR/log" >&2
-    exit 1
+    PORT=$(free_port)
+    start_distribution "$REG_DIR" "$PORT" error "  delete: {enabled: true}"
+    REG_PID=$STARTED_PID
 }
 stop_registry() {
     if [ -n "$REG_PID" ]; then kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; fi
@@ -86,8 +71,8 @@ in_page_cache() {
     find -L "$@" -type f -exec cat {} + >/dev/null
 }
 
-# timed FILE CMD... : runs CMD, appends "wall_seconds max_rss_kib" to FILE.
-timed() {
+# record FILE CMD... : runs CMD, appends "wall_seconds max_rss_kib" to FILE.
+record() {
     local out=$1
     shift
     local start end
@@ -101,7 +86,6 @@ timed() {
     echo "$(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.3f", (e - s) / 1e9 }') $(cat "$WORK/time.$$")" >>"$out"
 }
 
-median() { sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 med_time() { awk '{print $1}' "$1" | median; }
 max_rss_mib() { awk 'BEGIN{m=0} {if ($2>m) m=$2} END {printf "%.0f", m/1024}' "$1"; }
 
@@ -126,7 +110,7 @@ done
 wait
 EOF
     in_page_cache "$dir"
-    timed "$out" bash "$WORK/curl.sh" "$PORT" "$repo" "$dir"
+    record "$out" bash "$WORK/curl.sh" "$PORT" "$repo" "$dir"
 }
 
 # blobs_of OCI_DIR OUT_DIR: the config and layer blobs of the layout's only image.
@@ -159,9 +143,9 @@ bench_cold() {
     local name=$1 src=$2 skopeo_src=$3 curl_dir=${4:-}
     for _ in $(seq "$RUNS"); do
         start_registry; clear_caches; in_page_cache "$src"
-        timed "$RESULTS/$name.ocipush" "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1"
+        record "$RESULTS/$name.ocipush" "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1"
         start_registry; clear_caches; in_page_cache "$src"
-        timed "$RESULTS/$name.skopeo" "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name:1"
+        record "$RESULTS/$name.skopeo" "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name:1"
         if [ -n "$curl_dir" ]; then
             start_registry
             curl_limit "$RESULTS/$name.curl" "$curl_dir" bench/curl
@@ -171,11 +155,11 @@ bench_cold() {
     start_registry; clear_caches
     "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1" >/dev/null
     for _ in $(seq "$RUNS"); do
-        timed "$RESULTS/$name.ocipush-warm" "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1"
+        record "$RESULTS/$name.ocipush-warm" "${OCIPUSH_PUSH[@]}" "$src" "127.0.0.1:$PORT/bench/$name:1"
     done
     "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name-s:1" >/dev/null
     for _ in $(seq "$RUNS"); do
-        timed "$RESULTS/$name.skopeo-warm" "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name-s:1"
+        record "$RESULTS/$name.skopeo-warm" "${SKOPEO_PUSH[@]}" "$skopeo_src" "docker://127.0.0.1:$PORT/bench/$name-s:1"
     done
 }
 
@@ -220,7 +204,7 @@ if wanted small; then
 echo "==> 30 small images" >&2
 for _ in $(seq "$RUNS"); do
     start_registry; clear_caches
-    timed "$RESULTS/small.ocipush" "${OCIPUSH_PUSH[@]}" -r "127.0.0.1:$PORT/small" "$FIXTURES/small.tar"
+    record "$RESULTS/small.ocipush" "${OCIPUSH_PUSH[@]}" -r "127.0.0.1:$PORT/small" "$FIXTURES/small.tar"
     start_registry; clear_caches
     cat >"$WORK/skopeo-small.sh" <<EOF
 set -e
@@ -228,7 +212,7 @@ for i in \$(seq 0 29); do
     skopeo copy -q --insecure-policy --dest-tls-verify=false "docker-archive:$FIXTURES/small.tar:@\$i" "docker://127.0.0.1:$PORT/small/small-\$i:1"
 done
 EOF
-    timed "$RESULTS/small.skopeo" bash "$WORK/skopeo-small.sh"
+    record "$RESULTS/small.skopeo" bash "$WORK/skopeo-small.sh"
 done
 fi
 if wanted daemon; then
@@ -248,21 +232,21 @@ for _ in $(seq 300); do docker version >/dev/null 2>&1 && break; sleep 0.2; done
 docker load -q -i "$FIXTURES/text.tar" >/dev/null
 for _ in $(seq "$RUNS"); do
     start_registry; clear_caches
-    timed "$RESULTS/daemon.ocipush" "${OCIPUSH_PUSH[@]}" bench-text:1 "127.0.0.1:$PORT/bench/daemon:1"
+    record "$RESULTS/daemon.ocipush" "${OCIPUSH_PUSH[@]}" bench-text:1 "127.0.0.1:$PORT/bench/daemon:1"
     start_registry
     docker tag bench-text:1 "127.0.0.1:$PORT/bench/daemon-d:1"
-    timed "$RESULTS/daemon.docker" docker push -q "127.0.0.1:$PORT/bench/daemon-d:1"
+    record "$RESULTS/daemon.docker" docker push -q "127.0.0.1:$PORT/bench/daemon-d:1"
     docker rmi -f "127.0.0.1:$PORT/bench/daemon-d:1" >/dev/null
     # The export alone: what a push from the daemon cannot beat (issue 21 asks for 1.25x).
-    timed "$RESULTS/daemon.save" sh -c "docker save bench-text:1 > /dev/null"
+    record "$RESULTS/daemon.save" sh -c "docker save bench-text:1 > /dev/null"
 done
 start_registry; clear_caches
 "${OCIPUSH_PUSH[@]}" bench-text:1 "127.0.0.1:$PORT/bench/daemon:1" >/dev/null
 docker tag bench-text:1 "127.0.0.1:$PORT/bench/daemon-d:1"
 docker push -q "127.0.0.1:$PORT/bench/daemon-d:1" >/dev/null
 for _ in $(seq "$RUNS"); do
-    timed "$RESULTS/daemon.ocipush-warm" "${OCIPUSH_PUSH[@]}" bench-text:1 "127.0.0.1:$PORT/bench/daemon:1"
-    timed "$RESULTS/daemon.docker-warm" docker push -q "127.0.0.1:$PORT/bench/daemon-d:1"
+    record "$RESULTS/daemon.ocipush-warm" "${OCIPUSH_PUSH[@]}" bench-text:1 "127.0.0.1:$PORT/bench/daemon:1"
+    record "$RESULTS/daemon.docker-warm" docker push -q "127.0.0.1:$PORT/bench/daemon-d:1"
 done
 kill "$DK_PID"; wait "$DK_PID" 2>/dev/null || true
 unset DOCKER_HOST

@@ -20,10 +20,10 @@ RTT=${BENCH_RTT:-50}
 RATE=${BENCH_RATE_MBIT:-400}
 SKOPEO=${BENCH_SKOPEO:-1}
 mkdir -p "$WORK"
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 
-for tool in docker-registry curl python3 skopeo; do
-    command -v "$tool" >/dev/null || { echo "error: $tool is missing (bash .ci/run installs the test tools)" >&2; exit 1; }
-done
+require_tools docker-registry curl python3 skopeo
 if [ -z "${OCIPUSH_BIN:-}" ]; then
     echo "==> building (release)" >&2
     (cd "$ROOT" && cargo build -q --release -p ocipush --bin ocipush)
@@ -38,7 +38,6 @@ fi
 LAYOUT=$FIXTURES/random-oci
 BYTES=$(find "$LAYOUT/blobs" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 REG_PID="" PROXY_PID="" REG_DIR=""
 stop_all() {
     [ -n "$PROXY_PID" ] && { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
@@ -54,29 +53,12 @@ start() {
     sync
     REG_DIR=$(mktemp -d "$WORK/wan.XXXXXX")
     local reg_port; reg_port=$(free_port)
-    cat >"$REG_DIR/config.yml" <<CFG
-version: 0.1
-log: {level: error}
-storage:
-  filesystem: {rootdirectory: $REG_DIR/data}
-http: {addr: 127.0.0.1:$reg_port}
-CFG
-    env -u REGISTRY_AUTH_FILE docker-registry serve "$REG_DIR/config.yml" >"$REG_DIR/log" 2>&1 &
-    REG_PID=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$reg_port/v2/" >/dev/null && break; sleep 0.1; done
+    start_distribution "$REG_DIR" "$reg_port"
+    REG_PID=$STARTED_PID
     PORT=$(free_port)
-    python3 "$ROOT/bench/latency_proxy.py" "$PORT" "$reg_port" "$RTT" "$RATE" 2>"$REG_DIR/proxy.log" &
-    PROXY_PID=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
+    start_latency_proxy "$PORT" "$reg_port" "$RTT" "$RATE" "$REG_DIR/proxy.log"
+    PROXY_PID=$STARTED_PID
 }
-timed() {
-    local s e
-    s=$(date +%s%N)
-    "$@" >/dev/null || { echo "error: $* failed" >&2; return 1; }
-    e=$(date +%s%N)
-    awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f", (e - s) / 1e9 }'
-}
-median() { tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else printf "%.3f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 ocipush_push() { OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http ${BENCH_OCIPUSH_FLAGS:-} "$LAYOUT" "127.0.0.1:$PORT/wan/random:1"; }
 curl_push() {
     for f in "$LAYOUT"/blobs/sha256/*; do
