@@ -272,7 +272,7 @@ pub struct PushArgs {
     #[arg(short = 'j', long = "jobs", visible_alias = "concurrency", default_value_t = 4, allow_negative_numbers = true, value_parser = parse_jobs)]
     pub jobs: u16,
     /// Retries of a failed request or upload.
-    #[arg(long, default_value_t = 3, allow_negative_numbers = true, value_parser = parse_count)]
+    #[arg(long, default_value_t = ocipush_registry::RetryPolicy::default().retries, allow_negative_numbers = true, value_parser = parse_count)]
     pub retries: u32,
     /// Upload each blob in PATCH requests of at most SIZE bytes (e.g. 5MiB, 512k) instead of
     /// one streamed request. A chunk stays in memory until the registry has it (so a failed

@@ -128,7 +128,10 @@ pub async fn run(args: ListArgs) -> Result<u8, CliError> {
     let platforms = resolve_platforms(&args.platform)?;
     let mut opened = Vec::new();
     let mut broken = Vec::new();
-    let registries = RegistrySourceSettings::new(args.source_registry, retry_policy(3));
+    // `list` has no `--retries`: the default count, as a push without the flag.
+    let default_retries = ocipush_registry::RetryPolicy::default().retries;
+    let registries =
+        RegistrySourceSettings::new(args.source_registry, retry_policy(default_retries));
     // A row names the platforms: single-platform images' configs are read.
     let reading = OpenOptions::default().with_configs(true);
     let found = open_all(&sources, &daemon, &registries, &reading).await?;
