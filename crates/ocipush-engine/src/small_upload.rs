@@ -1,7 +1,8 @@
 //! Small blobs read from a file: produced whole into memory (verified, compressed, hashed), then
-//! sent as a POST and one PUT carrying the body and its digest — two round trips where a
-//! streamed upload takes three (POST, PATCH, PUT). Against a registry tens of milliseconds away
-//! that round trip, not the bytes, is what a small layer costs.
+//! sent with the body and its digest in one request where the registry stores a single POST,
+//! else as a POST and one PUT carrying them (`Repository::upload_bytes` decides) — one or two
+//! round trips where a streamed upload takes three (POST, PATCH, PUT). Against a registry tens
+//! of milliseconds away those round trips, not the bytes, are what a small layer costs.
 //!
 //! They take no turn of `-j` (which is for big blobs, whose bytes are the cost) but a share of a
 //! run-wide memory budget, so at most [`IN_MEMORY_MIB`] MiB of them are held at once; and they
@@ -35,8 +36,8 @@ pub(crate) fn goes_in_memory(ctx: &BlobContext, job: &BlobJob) -> bool {
         && ctx.repository.client().chunk_size().is_none()
 }
 
-/// Produces the blob into memory and sends it with POST + PUT, retrying transient failures of
-/// either (the bytes are at hand, so a retry reads nothing again).
+/// Produces the blob into memory and sends it (single POST, or POST + PUT), retrying transient
+/// failures (the bytes are at hand, so a retry reads nothing again).
 pub(crate) async fn upload_in_memory(
     ctx: &BlobContext,
     job: &BlobJob,
@@ -64,7 +65,7 @@ pub(crate) async fn upload_in_memory(
     Ok(produced)
 }
 
-/// Sends a blob held in memory as POST + PUT with the body, retrying transient failures and
+/// Sends a blob held in memory (single POST, or POST + PUT), retrying transient failures and
 /// lost sessions (the bytes are at hand, so a retry reads nothing again).
 pub(crate) async fn send_from_memory(
     ctx: &BlobContext,

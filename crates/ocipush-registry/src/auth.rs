@@ -1,8 +1,9 @@
 //! Registry authentication: what the registry asked for (learnt from `/v2/` or a 401), the
 //! credentials we have, and bearer tokens cached per set of scopes. A request uses any fresh
-//! token whose scopes cover the ones it needs: one token asked for all repositories of a run
-//! ([`Auth::authorize_ahead`]) serves every request, a mount's pair included; without one, a
-//! token is fetched per repository (and per repository pair for a mount).
+//! token whose scopes cover the ones it needs: a token asked for many repositories of a run at
+//! once ([`Auth::authorize_ahead`]) serves their requests, and mounts between two of them, for
+//! as long as it lasts. Otherwise (none covers, it expired, or the registry refused it) a token
+//! is fetched per repository, and per repository pair for a mount.
 //!
 //! The flow is the distribution token protocol: a 401 carries a `WWW-Authenticate` challenge;
 //! for `Basic` we send the credentials; for `Bearer` we fetch a token from the realm (see
@@ -132,6 +133,23 @@ impl Auth {
         scope: Option<&str>,
     ) -> Result<Option<HeaderValue>, RegistryError> {
         Ok(self.authorize(http, scope, false).await?.0)
+    }
+
+    /// Drops the cached tokens that were used for `scope` by covering it without being asked
+    /// for exactly it (a run's token): the registry refused a request they were sent with
+    /// (403 where a 401 would have said "insufficient scope"), and a token server may grant a
+    /// request for many scopes less than it grants each alone. Returns whether any was dropped,
+    /// so that the request is tried once more with a token of its own.
+    pub(crate) fn drop_covering(&self, scope: Option<&str>) -> bool {
+        let needed = scope_set(scope, None);
+        if needed.is_empty() {
+            return false;
+        }
+        let exact = needed.iter().cloned().collect::<Vec<_>>().join(" ");
+        let mut tokens = self.tokens.lock().expect("token cache lock");
+        let before = tokens.len();
+        tokens.retain(|key, _| *key == exact || !covers(key, &needed));
+        tokens.len() < before
     }
 
     /// Fetches one token for all `scopes` (space-separated) ahead of the requests that will
@@ -305,6 +323,27 @@ mod tests {
         assert!(covers("repository:a:*", &set("repository:a:pull,push")));
         assert!(covers("odd", &set("odd")));
         assert!(!covers("odd", &set("other")));
+    }
+
+    #[test]
+    fn a_refused_request_drops_the_run_token_that_covered_it_not_its_own() {
+        let auth = Auth::new("registry.test", None);
+        let fresh = |token: &str| CachedToken {
+            token: Secret::new(token.to_string()),
+            fresh_until: Instant::now() + Duration::from_secs(60),
+        };
+        let run = "repository:a:pull,push repository:b:pull,push";
+        let own = "repository:a:pull,push";
+        auth.tokens.lock().unwrap().extend([
+            (run.to_string(), fresh("run")),
+            (own.to_string(), fresh("own")),
+        ]);
+        assert!(auth.drop_covering(Some(own)));
+        let left: Vec<String> = auth.tokens.lock().unwrap().keys().cloned().collect();
+        assert_eq!(left, [own]);
+        // Nothing more to drop: the request's own token was refused, which the caller reports.
+        assert!(!auth.drop_covering(Some(own)));
+        assert!(!auth.drop_covering(None));
     }
 
     #[test]

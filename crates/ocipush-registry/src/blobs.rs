@@ -251,38 +251,51 @@ impl Repository {
     }
 
     /// Uploads a small blob held in memory: one POST with the body where the registry stores
-    /// such (asked once per registry), else POST + one PUT with the body.
+    /// such (asked once per registry), else POST + one PUT with the body. A single POST that
+    /// fails for any reason but the credentials falls back to the two requests.
     pub async fn upload_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), RegistryError> {
         let single_post = &self.client.single_post;
-        let way = single_post.way(bytes.len());
-        if way != Way::TwoRequests {
-            let session = match self.post_whole(digest, bytes.clone()).await {
-                Ok(PostedWhole::Stored) if way == Way::SinglePost => return Ok(()),
-                // The first 201 is believed once the blob is there, as long as it was sent.
-                Ok(PostedWhole::Stored) => {
-                    let stored = self.blob_exists(digest).await;
-                    let held = matches!(stored, Ok(Some(size)) if size == bytes.len() as u64);
-                    single_post.learn(held);
-                    if held {
-                        return Ok(());
-                    }
-                    None
-                }
+        let (question, asking) = match single_post.way(bytes.len()) {
+            Way::TwoRequests => (None, false),
+            Way::SinglePost => (None, true),
+            Way::Asking(question) => (Some(question), true),
+        };
+        if asking {
+            match self.post_whole(digest, bytes.clone()).await {
+                Ok(PostedWhole::Stored) => match question {
+                    None => return Ok(()),
+                    // The first 201 is believed once the blob is found there, whole.
+                    Some(question) => match self.blob_exists(digest).await {
+                        Ok(Some(size)) if size == bytes.len() as u64 => {
+                            question.answer(true);
+                            return Ok(());
+                        }
+                        Ok(_) => question.answer(false),
+                        // No answer to the check: the question stays open.
+                        Err(_) => drop(question),
+                    },
+                },
                 Ok(PostedWhole::Opened(session)) => {
-                    single_post.learn(false);
-                    Some(session)
+                    match question {
+                        Some(question) => question.answer(false),
+                        None => single_post.learn(false),
+                    }
+                    return self.put_with_digest(session, digest, bytes).await;
                 }
-                Ok(PostedWhole::Refused) => {
-                    single_post.learn(false);
-                    None
+                Ok(PostedWhole::NotUnderstood) => match question {
+                    Some(question) => question.answer(false),
+                    None => single_post.learn(false),
+                },
+                // Refused for reasons of its own (the repository, the size): the two requests
+                // say what they are; the question stays open.
+                Ok(PostedWhole::Refused) => drop(question),
+                Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => {
+                    return Err(e)
                 }
                 Err(e) => {
-                    single_post.unlearnt();
-                    return Err(e);
+                    tracing::debug!(error = %e, "single POST failed; sending it as POST + PUT");
+                    drop(question);
                 }
-            };
-            if let Some(session) = session {
-                return self.put_with_digest(session, digest, bytes).await;
             }
         }
         let session = self.start_upload().await?;
@@ -311,11 +324,15 @@ impl Repository {
             StatusCode::ACCEPTED => Ok(PostedWhole::Opened(UploadSession {
                 location: self.client.resolve_location(&action, &response)?,
             })),
-            // Whatever the reason (no single POST, a body refused), the two requests say.
-            s if s.is_client_error() => {
-                tracing::debug!(registry = self.client.registry(), status = %s, "single POST refused");
-                Ok(PostedWhole::Refused)
+            // What a registry without single POSTs may answer instead of 202.
+            StatusCode::BAD_REQUEST
+            | StatusCode::METHOD_NOT_ALLOWED
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::NOT_IMPLEMENTED => {
+                tracing::debug!(registry = self.client.registry(), status = %response.status(), "single POST not understood");
+                Ok(PostedWhole::NotUnderstood)
             }
+            s if s.is_client_error() => Ok(PostedWhole::Refused),
             _ => Err(self.client.status_error(&action, response).await),
         }
     }
@@ -327,6 +344,8 @@ enum PostedWhole {
     Stored,
     /// Opened an upload session instead, the body ignored (202).
     Opened(UploadSession),
-    /// Refused the request (4xx).
+    /// Answered as a registry without single POSTs may (400, 405, 415, 501).
+    NotUnderstood,
+    /// Refused it for another reason (another 4xx: the repository, the size).
     Refused,
 }

@@ -18,8 +18,10 @@ use crate::single_post::SinglePost;
 use crate::tls::{build_http_client, TlsOptions};
 
 /// At most this many repositories are asked for in one token request by
-/// [`RegistryClient::authorize_ahead`] (about 40 bytes of query each).
-const SCOPES_PER_TOKEN: usize = 64;
+/// [`RegistryClient::authorize_ahead`]: the token lists what it grants, and travels in a header
+/// of every request; 16 entries keep a JWT around 2 KiB, far from the 8 KiB header line that
+/// nginx's defaults refuse.
+const SCOPES_PER_TOKEN: usize = 16;
 
 /// Everything that decides how ocipush talks to a registry, resolved before the client exists.
 #[derive(Debug, Clone)]
@@ -291,8 +293,8 @@ impl RegistryClient {
     /// `repositories` at once, ahead of the requests that need it: a run pushing into many
     /// repositories then fetches one token, not one per repository. Best effort — where the
     /// token server refuses, or grants less than asked, each request gets its own token as
-    /// without this call. Asks for at most 64 repositories per token, so the request stays of a
-    /// size every server takes.
+    /// without this call. Asks for at most 16 repositories per token, so the token stays of a
+    /// size every proxy takes in a header.
     pub async fn authorize_ahead<'a>(
         &self,
         repositories: impl IntoIterator<Item = (&'a str, Access)>,
@@ -389,6 +391,7 @@ impl RegistryClient {
         decorate: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, RegistryError> {
         let mut answered_challenge = false;
+        let mut dropped_covering = false;
         loop {
             let started = std::time::Instant::now();
             let auth = self.auth_for(url, scope).await?;
@@ -402,6 +405,13 @@ impl RegistryClient {
                 })
                 .await?;
             log_response(&method, url, response.status(), started);
+            if response.status() == StatusCode::FORBIDDEN
+                && !dropped_covering
+                && self.auth.drop_covering(scope)
+            {
+                dropped_covering = true;
+                continue;
+            }
             if response.status() != StatusCode::UNAUTHORIZED {
                 return Ok(response);
             }

@@ -5,7 +5,11 @@
 //! Registries may ignore the body and open a session instead (distribution answers 202 and
 //! never reads it), so the question is asked once per registry, by one small upload at a time
 //! (its body, sent in vain, stays under what an HTTP server drains without closing the
-//! connection); the answer holds for every later upload of the client.
+//! connection). An answer — 201 and the blob then found there, or 202, or a status that says
+//! the request is not understood — is kept for the client's later uploads; a failure that says
+//! nothing about single POSTs (a refused repository, a 5xx, a cut connection) leaves the
+//! question to the next small upload. A registry that answered "stores" and later answers 202
+//! is taken at its word: "ignores" from then on.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -22,20 +26,46 @@ const IGNORES: u8 = 3;
 pub(crate) struct SinglePost(AtomicU8);
 
 /// How an upload goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Way {
+#[derive(Debug)]
+pub(crate) enum Way<'a> {
     /// POST, then PUT with the body.
     TwoRequests,
     /// One POST with the body: the registry stores such.
     SinglePost,
-    /// One POST with the body, asking whether the registry stores it: the upload must
-    /// [`SinglePost::learn`] the answer, or [`SinglePost::unlearnt`] if it got none.
-    Asking,
+    /// One POST with the body, asking whether the registry stores it.
+    Asking(Question<'a>),
+}
+
+/// The one upload asking the question: answered, or else (dropped unanswered: failed, or
+/// stopped) the question goes back to the next small upload.
+#[derive(Debug)]
+pub(crate) struct Question<'a> {
+    of: &'a SinglePost,
+    answered: bool,
+}
+
+impl Question<'_> {
+    /// The registry stored the blob, or not.
+    pub(crate) fn answer(mut self, stores: bool) {
+        self.of.learn(stores);
+        self.answered = true;
+    }
+}
+
+impl Drop for Question<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            let _ =
+                self.of
+                    .0
+                    .compare_exchange(ASKING, UNKNOWN, Ordering::AcqRel, Ordering::Acquire);
+        }
+    }
 }
 
 impl SinglePost {
     /// The way an upload of `len` bytes goes.
-    pub(crate) fn way(&self, len: usize) -> Way {
+    pub(crate) fn way(&self, len: usize) -> Way<'_> {
         match self.0.load(Ordering::Acquire) {
             STORES => Way::SinglePost,
             UNKNOWN
@@ -45,23 +75,19 @@ impl SinglePost {
                         .compare_exchange(UNKNOWN, ASKING, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok() =>
             {
-                Way::Asking
+                Way::Asking(Question {
+                    of: self,
+                    answered: false,
+                })
             }
             _ => Way::TwoRequests,
         }
     }
 
-    /// The answer to the question: the registry stored the blob, or not.
+    /// An answer, from the asking upload or a later one.
     pub(crate) fn learn(&self, stores: bool) {
         self.0
             .store(if stores { STORES } else { IGNORES }, Ordering::Release);
-    }
-
-    /// The asking upload failed before an answer: the next small upload asks again.
-    pub(crate) fn unlearnt(&self) {
-        let _ = self
-            .0
-            .compare_exchange(ASKING, UNKNOWN, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -69,24 +95,34 @@ impl SinglePost {
 mod tests {
     use super::*;
 
+    fn asks(way: &Way<'_>) -> bool {
+        matches!(way, Way::Asking(_))
+    }
+
     #[test]
     fn one_small_upload_asks_and_the_answer_holds() {
         let post = SinglePost::default();
-        assert_eq!(post.way(ASKING_LIMIT + 1), Way::TwoRequests);
-        assert_eq!(post.way(100), Way::Asking);
+        assert!(matches!(post.way(ASKING_LIMIT + 1), Way::TwoRequests));
+        let first = post.way(100);
+        assert!(asks(&first));
         // One question at a time.
-        assert_eq!(post.way(100), Way::TwoRequests);
-        post.unlearnt();
-        assert_eq!(post.way(100), Way::Asking);
-        post.learn(true);
-        assert_eq!(post.way(16 << 20), Way::SinglePost);
+        assert!(matches!(post.way(100), Way::TwoRequests));
+        // Unanswered (the upload failed or was stopped): the next one asks.
+        drop(first);
+        let Way::Asking(question) = post.way(100) else {
+            panic!("the question was not handed on");
+        };
+        question.answer(true);
+        assert!(matches!(post.way(16 << 20), Way::SinglePost));
 
         let ignores = SinglePost::default();
-        assert_eq!(ignores.way(10), Way::Asking);
-        ignores.learn(false);
-        assert_eq!(ignores.way(10), Way::TwoRequests);
-        // Once learnt, a late `unlearnt` changes nothing.
-        ignores.unlearnt();
-        assert_eq!(ignores.way(10), Way::TwoRequests);
+        let Way::Asking(question) = ignores.way(10) else {
+            panic!("nobody asked");
+        };
+        question.answer(false);
+        assert!(matches!(ignores.way(10), Way::TwoRequests));
+        // A registry that stored and then ignores a body is believed the second time.
+        post.learn(false);
+        assert!(matches!(post.way(10), Way::TwoRequests));
     }
 }

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 use ocipush_oci::parse_sha256;
 use ocipush_registry::{ClientOptions, RegistryClient, Repository};
-use ocipush_testkit::fault_proxy::{FaultProxy, RequestKind};
+use ocipush_testkit::fault_proxy::{Fault, FaultPlan, FaultProxy, RequestKind, Rule};
 use ocipush_testkit::registry::{DockerRegistry, RegistryOptions};
 use ocipush_testkit::sha256_digest;
 
@@ -56,17 +56,28 @@ async fn distribution_ignores_the_body_so_it_is_asked_once_then_post_and_put() {
     assert_eq!(proxy.requests(RequestKind::UploadCommit), 3);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_registry_that_stores_it_gets_one_post_per_blob_once_asked() {
-    let root = tempfile::tempdir().unwrap();
-    let config =
-        ocipush_server::ServerConfig::new(root.path(), SocketAddr::from(([127, 0, 0, 1], 0)));
+/// The embedded registry on a free port, stopped when the returned sender is dropped or used.
+async fn embedded_registry(
+    root: &std::path::Path,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<(), ocipush_server::ServerError>>,
+) {
+    let config = ocipush_server::ServerConfig::new(root, SocketAddr::from(([127, 0, 0, 1], 0)));
     let server = ocipush_server::Server::bind(config).await.unwrap();
     let addr = server.local_addr();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(server.run_until(async {
         let _ = stopped.await;
     }));
+    (addr, stop, running)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_that_stores_it_gets_one_post_per_blob_once_asked() {
+    let root = tempfile::tempdir().unwrap();
+    let (addr, stop, running) = embedded_registry(root.path()).await;
     let proxy = FaultProxy::start(addr);
     three_uploads(&proxy).await;
     // The first went as POST + PUT (too big to ask); the second asked, and its 201 was
@@ -76,6 +87,43 @@ async fn a_registry_that_stores_it_gets_one_post_per_blob_once_asked() {
     assert_eq!(proxy.requests(RequestKind::UploadCommit), 1);
     // Three checks by the test, one by the client.
     assert_eq!(proxy.requests(RequestKind::BlobHead), 4);
+    let _ = stop.send(());
+    running.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_single_post_goes_as_post_and_put_and_the_next_small_upload_asks_again() {
+    // A proxy in front refuses every request with a body in the POST (413, as a size-limited
+    // one does): each small upload asks, is refused, and is sent as POST + PUT instead.
+    let root = tempfile::tempdir().unwrap();
+    let (addr, stop, running) = embedded_registry(root.path()).await;
+    let proxy = FaultProxy::start(addr);
+    proxy.set_plan(FaultPlan::rules(vec![Rule::every(
+        RequestKind::UploadStart,
+        1,
+        Fault::RejectLarge { limit: 0 },
+    )]));
+    let options = ClientOptions {
+        plain_http: true,
+        ..ClientOptions::default()
+    };
+    let client = RegistryClient::connect(&proxy.host_port(), &options)
+        .await
+        .unwrap();
+    let repository = Repository::new(client, "small/refused");
+    for (size, fill) in [(1024, b'x'), (2048, b'y')] {
+        let content = Bytes::from(vec![fill; size]);
+        let digest = parse_sha256(&sha256_digest(&content)).unwrap();
+        repository.upload_bytes(&digest, content).await.unwrap();
+        assert_eq!(
+            repository.blob_exists(&digest).await.unwrap(),
+            Some(size as u64)
+        );
+    }
+    // Both asked (the refusal said nothing about single POSTs: a POST with the body, then an
+    // empty one), both went through a PUT.
+    assert_eq!(proxy.requests(RequestKind::UploadStart), 4);
+    assert_eq!(proxy.requests(RequestKind::UploadCommit), 2);
     let _ = stop.send(());
     running.await.unwrap().unwrap();
 }

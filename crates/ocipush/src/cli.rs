@@ -451,28 +451,11 @@ pub struct ServeArgs {
     pub upload_purge_after: Option<Duration>,
 }
 
-/// A duration flag: a whole number with a unit, `90s`, `30m`, `168h`, `7d`.
+/// A duration flag, in the one grammar every duration of ocipush takes
+/// ([`crate::settings::parse_duration`]: `90`, `90s`, `500ms`, `30m`, `168h`, `7d`).
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    let unit_at = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(unit_at);
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => 0,
-    };
-    match number.parse::<u64>() {
-        Ok(n) if n > 0 && seconds > 0 => n
-            .checked_mul(seconds)
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("`{text}` is too long")),
-        _ => Err(format!(
-            "`{text}` is not a duration (examples: 90s, 30m, 168h, 7d)"
-        )),
-    }
+    crate::settings::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration (examples: 90s, 30m, 168h, 7d)"))
 }
 
 /// A positive count of connections or sessions.

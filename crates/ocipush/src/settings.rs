@@ -404,7 +404,8 @@ pub fn parse_size(text: &str) -> Option<u64> {
     n.checked_mul(1u64 << shift).filter(|n| *n > 0)
 }
 
-/// `90`, `90s`, `10m`, `1h`, `500ms`.
+/// Every duration ocipush takes, flags and environment alike: a positive whole number with a
+/// unit, `90` (seconds), `90s`, `500ms`, `10m`, `1h`, `7d`.
 pub fn parse_duration(text: &str) -> Option<Duration> {
     let (n, unit) = number_and_unit(text)?;
     let d = match unit {
@@ -412,6 +413,7 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         "ms" => Duration::from_millis(n),
         "m" => Duration::from_secs(n.checked_mul(60)?),
         "h" => Duration::from_secs(n.checked_mul(3600)?),
+        "d" => Duration::from_secs(n.checked_mul(86_400)?),
         _ => return None,
     };
     (!d.is_zero()).then_some(d)
@@ -526,7 +528,8 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
         assert_eq!(parse_duration("0"), None);
         assert_eq!(parse_duration("ten"), None);
-        assert_eq!(parse_duration("5d"), None);
+        assert_eq!(parse_duration("7d"), Some(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_duration("5w"), None);
     }
 
     #[test]
