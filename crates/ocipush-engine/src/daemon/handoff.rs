@@ -14,19 +14,29 @@ use crate::producer::CHUNK;
 
 /// Moves an entry's bytes from the walking thread to the blob's producer, a chunk at a time.
 /// Stops quietly when the producer hangs up (it skipped the layer, or failed).
+///
+/// Each chunk is filled before it goes (the export stream yields a few KiB per read, as the
+/// daemon wrote them): one hand-off, one wake-up of the producer per [`CHUNK`], not per read.
+/// The chunk's buffer is handed over as it is, not copied.
 pub(super) fn pump(reader: &mut dyn Read, chunks: &SyncSender<io::Result<Bytes>>) {
-    let mut buf = vec![0u8; CHUNK];
     loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => return,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => {
-                let _ = chunks.send(Err(e));
-                return;
+        let mut chunk = Vec::with_capacity(CHUNK);
+        let filled = loop {
+            match reader.take((CHUNK - chunk.len()) as u64).read_to_end(&mut chunk) {
+                Ok(_) => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => break Err(e),
             }
         };
-        if chunks.send(Ok(Bytes::copy_from_slice(&buf[..n]))).is_err() {
+        let end = chunk.len() < CHUNK;
+        if !chunk.is_empty() && chunks.send(Ok(Bytes::from(chunk))).is_err() {
+            return;
+        }
+        if let Err(e) = filled {
+            let _ = chunks.send(Err(e));
+            return;
+        }
+        if end {
             return;
         }
     }
