@@ -16,14 +16,7 @@ use ocipush_testkit::sha256_digest;
 /// Uploads a 100 KiB blob (too big to ask with), a 1 KiB one (asks), another 100 KiB one, and
 /// checks each is in the repository, whole.
 async fn three_uploads(proxy: &FaultProxy) {
-    let options = ClientOptions {
-        plain_http: true,
-        ..ClientOptions::default()
-    };
-    let client = RegistryClient::connect(&proxy.host_port(), &options)
-        .await
-        .unwrap();
-    let repository = Repository::new(client, "small/blobs");
+    let repository = repository_through(proxy, "small/blobs").await;
     for (size, fill) in [(100 * 1024, b'a'), (1024, b'b'), (100 * 1024, b'c')] {
         let content = Bytes::from(vec![fill; size]);
         let digest = parse_sha256(&sha256_digest(&content)).unwrap();
@@ -33,6 +26,18 @@ async fn three_uploads(proxy: &FaultProxy) {
             Some(size as u64)
         );
     }
+}
+
+/// The repository `name` of the registry behind `proxy`, plain HTTP.
+async fn repository_through(proxy: &FaultProxy, name: &str) -> Repository {
+    let options = ClientOptions {
+        plain_http: true,
+        ..ClientOptions::default()
+    };
+    let client = RegistryClient::connect(&proxy.host_port(), &options)
+        .await
+        .unwrap();
+    Repository::new(client, name)
 }
 
 /// The POSTs that carried bytes.
@@ -103,14 +108,7 @@ async fn a_refused_single_post_goes_as_post_and_put_and_the_next_small_upload_as
         1,
         Fault::RejectLarge { limit: 0 },
     )]));
-    let options = ClientOptions {
-        plain_http: true,
-        ..ClientOptions::default()
-    };
-    let client = RegistryClient::connect(&proxy.host_port(), &options)
-        .await
-        .unwrap();
-    let repository = Repository::new(client, "small/refused");
+    let repository = repository_through(&proxy, "small/refused").await;
     for (size, fill) in [(1024, b'x'), (2048, b'y')] {
         let content = Bytes::from(vec![fill; size]);
         let digest = parse_sha256(&sha256_digest(&content)).unwrap();

@@ -22,7 +22,10 @@ pub(super) fn pump(reader: &mut dyn Read, chunks: &SyncSender<io::Result<Bytes>>
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
         let filled = loop {
-            match reader.take((CHUNK - chunk.len()) as u64).read_to_end(&mut chunk) {
+            match reader
+                .take((CHUNK - chunk.len()) as u64)
+                .read_to_end(&mut chunk)
+            {
                 Ok(_) => break Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => break Err(e),
