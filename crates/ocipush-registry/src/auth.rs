@@ -52,6 +52,15 @@ fn scope_set(needed: Option<&str>, asked: Option<&str>) -> BTreeSet<String> {
         .collect()
 }
 
+/// The cache key of a scope set: its scopes sorted (as a `BTreeSet` holds them), space-joined.
+fn scope_key(scopes: &BTreeSet<String>) -> String {
+    scopes
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Whether the scopes of `held` (space-separated, as a token was asked for) cover every one of
 /// `needed`: the same resource type and name with at least the actions needed (`*` is all).
 /// A scope that is not `type:name:actions` is covered only by itself.
@@ -145,7 +154,7 @@ impl Auth {
         if needed.is_empty() {
             return false;
         }
-        let exact = needed.iter().cloned().collect::<Vec<_>>().join(" ");
+        let exact = scope_key(&needed);
         let mut tokens = self.tokens.lock().expect("token cache lock");
         let before = tokens.len();
         tokens.retain(|key, _| *key == exact || !covers(key, &needed));
@@ -195,9 +204,9 @@ impl Auth {
                 _,
             ) => {
                 let scopes = scope_set(scope, asked.as_deref());
-                let key = scopes.iter().cloned().collect::<Vec<_>>().join(" ");
+                let key = scope_key(&scopes);
                 if !login {
-                    if let Some(header) = self.cached_bearer(&scopes)? {
+                    if let Some(header) = self.cached_bearer(&key, &scopes)? {
                         return Ok((Some(header), None));
                     }
                 }
@@ -211,7 +220,7 @@ impl Auth {
                 let _turn = gate.lock().await;
                 // Whoever held the gate before may have fetched the token meanwhile.
                 if !login {
-                    if let Some(header) = self.cached_bearer(&scopes)? {
+                    if let Some(header) = self.cached_bearer(&key, &scopes)? {
                         return Ok((Some(header), None));
                     }
                 }
@@ -250,16 +259,16 @@ impl Auth {
         Ok((header, None))
     }
 
-    /// A fresh cached token for `scopes` as a header: the one asked for exactly these, else
-    /// any whose scopes cover them.
+    /// A fresh cached token for `scopes` (whose cache key is `key`) as a header: the one asked
+    /// for exactly these, else any whose scopes cover them.
     fn cached_bearer(
         &self,
+        key: &str,
         scopes: &BTreeSet<String>,
     ) -> Result<Option<HeaderValue>, RegistryError> {
         let cache = self.tokens.lock().expect("token cache lock");
         let now = Instant::now();
-        let key = scopes.iter().cloned().collect::<Vec<_>>().join(" ");
-        let exact = cache.get(&key).filter(|c| c.fresh_until > now);
+        let exact = cache.get(key).filter(|c| c.fresh_until > now);
         let found = exact.or_else(|| {
             cache
                 .iter()

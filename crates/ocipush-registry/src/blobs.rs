@@ -255,49 +255,43 @@ impl Repository {
     /// fails for any reason but the credentials falls back to the two requests.
     pub async fn upload_bytes(&self, digest: &Digest, bytes: Bytes) -> Result<(), RegistryError> {
         let single_post = &self.client.single_post;
-        let (question, asking) = match single_post.way(bytes.len()) {
-            Way::TwoRequests => (None, false),
-            Way::SinglePost => (None, true),
-            Way::Asking(question) => (Some(question), true),
+        // Held while asking: dropped without an answer, it hands the question on.
+        let question = match single_post.way(bytes.len()) {
+            Way::TwoRequests => return self.post_then_put(digest, bytes).await,
+            Way::SinglePost => None,
+            Way::Asking(question) => Some(question),
         };
-        if asking {
-            match self.post_whole(digest, bytes.clone()).await {
-                Ok(PostedWhole::Stored) => match question {
-                    None => return Ok(()),
-                    // The first 201 is believed once the blob is found there, whole.
-                    Some(question) => match self.blob_exists(digest).await {
-                        Ok(Some(size)) if size == bytes.len() as u64 => {
-                            question.answer(true);
-                            return Ok(());
-                        }
-                        Ok(_) => question.answer(false),
-                        // No answer to the check: the question stays open.
-                        Err(_) => drop(question),
-                    },
-                },
-                Ok(PostedWhole::Opened(session)) => {
-                    match question {
-                        Some(question) => question.answer(false),
-                        None => single_post.learn(false),
-                    }
-                    return self.put_with_digest(session, digest, bytes).await;
+        match self.post_whole(digest, bytes.clone()).await {
+            Ok(PostedWhole::Stored) if question.is_none() => return Ok(()),
+            // The first 201 is believed once the blob is found there, whole.
+            Ok(PostedWhole::Stored) => match self.blob_exists(digest).await {
+                Ok(Some(size)) if size == bytes.len() as u64 => {
+                    single_post.learn(true);
+                    return Ok(());
                 }
-                Ok(PostedWhole::NotUnderstood) => match question {
-                    Some(question) => question.answer(false),
-                    None => single_post.learn(false),
-                },
-                // Refused for reasons of its own (the repository, the size): the two requests
-                // say what they are; the question stays open.
-                Ok(PostedWhole::Refused) => drop(question),
-                Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => {
-                    return Err(e)
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "single POST failed; sending it as POST + PUT");
-                    drop(question);
-                }
+                Ok(_) => single_post.learn(false),
+                // No answer to the check: the question stays open.
+                Err(_) => {}
+            },
+            Ok(PostedWhole::Opened(session)) => {
+                single_post.learn(false);
+                return self.put_with_digest(session, digest, bytes).await;
             }
+            Ok(PostedWhole::NotUnderstood) => single_post.learn(false),
+            // Refused for reasons of its own (the repository, the size): the two requests say
+            // what they are; the question stays open.
+            Ok(PostedWhole::Refused) => {}
+            Err(e @ (RegistryError::Unauthorized { .. } | RegistryError::Denied { .. })) => {
+                return Err(e)
+            }
+            Err(e) => tracing::debug!(error = %e, "single POST failed; sending it as POST + PUT"),
         }
+        drop(question);
+        self.post_then_put(digest, bytes).await
+    }
+
+    /// POST a new session, then PUT the whole blob into it with its digest.
+    async fn post_then_put(&self, digest: &Digest, bytes: Bytes) -> Result<(), RegistryError> {
         let session = self.start_upload().await?;
         self.put_with_digest(session, digest, bytes).await
     }

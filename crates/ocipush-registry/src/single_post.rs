@@ -23,7 +23,9 @@ const IGNORES: u8 = 3;
 
 /// What a registry was found to do with a single POST.
 #[derive(Debug, Default)]
-pub(crate) struct SinglePost(AtomicU8);
+pub(crate) struct SinglePost {
+    state: AtomicU8,
+}
 
 /// How an upload goes.
 #[derive(Debug)]
@@ -36,57 +38,42 @@ pub(crate) enum Way<'a> {
     Asking(Question<'a>),
 }
 
-/// The one upload asking the question: answered, or else (dropped unanswered: failed, or
-/// stopped) the question goes back to the next small upload.
+/// The one upload asking the question. Dropped while the state still says "asking" (no
+/// answer was learnt: the upload failed, or was stopped), it hands the question on to the next
+/// small upload.
 #[derive(Debug)]
-pub(crate) struct Question<'a> {
-    of: &'a SinglePost,
-    answered: bool,
-}
-
-impl Question<'_> {
-    /// The registry stored the blob, or not.
-    pub(crate) fn answer(mut self, stores: bool) {
-        self.of.learn(stores);
-        self.answered = true;
-    }
-}
+pub(crate) struct Question<'a>(&'a SinglePost);
 
 impl Drop for Question<'_> {
     fn drop(&mut self) {
-        if !self.answered {
-            let _ =
-                self.of
-                    .0
-                    .compare_exchange(ASKING, UNKNOWN, Ordering::AcqRel, Ordering::Acquire);
-        }
+        let _ = self
+            .0
+            .state
+            .compare_exchange(ASKING, UNKNOWN, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
 impl SinglePost {
     /// The way an upload of `len` bytes goes.
     pub(crate) fn way(&self, len: usize) -> Way<'_> {
-        match self.0.load(Ordering::Acquire) {
+        match self.state.load(Ordering::Acquire) {
             STORES => Way::SinglePost,
             UNKNOWN
                 if len <= ASKING_LIMIT
                     && self
-                        .0
+                        .state
                         .compare_exchange(UNKNOWN, ASKING, Ordering::AcqRel, Ordering::Acquire)
                         .is_ok() =>
             {
-                Way::Asking(Question {
-                    of: self,
-                    answered: false,
-                })
+                Way::Asking(Question(self))
             }
             _ => Way::TwoRequests,
         }
     }
 
-    /// An answer, from the asking upload or a later one.
+    /// An answer, from the asking upload (before it drops its [`Question`]) or a later one.
     pub(crate) fn learn(&self, stores: bool) {
-        self.0
+        self.state
             .store(if stores { STORES } else { IGNORES }, Ordering::Release);
     }
 }
@@ -112,14 +99,16 @@ mod tests {
         let Way::Asking(question) = post.way(100) else {
             panic!("the question was not handed on");
         };
-        question.answer(true);
+        post.learn(true);
+        drop(question);
         assert!(matches!(post.way(16 << 20), Way::SinglePost));
 
         let ignores = SinglePost::default();
         let Way::Asking(question) = ignores.way(10) else {
             panic!("nobody asked");
         };
-        question.answer(false);
+        ignores.learn(false);
+        drop(question);
         assert!(matches!(ignores.way(10), Way::TwoRequests));
         // A registry that stored and then ignores a body is believed the second time.
         post.learn(false);

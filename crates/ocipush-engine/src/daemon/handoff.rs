@@ -21,16 +21,9 @@ use crate::producer::CHUNK;
 pub(super) fn pump(reader: &mut dyn Read, chunks: &SyncSender<io::Result<Bytes>>) {
     loop {
         let mut chunk = Vec::with_capacity(CHUNK);
-        let filled = loop {
-            match reader
-                .take((CHUNK - chunk.len()) as u64)
-                .read_to_end(&mut chunk)
-            {
-                Ok(_) => break Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(e),
-            }
-        };
+        // `read_to_end` reads again after an interrupted read, and keeps what it read before
+        // an error.
+        let filled = reader.take(CHUNK as u64).read_to_end(&mut chunk);
         let end = chunk.len() < CHUNK;
         if !chunk.is_empty() && chunks.send(Ok(Bytes::from(chunk))).is_err() {
             return;
