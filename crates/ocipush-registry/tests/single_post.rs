@@ -18,14 +18,19 @@ use ocipush_testkit::sha256_digest;
 async fn three_uploads(proxy: &FaultProxy) {
     let repository = repository_through(proxy, "small/blobs").await;
     for (size, fill) in [(100 * 1024, b'a'), (1024, b'b'), (100 * 1024, b'c')] {
-        let content = Bytes::from(vec![fill; size]);
-        let digest = parse_sha256(&sha256_digest(&content)).unwrap();
-        repository.upload_bytes(&digest, content).await.unwrap();
-        assert_eq!(
-            repository.blob_exists(&digest).await.unwrap(),
-            Some(size as u64)
-        );
+        upload_and_find(&repository, size, fill).await;
     }
+}
+
+/// Uploads `size` bytes of `fill` with `upload_bytes`, then finds the blob there, whole.
+async fn upload_and_find(repository: &Repository, size: usize, fill: u8) {
+    let content = Bytes::from(vec![fill; size]);
+    let digest = parse_sha256(&sha256_digest(&content)).unwrap();
+    repository.upload_bytes(&digest, content).await.unwrap();
+    assert_eq!(
+        repository.blob_exists(&digest).await.unwrap(),
+        Some(size as u64)
+    );
 }
 
 /// The repository `name` of the registry behind `proxy`, plain HTTP.
@@ -110,13 +115,7 @@ async fn a_refused_single_post_goes_as_post_and_put_and_the_next_small_upload_as
     )]));
     let repository = repository_through(&proxy, "small/refused").await;
     for (size, fill) in [(1024, b'x'), (2048, b'y')] {
-        let content = Bytes::from(vec![fill; size]);
-        let digest = parse_sha256(&sha256_digest(&content)).unwrap();
-        repository.upload_bytes(&digest, content).await.unwrap();
-        assert_eq!(
-            repository.blob_exists(&digest).await.unwrap(),
-            Some(size as u64)
-        );
+        upload_and_find(&repository, size, fill).await;
     }
     // Both asked (the refusal said nothing about single POSTs: a POST with the body, then an
     // empty one), both went through a PUT.
