@@ -27,17 +27,9 @@ mkdir -p "$WORK"
 . "$ROOT/bench/lib.sh"
 
 require_tools docker-registry curl python3 skopeo
-if [ -z "${OCIPUSH_BIN:-}" ]; then
-    echo "==> building (release)" >&2
-    (cd "$ROOT" && cargo build -q --release -p ocipush -p ocipush-testkit --bin ocipush --bin bench-fixtures)
-    OCIPUSH_BIN=$ROOT/target/release/ocipush
-fi
+ensure_ocipush
 FIXTURES=$WORK/fixtures-small
-if [ ! -f "$FIXTURES/small.tar" ] || [ ! -d "$FIXTURES/independent" ]; then
-    echo "==> writing fixtures to $FIXTURES" >&2
-    (cd "$ROOT" && cargo build -q --release -p ocipush-testkit --bin bench-fixtures)
-    BENCH_LAYER_MIB=1 "$ROOT/target/release/bench-fixtures" "$FIXTURES"
-fi
+BENCH_LAYER_MIB=1 ensure_fixtures "$FIXTURES" small.tar independent
 set_source() {
     case $1 in
         shared) SOURCE=$FIXTURES/small.tar ;;
@@ -45,32 +37,9 @@ set_source() {
     esac
 }
 
-REG_PID="" PROXY_PID="" REG_DIR=""
-stop_all() {
-    [ -n "$PROXY_PID" ] && { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
-    [ -n "$REG_PID" ] && { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
-    [ -n "$REG_DIR" ] && rm -rf "$REG_DIR"
-    REG_PID="" PROXY_PID="" REG_DIR=""
-}
-trap stop_all EXIT
-
+trap stop_far_registry EXIT
 # start RTT_MS: a fresh registry (access log on) behind a proxy; sets PORT (the proxy's).
-start() {
-    stop_all
-    REG_DIR=$(mktemp -d "$WORK/latency.XXXXXX")
-    local reg_port; reg_port=$(free_port)
-    if [ "$REGISTRY" = ocipush ]; then
-        "$OCIPUSH_BIN" serve -v --addr "127.0.0.1:$reg_port" --root "$REG_DIR/data" >"$REG_DIR/log" 2>&1 &
-        REG_PID=$!
-        wait_for_v2 "$reg_port" "$REG_DIR/log"
-    else
-        start_distribution "$REG_DIR" "$reg_port" info
-        REG_PID=$STARTED_PID
-    fi
-    PORT=$(free_port)
-    start_latency_proxy "$PORT" "$reg_port" "$1" "" "$REG_DIR/proxy.log"
-    PROXY_PID=$STARTED_PID
-}
+start() { start_far_registry latency "$1" "" info; }
 
 # Requests the registry logged: distribution's access log, or `ocipush serve -v`'s events.
 requests() { grep -c '"\(GET\|HEAD\|POST\|PUT\|PATCH\|DELETE\) /v2/\|request method=' "$REG_DIR/log" || true; }

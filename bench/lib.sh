@@ -2,6 +2,31 @@
 # and the latency proxy started and waited for, wall times and medians. A script keeps its own
 # bookkeeping of what it started (each cleans up its own way); these only start things.
 
+LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# ensure_ocipush: OCIPUSH_BIN as given, else a release build of this tree.
+ensure_ocipush() {
+    if [ -z "${OCIPUSH_BIN:-}" ]; then
+        echo "==> building (release)" >&2
+        (cd "$LIB_ROOT" && cargo build -q --release -p ocipush --bin ocipush)
+        OCIPUSH_BIN=$LIB_ROOT/target/release/ocipush
+    fi
+}
+
+# ensure_fixtures DIR PATH...: writes the bench fixtures into DIR (`bench-fixtures`, which reads
+# BENCH_LAYER_MIB and the like from the environment) unless every PATH is there under DIR.
+ensure_fixtures() {
+    local dir=$1 path
+    shift
+    for path in "$@"; do
+        [ -e "$dir/$path" ] && continue
+        echo "==> writing fixtures to $dir" >&2
+        (cd "$LIB_ROOT" && cargo build -q --release -p ocipush-testkit --bin bench-fixtures)
+        "$LIB_ROOT/target/release/bench-fixtures" "$dir"
+        return
+    done
+}
+
 # require_tools TOOL...: stops the bench with a hint when one is missing.
 require_tools() {
     local tool
@@ -55,6 +80,37 @@ start_latency_proxy() {
     python3 "$(dirname "${BASH_SOURCE[0]}")/latency_proxy.py" "$port" "$upstream" "$rtt" $rate 2>"$log" &
     STARTED_PID=$!
     wait_for_v2 "$port" "$log"
+}
+
+# One registry at a time behind the latency proxy, for the far-registry benches: REG_DIR (a
+# new directory under $WORK), REG_PID, PROXY_PID, and PORT, the proxy's.
+REG_PID="" PROXY_PID="" REG_DIR=""
+stop_far_registry() {
+    [ -n "$PROXY_PID" ] && { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
+    [ -n "$REG_PID" ] && { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
+    [ -n "$REG_DIR" ] && rm -rf "$REG_DIR"
+    REG_PID="" PROXY_PID="" REG_DIR=""
+}
+
+# start_far_registry NAME RTT_MS [RATE_MBIT] [LOG_LEVEL]: stops the one before, then starts a
+# fresh registry in $WORK/NAME.XXXXXX — docker-registry, or with REGISTRY=ocipush the embedded
+# one (`$OCIPUSH_BIN serve -v`, a line per request in its log) — and the proxy in front of it.
+start_far_registry() {
+    local name=$1 rtt=$2 rate=${3:-} level=${4:-error} reg_port
+    stop_far_registry
+    REG_DIR=$(mktemp -d "$WORK/$name.XXXXXX")
+    reg_port=$(free_port)
+    if [ "${REGISTRY:-distribution}" = ocipush ]; then
+        "$OCIPUSH_BIN" serve -v --addr "127.0.0.1:$reg_port" --root "$REG_DIR/data" >"$REG_DIR/log" 2>&1 &
+        REG_PID=$!
+        wait_for_v2 "$reg_port" "$REG_DIR/log"
+    else
+        start_distribution "$REG_DIR" "$reg_port" "$level"
+        REG_PID=$STARTED_PID
+    fi
+    PORT=$(free_port)
+    start_latency_proxy "$PORT" "$reg_port" "$rtt" "$rate" "$REG_DIR/proxy.log"
+    PROXY_PID=$STARTED_PID
 }
 
 # timed CMD...: the wall seconds CMD took (its output dropped; a failing CMD stops the bench).

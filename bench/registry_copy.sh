@@ -23,17 +23,9 @@ mkdir -p "$WORK"
 . "$ROOT/bench/lib.sh"
 
 require_tools docker-registry curl python3 skopeo
-if [ -z "${OCIPUSH_BIN:-}" ]; then
-    echo "==> building (release)" >&2
-    (cd "$ROOT" && cargo build -q --release -p ocipush --bin ocipush)
-    OCIPUSH_BIN=$ROOT/target/release/ocipush
-fi
+ensure_ocipush
 FIXTURES=$WORK/fixtures
-if [ ! -d "$FIXTURES/random-oci" ] || [ ! -d "$FIXTURES/independent" ]; then
-    echo "==> writing fixtures to $FIXTURES" >&2
-    (cd "$ROOT" && cargo build -q --release -p ocipush-testkit --bin bench-fixtures)
-    "$ROOT/target/release/bench-fixtures" "$FIXTURES"
-fi
+ensure_fixtures "$FIXTURES" random-oci independent
 
 PIDS=() DIRS=() SCRATCH=""
 cleanup() {

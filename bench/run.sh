@@ -96,21 +96,8 @@ SKOPEO_PUSH=(skopeo copy -q --insecure-policy --dest-tls-verify=false)
 # curl_limit RESULT BLOB_DIR REPO: uploads every file of BLOB_DIR (named by digest hex) in parallel.
 curl_limit() {
     local out=$1 dir=$2 repo=$3
-    cat >"$WORK/curl.sh" <<'EOF'
-set -euo pipefail
-port=$1 repo=$2 dir=$3
-for f in "$dir"/*; do
-    (
-        loc=$(curl -sf -X POST -D - -o /dev/null "http://127.0.0.1:$port/v2/$repo/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
-        case "$loc" in http*) ;; *) loc="http://127.0.0.1:$port$loc" ;; esac
-        sep='?'; case "$loc" in *\?*) sep='&' ;; esac
-        curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "$f" -o /dev/null "$loc${sep}digest=sha256:$(basename "$f")"
-    ) &
-done
-wait
-EOF
     in_page_cache "$dir"
-    record "$out" bash "$WORK/curl.sh" "$PORT" "$repo" "$dir"
+    record "$out" bash "$ROOT/bench/curl_put.sh" "$PORT" "$repo" "$dir"
 }
 
 # blobs_of OCI_DIR OUT_DIR: the config and layer blobs of the layout's only image.

@@ -24,53 +24,21 @@ mkdir -p "$WORK"
 . "$ROOT/bench/lib.sh"
 
 require_tools docker-registry curl python3 skopeo
-if [ -z "${OCIPUSH_BIN:-}" ]; then
-    echo "==> building (release)" >&2
-    (cd "$ROOT" && cargo build -q --release -p ocipush --bin ocipush)
-    OCIPUSH_BIN=$ROOT/target/release/ocipush
-fi
+ensure_ocipush
 FIXTURES=$WORK/fixtures
-if [ ! -d "$FIXTURES/random-oci" ]; then
-    echo "==> writing fixtures to $FIXTURES" >&2
-    (cd "$ROOT" && cargo build -q --release -p ocipush-testkit --bin bench-fixtures)
-    "$ROOT/target/release/bench-fixtures" "$FIXTURES"
-fi
+ensure_fixtures "$FIXTURES" random-oci
 LAYOUT=$FIXTURES/random-oci
 BYTES=$(find "$LAYOUT/blobs" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 
-REG_PID="" PROXY_PID="" REG_DIR=""
-stop_all() {
-    [ -n "$PROXY_PID" ] && { kill "$PROXY_PID" 2>/dev/null || true; wait "$PROXY_PID" 2>/dev/null || true; }
-    [ -n "$REG_PID" ] && { kill "$REG_PID" 2>/dev/null || true; wait "$REG_PID" 2>/dev/null || true; }
-    [ -n "$REG_DIR" ] && rm -rf "$REG_DIR"
-    REG_PID="" PROXY_PID="" REG_DIR=""
-}
-trap stop_all EXIT
-
-# start: a fresh registry behind the proxy; sets PORT (the proxy's).
+trap stop_far_registry EXIT
+# start: a fresh registry behind the proxy, on a quiet disk; sets PORT (the proxy's).
 start() {
-    stop_all
+    stop_far_registry
     sync
-    REG_DIR=$(mktemp -d "$WORK/wan.XXXXXX")
-    local reg_port; reg_port=$(free_port)
-    start_distribution "$REG_DIR" "$reg_port"
-    REG_PID=$STARTED_PID
-    PORT=$(free_port)
-    start_latency_proxy "$PORT" "$reg_port" "$RTT" "$RATE" "$REG_DIR/proxy.log"
-    PROXY_PID=$STARTED_PID
+    start_far_registry wan "$RTT" "$RATE"
 }
 ocipush_push() { OCIPUSH_CACHE_DIR=$REG_DIR/cache "$OCIPUSH_BIN" push -q --plain-http ${BENCH_OCIPUSH_FLAGS:-} "$LAYOUT" "127.0.0.1:$PORT/wan/random:1"; }
-curl_push() {
-    for f in "$LAYOUT"/blobs/sha256/*; do
-        (
-            loc=$(curl -sf -X POST -D - -o /dev/null "http://127.0.0.1:$PORT/v2/wan/curl/blobs/uploads/" | tr -d '\r' | awk 'tolower($1)=="location:"{print $2}')
-            case "$loc" in http*) ;; *) loc="http://127.0.0.1:$PORT$loc" ;; esac
-            sep='?'; case "$loc" in *\?*) sep='&' ;; esac
-            curl -sf -X PUT -H 'Content-Type: application/octet-stream' -T "$f" -o /dev/null "$loc${sep}digest=sha256:$(basename "$f")"
-        ) &
-    done
-    wait
-}
+curl_push() { bash "$ROOT/bench/curl_put.sh" "$PORT" wan/curl "$LAYOUT/blobs/sha256"; }
 skopeo_push() { HOME=$REG_DIR skopeo copy -q --dest-tls-verify=false "oci:$LAYOUT:bench-random:1" "docker://127.0.0.1:$PORT/wan/skopeo:1"; }
 
 limit=$(awk -v b="$BYTES" -v r="$RATE" 'BEGIN { printf "%.3f", b * 8 / (r * 1e6) }')
